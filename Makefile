@@ -1,0 +1,53 @@
+# pve-entraid — top-level entry points. Each area owns the script a target calls.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: deps build demo test test-rust test-header test-perl test-integrate test-browser test-deb test-fuzz bench deb clean
+
+# Installs everything on a fresh Debian 12 machine (idempotent, fast when done).
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cargo build --release --workspace
+	bash perl/build.sh
+
+# Main job: a full Entra-style login end to end against the bundled IdP emulator.
+demo: build
+	bash tests/e2e/demo.sh
+
+# Every test.
+test: deps
+	$(MAKE) test-header test-rust test-perl test-integrate test-browser test-fuzz test-deb
+	@echo "make test: all suites passed"
+
+test-header:
+	bash scripts/check-header.sh
+
+test-rust:
+	cargo test --workspace --release
+
+test-perl: build
+	bash perl/run-tests.sh
+
+test-integrate:
+	bash tests/integrate/run.sh
+
+test-browser:
+	bash tests/browser/run.sh
+
+test-fuzz:
+	bash fuzz/run.sh
+
+test-deb:
+	bash tests/deb/run.sh
+
+bench: build
+	bash bench/run.sh
+
+deb: deps
+	bash debian/build-deb.sh
+
+clean:
+	cargo clean
+	rm -rf build perl/blib
