@@ -15,10 +15,26 @@ want build-essential pkg-config ca-certificates perl libjson-perl
 want libtest-simple-perl
 
 # --- integrate ---
+# perl brings prove, podchecker and Test::More for tests/integrate
+want perl
 
 # --- browser test ---
+# Debian's Chromium; playwright-core and a GPL ExtJS classic build come from npm, pinned by
+# tests/browser/package-lock.json, into tests/browser/node_modules (no browser download)
+want chromium
+if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if ! cmp -s "$browser_dir/package-lock.json" "$browser_dir/node_modules/.pve-entraid-installed"; then
+    (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$browser_dir/package-lock.json" "$browser_dir/node_modules/.pve-entraid-installed"
+fi
 
 # --- debian packaging ---
+# dpkg-buildpackage, dh (compat 13), lintian, readelf/nm for tests/deb; git lists the build inputs
+want dpkg-dev debhelper lintian binutils git
 
 # --- bench / fuzz ---
 
