@@ -12,7 +12,9 @@ want() { for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 
 want build-essential pkg-config ca-certificates perl libjson-perl
 
 # --- perl (plugin, XS, prove) ---
-want libtest-simple-perl
+# prove/Test::More, the C toolchain (core section) and perl.h (libperl5.36, pulled in by perl)
+# build and test the XS binding; JSON and HTTP::Tiny come from libjson-perl and perl itself.
+want libtest-simple-perl libperl5.36
 
 # --- integrate ---
 # perl brings prove, podchecker and Test::More for tests/integrate

@@ -1,0 +1,70 @@
+//! A test realm on a fresh emulator, with its own cache directory and state key.
+
+use crate::abi::{self, Call};
+use entra_emulator::{Emulator, EmulatorConfig, CLIENT_ID, CLIENT_SECRET, TENANT};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+pub const USER: &str = "alice@contoso.example";
+
+pub struct Realm {
+    pub emu: Emulator,
+    pub dir: PathBuf,
+}
+
+impl Realm {
+    /// A fresh emulator means a fresh discovery URL, so the library's process-wide memory
+    /// cache starts cold for this realm.
+    pub fn new(name: &str) -> Realm {
+        let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("cache")).expect("create bench scratch directory");
+        Realm { emu: entra_emulator::start(EmulatorConfig::default()), dir }
+    }
+
+    pub fn request(&self) -> Value {
+        json!({
+            "realm": "entra",
+            "config": {"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                       "authority": self.emu.url(), "graph_url": self.emu.url()},
+            "cache_dir": self.dir.join("cache"),
+            "redirect_url": "https://pve1.example:8006",
+            "state_key_file": self.dir.join("state.key"),
+        })
+    }
+
+    pub fn auth_url(&self) -> Value {
+        abi::ok(Call::AuthUrl, &self.request())
+    }
+
+    /// The browser's part: follow the authorize URL, returning the login request for its answer.
+    pub fn login_request(&self, auth: &Value) -> Value {
+        let url = auth["url"].as_str().expect("auth_url answer has a url");
+        let (code, state) = entra_emulator::authorize(url, Some(USER)).expect("emulator authorizes");
+        let mut req = self.request();
+        req["code"] = code.into();
+        req["state"] = state.into();
+        req
+    }
+
+    /// IdP requests the node made since the last reset (the browser's authorize excluded).
+    pub fn node_requests(&self) -> (u64, String) {
+        let stats = self.emu.stats();
+        let mut total = 0;
+        let mut parts = Vec::new();
+        for endpoint in ["discovery", "jwks", "token", "graph"] {
+            let n = stats[endpoint].as_u64().unwrap_or(0);
+            if n > 0 {
+                parts.push(format!("{endpoint} {n}"));
+            }
+            total += n;
+        }
+        (total, if parts.is_empty() { "none".into() } else { parts.join(", ") })
+    }
+}
+
+impl Drop for Realm {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,62 @@
+//! ID-token validations per second on one core: the crate's validation path
+//! (`claims::validate` with the key looked up through `discovery::Discovery`, whose JWKS is
+//! warm in memory) on one pre-signed token, in a tight single-threaded loop.
+
+use crate::realm::Realm;
+use crate::stats::row;
+use pve_entraid::claims::{validate, Expected};
+use pve_entraid::config::RealmConfig;
+use pve_entraid::discovery::Discovery;
+use pve_entraid::http::UreqTransport;
+use pve_entraid::jwt::sign_rs256;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::RsaPrivateKey;
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The emulator's first signing key, which signs until keys are rotated.
+const SIGNING_KEY: &str = include_str!("../../../tests/emulator/keys/signing-1.key");
+const RUN_FOR: Duration = Duration::from_secs(3);
+
+pub fn run() {
+    let realm = Realm::new("validation");
+    let req = realm.request();
+    let cfg = RealmConfig::from_json(&req["config"]).expect("realm config");
+    let http = UreqTransport::new(&cfg).expect("transport");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    let discovery = Discovery { cfg: &cfg, realm: "entra", cache_dir: None, http: &http, now };
+    let provider = discovery.provider().expect("discovery");
+
+    // Sign as the emulator would, with the published key the emulator signs with.
+    let private = RsaPrivateKey::from_pkcs8_pem(SIGNING_KEY).expect("emulator signing key");
+    let public = private.to_public_key();
+    let kid = discovery.keys().expect("JWKS").into_iter().find(|k| k.key == public).expect("key published").kid;
+    let tid = entra_emulator::TENANT;
+    let claims = json!({
+        "aud": entra_emulator::CLIENT_ID, "iss": provider.issuer.replace("{tenantid}", tid),
+        "iat": now, "nbf": now, "exp": now + 3600, "nonce": "bench-nonce", "ver": "2.0", "tid": tid,
+        "oid": entra_emulator::ALICE_OID, "sub": "bench-sub", "preferred_username": "alice@contoso.example",
+        "groups": [entra_emulator::ADMINS_GROUP], "roles": ["PVE.Admin"],
+    });
+    let token = sign_rs256(&private, &json!({"typ": "JWT", "alg": "RS256", "kid": kid}), &claims);
+    let expected = Expected { client_id: entra_emulator::CLIENT_ID, nonce: "bench-nonce", issuer: &provider.issuer, tenant: &cfg.tenant, now };
+    let key_for = |kid: &str| discovery.key(kid);
+    validate(&token, &expected, &key_for).expect("the bench token validates");
+
+    realm.emu.reset_stats();
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < RUN_FOR {
+        for _ in 0..100 {
+            std::hint::black_box(validate(std::hint::black_box(&token), &expected, &key_for).is_ok());
+        }
+        n += 100;
+    }
+    let per_sec = n as f64 / start.elapsed().as_secs_f64();
+    let (fetches, _) = realm.node_requests();
+    row(
+        "ID-token validations per second, one core",
+        &format!("{per_sec:.0} /s ({:.1} µs each; {fetches} IdP requests during the run)", 1e6 / per_sec),
+        ">= 20000 /s",
+    );
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make bench`: prints the figures of docs/DESIGN.md's issue 6 as one Markdown table.
+# Timing is printed, never asserted (a slow CI machine is not a bug).
+#   Rust bench (bench/benches/figures): IdP requests per login, ID-token validations per
+#     second, auth-url/login latency through the C ABI, library load time;
+#   Perl (bench/perl-rss.pl): RSS added to a Perl process by PVE::EntraID::XS + the library.
+set -euo pipefail
+export PATH="$HOME/.cargo/bin:$PATH"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+# The library and its XS binding as `make build` leaves them (cheap when up to date).
+cargo build --release -p pve-entraid --quiet
+[ -f perl/blib/arch/auto/PVE/EntraID/XS/XS.so ] || bash perl/build.sh
+
+# The bench crate is a workspace of its own; sharing target/ and the root lock file lets it
+# reuse the dependencies the root workspace already compiled.
+[ -f bench/Cargo.lock ] || cp Cargo.lock bench/Cargo.lock
+export CARGO_TARGET_DIR="$root/target"
+export PVE_ENTRAID_LIB="$root/target/release/libpve_entraid.so"
+echo "bench: building (release) ..." >&2
+(cd bench && cargo bench --quiet --bench figures --no-run 2>&1 | grep -v '^ *Executable' >&2 || true)
+
+echo
+echo "pve-entraid figures on $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r)"
+echo
+(cd bench && cargo bench --quiet --bench figures 2>/dev/null)
+perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl

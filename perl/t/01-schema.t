@@ -1,0 +1,107 @@
+#!/usr/bin/perl
+# The realm type's schema: its properties, no clash with other realm types, init() works.
+use strict;
+use warnings;
+
+use Test::More;
+use EntraTest;
+
+setup_cluster();
+require PVE::Auth::Plugin;
+require PVE::Auth::OpenId;
+require PVE::Auth::PVE;
+require PVE::Auth::EntraID;
+
+my $pdata = PVE::Auth::Plugin->private();
+is($pdata->{plugins}->{entraid}, 'PVE::Auth::EntraID', 'entraid registered beside the built-in types');
+is($pdata->{plugins}->{openid}, 'PVE::Auth::OpenId', 'openid registered in the same init()');
+
+my $opts = $pdata->{options}->{entraid};
+my @expected = qw(tenant-id client-id client-key cloud allowed-tenants username-claim autocreate
+    groups-map groups-autocreate groups-sync required-groups allow-guests prompt acr-values scopes
+    default comment client-cert client-cert-key);
+for my $p (@expected) {
+    ok($opts->{$p}, "option $p");
+    ok($pdata->{propertyList}->{$p}, "property $p is registered");
+}
+is_deeply([sort keys %$opts], [sort @expected], 'no other options');
+ok(!$opts->{'tenant-id'}->{optional} && !$opts->{'client-id'}->{optional}, 'tenant-id and client-id required');
+ok($opts->{'username-claim'}->{fixed}, 'username-claim fixed like openid (changing it renames users)');
+
+# properties registered by other realm types are only listed in options()
+my %foreign;
+for my $class (qw(PVE::Auth::OpenId PVE::Auth::PVE)) {
+    $foreign{$_} = $class for keys %{ $class->properties() };
+}
+for my $p (sort keys %{ PVE::Auth::EntraID->properties() }) {
+    ok(!$foreign{$p}, "entraid does not redefine '$p'");
+}
+# the ldap/ad types are not doubled here; their registered properties, as read from upstream
+# src/PVE/Auth/LDAP.pm and AD.pm, must not clash either
+my @ldap_ad = qw(base_dn user_attr bind_dn password verify capath cert certkey filter
+    sync_attributes user_classes group_dn group_name_attr group_filter group_classes
+    sync-defaults-options mode case-sensitive check-connection server1 server2 secure sslversion
+    port domain);
+my %ours = %{ PVE::Auth::EntraID->properties() };
+ok(!grep({ $ours{$_} } @ldap_ad), 'no clash with ldap/ad properties');
+
+for my $p (qw(client-id client-key autocreate username-claim prompt scopes acr-values groups-autocreate)) {
+    is($foreign{$p}, 'PVE::Auth::OpenId', "'$p' reused from openid");
+}
+
+# the double behaves like upstream on a redefinition: init() dies, for every daemon
+{
+    package Dup::Base;
+    use base 'PVE::SectionConfig';
+    my $data = { propertyList => { type => { description => 't' } } };
+    sub private { return $data; }
+    package Dup::OpenId;
+    use base 'Dup::Base';
+    sub type { 'openid' }
+    sub properties { PVE::Auth::OpenId->properties() }
+    package Dup::Bad;
+    use base 'Dup::Base';
+    sub type { 'bad' }
+    sub properties { { 'client-id' => { type => 'string' } } }
+}
+Dup::OpenId->register();
+Dup::Bad->register();
+eval { Dup::Base->init() };
+like($@, qr/duplicate property 'client-id'/, 'a redefined property makes init() die (why entraid reuses)');
+
+# the login endpoints are world-accessible and run in pvedaemon, like /access/openid
+require PVE::API2::EntraID;
+for my $name (qw(auth_url login)) {
+    my $info = PVE::API2::EntraID->map_method_by_name($name);
+    is($info->{permissions}->{user}, 'world', "$name: user => world");
+    ok($info->{protected}, "$name: protected");
+    is($info->{method}, 'POST', "$name: POST");
+}
+is_deeply([sort keys %{ PVE::API2::EntraID->map_method_by_name('login')->{returns}->{properties} }],
+    [sort qw(username ticket CSRFPreventionToken cap clustername)], 'login returns the /access/ticket shape');
+
+# schemas the Domains API builds
+my $create = PVE::Auth::Plugin->createSchema();
+is($create->{properties}->{'tenant-id'}->{format}, 'pve-entraid-tenant', 'create schema has tenant-id');
+my $update = PVE::Auth::Plugin->updateSchema();
+ok($update->{properties}->{'groups-map'}, 'update schema has groups-map');
+
+# value checks
+my $check = sub { my ($k, $v) = @_; eval { PVE::Auth::EntraID->check_value('entraid', $k, $v, 'entra') }; $@ };
+is($check->('tenant-id', $TENANT), '', 'tenant GUID accepted');
+is($check->('tenant-id', 'contoso.onmicrosoft.com'), '', 'verified domain accepted');
+is($check->('tenant-id', 'organizations'), '', 'organizations accepted');
+like($check->('tenant-id', 'not a tenant'), qr/neither a tenant GUID/, 'bad tenant refused');
+is($check->('groups-map', "$ALICE_GROUP=admins;PVE.Admin=ops"), '', 'groups-map accepted');
+like($check->('groups-map', "$ALICE_GROUP=bad/group"), qr/is not '<group GUID or app role>=<PVE group>'/, 'bad PVE group name in groups-map refused');
+like($check->('groups-map', "$ALICE_GROUP"), qr/is not '<group GUID/, 'groups-map entry without = refused');
+like($check->('allowed-tenants', 'x'), qr/'x' is not a GUID/, 'allowed-tenants must be GUIDs');
+like($check->('cloud', 'mars'), qr/enumeration/, 'unknown cloud refused');
+like($check->('client-key', "a\nb"), qr/line feed/, 'line feed in a value refused');
+
+eval { PVE::Auth::EntraID::check_realm_settings({ 'tenant-id' => 'common', 'client-id' => $CLIENT_ID }) };
+like($@, qr/needs 'allowed-tenants'/, 'common tenant needs allowed-tenants');
+eval { PVE::Auth::EntraID::check_realm_settings({ 'tenant-id' => $TENANT, 'username-claim' => 'nickname' }) };
+like($@, qr/username-claim must be one of/, 'unknown username-claim refused');
+
+done_testing();

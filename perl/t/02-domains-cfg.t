@@ -1,0 +1,95 @@
+#!/usr/bin/perl
+# domains.cfg parse/write with an entraid section beside pam, pve and openid sections.
+use strict;
+use warnings;
+
+use Test::More;
+use EntraTest;
+
+my $dir = setup_cluster();
+
+my $text = <<"CFG";
+pam: pam
+	comment Linux PAM standard authentication
+
+pve: pve
+	comment Proxmox VE authentication server
+	default 1
+
+openid: keycloak
+	comment Keycloak SSO
+	client-id pve
+	issuer-url https://kc.example.com/realms/pve
+	autocreate 1
+	client-key kc-secret
+	username-claim email
+
+entraid: entra
+	comment Contoso%3A Entra ID
+	client-id $CLIENT_ID
+	tenant-id $TENANT
+	allow-guests 0
+	autocreate 1
+	cloud public
+	groups-autocreate 1
+	groups-map $ALICE_GROUP=admins;PVE.Admin=ops
+	groups-sync 1
+	prompt select_account
+	required-groups $ALICE_GROUP
+	scopes openid profile email
+	username-claim upn
+
+CFG
+
+open(my $fh, '>', "$dir/domains.cfg") or die $!;
+print $fh $text;
+close($fh);
+
+my @warnings;
+local $SIG{__WARN__} = sub { push @warnings, @_ };
+
+my $cfg = PVE::Cluster::cfs_read_file('domains.cfg');
+is_deeply([sort keys %{ $cfg->{ids} }], [qw(entra keycloak pam pve)], 'all four realms parsed');
+my $entra = $cfg->{ids}->{entra};
+is($entra->{type}, 'entraid', 'entraid type');
+is($entra->{comment}, 'Contoso: Entra ID', 'comment decoded like upstream');
+is($entra->{'groups-sync'}, 1, 'boolean parsed as number');
+is($entra->{'groups-map'}, "$ALICE_GROUP=admins;PVE.Admin=ops", 'groups-map kept verbatim');
+is($cfg->{ids}->{keycloak}->{'client-key'}, 'kc-secret', 'openid section untouched by entraid');
+
+PVE::Cluster::cfs_write_file('domains.cfg', $cfg);
+is(slurp("$dir/domains.cfg"), $text, 'write is byte-exact (upstream key order: comment, required, optional)');
+is_deeply(\@warnings, [], 'no parse warnings');
+
+# library config built from the section
+my $lib = PVE::Auth::EntraID::library_config('entra', $entra, 'http://proxy.example:3128');
+is_deeply($lib->{groups_map}, { $ALICE_GROUP => 'admins', 'PVE.Admin' => 'ops' }, 'groups_map object');
+is_deeply($lib->{required_groups}, [$ALICE_GROUP], 'required_groups list');
+is($lib->{http_proxy}, 'http://proxy.example:3128', 'datacenter.cfg proxy passed on');
+ok($lib->{groups_sync} && !$lib->{allow_guests}, 'booleans passed as JSON booleans');
+is($lib->{client_secret_file}, "$dir/priv/entraid/entra.secret", 'secret file, not the secret');
+ok(!grep({ /secret"?\s*:/ && !/_file/ } keys %$lib), 'no secret value in the library config');
+
+# A node without pve-entraid does not know the type: upstream SectionConfig skips the section
+# on parse and the next realm write drops it. That is why realm changes need the node marker.
+my $lib_dirs = join(' ', map { "-I$_" } grep { !ref($_) } @INC);
+my $script = <<'PERL';
+use strict; use warnings;
+use PVE::Cluster;
+use PVE::Auth::Plugin; use PVE::Auth::PAM; use PVE::Auth::PVE; use PVE::Auth::OpenId;
+PVE::Auth::PAM->register(); PVE::Auth::PVE->register(); PVE::Auth::OpenId->register();
+PVE::Auth::Plugin->init();
+my $cfg = PVE::Cluster::cfs_read_file('domains.cfg');
+PVE::Cluster::cfs_write_file('domains.cfg', $cfg);
+PERL
+open(my $sfh, '>', "$dir/old-node.pl") or die $!;
+print $sfh $script;
+close($sfh);
+my $out = `$^X $lib_dirs $dir/old-node.pl 2>&1`;
+is($?, 0, 'node without the plugin rewrites domains.cfg') or diag($out);
+like($out, qr/skip section 'entra'\): unsupported type 'entraid'/, 'it warns about the unknown type');
+my $after = slurp("$dir/domains.cfg");
+unlike($after, qr/entraid: entra/, 'and the entraid realm is gone from domains.cfg');
+like($after, qr/openid: keycloak/, 'other realms survive');
+
+done_testing();

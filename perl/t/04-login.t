@@ -1,0 +1,147 @@
+#!/usr/bin/perl
+# The full path: auth-url -> emulator (the Entra stand-in) -> login, and what a login writes:
+# autocreated users, mapped and synced groups, identity pins; and the login gates.
+use strict;
+use warnings;
+
+use JSON;
+use Test::More;
+use EntraTest;
+
+my $dir = setup_cluster();
+start_emulator();
+my $priv = "$dir/priv/entraid";
+my $other_group = '99999999-0000-4000-8000-000000000099';
+
+# a realm sorted before 'entra', so a login without 'realm' has to skip it by its state
+add_realm('aaa');
+add_realm('entra', autocreate => 1, 'groups-sync' => 1,
+    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops;$other_group=auditors");
+
+open(my $fh, '>>', "$dir/user.cfg") or die $!;
+print $fh "\ngroup:admins:root\@pam::\ngroup:auditors:::\ngroup:manual:::\n";
+close($fh);
+
+my $redirect = 'https://pve1.example.com:8006';
+
+sub start_login {
+    my ($hint, $realm) = @_;
+    my $url = api_call('auth_url', { realm => $realm // 'entra', 'redirect-url' => $redirect });
+    return browser_authorize($url, $hint);
+}
+
+sub login_as {
+    my ($hint, %extra) = @_;
+    my ($code, $state) = start_login($hint, $extra{realm});
+    return api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect, %extra });
+}
+
+sub error_of_call {
+    my ($code) = @_;
+    eval { $code->() };
+    return $@;
+}
+
+my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+like($url, qr{^http://127\.0\.0\.1:\d+/\Q$TENANT\E/oauth2/v2\.0/authorize\?}, 'auth-url returns the authorize URL');
+like($url, qr/[?&]client_id=\Q$CLIENT_ID\E(&|$)/, 'with the client id');
+like($url, qr/[?&]code_challenge_method=S256/, 'with PKCE');
+unlike($url, qr/\Q$SECRET\E|s3cr/, 'never with the secret');
+
+# first login of alice: autocreate, mapped groups, pin
+my ($code, $state) = start_login('alice@contoso.example');
+my $res = api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+my $userid = 'alice@contoso.example@entra';
+is($res->{username}, $userid, 'user id from upn and realm');
+like($res->{ticket}, qr/^PVE:\Q$userid\E:[0-9A-F]{8}::\S+$/, 'PVE ticket');
+is(PVE::AccessControl::verify_ticket($res->{ticket}), $userid, 'ticket verifies for the user');
+like($res->{CSRFPreventionToken}, qr/^[0-9A-F]{8}:\S+$/, 'CSRF prevention token');
+is(ref($res->{cap}), 'HASH', 'cap object like /access/ticket');
+is_deeply([sort keys %$res], [sort qw(username ticket CSRFPreventionToken cap)], 'exactly the ticket shape');
+
+my $usercfg = PVE::Cluster::cfs_read_file('user.cfg');
+my $alice = $usercfg->{users}->{$userid};
+ok($alice && $alice->{enable}, 'user autocreated and enabled');
+is($alice->{email}, 'alice@contoso.example', 'email from the token');
+is($alice->{firstname}, 'Alice', 'first name from given_name');
+ok(defined($alice->{lastname}) && $alice->{lastname} ne '', 'last name from family_name');
+is_deeply([sort keys %{ $alice->{groups} }], ['admins'], 'mapped into the existing group only');
+ok(!$usercfg->{groups}->{ops}, 'mapped group not created without groups-autocreate');
+ok($usercfg->{groups}->{admins}->{users}->{'root@pam'}, 'existing members kept');
+
+my $pins = decode_json(slurp("$priv/entra.identities.json"));
+is_deeply($pins, { 'alice@contoso.example' => { tid => $TENANT, oid => $ALICE_OID } }, 'identity pinned to tid+oid');
+is((stat("$priv/entra.identities.json"))[2] & 07777, 0600, 'pins file mode 0600');
+like(join("\n", @PVE::SafeSyslog::LINES), qr/entraid login; realm=entra user=\Q$userid\E oid=\Q$ALICE_OID\E tid=\Q$TENANT\E/,
+    'success logged with realm, user, oid, tid');
+
+# the same state and code again
+my $err = error_of_call(sub { api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect }) });
+is($err->{code}, 400, 'replayed state is a 400');
+like("$err", qr/\(state\.replayed\)/, 'with code state.replayed');
+
+# sync: only groups the map manages lose members; 'manual' is untouched
+update_realm('entra', 'groups-autocreate' => 1);
+PVE::AccessControl::lock_user_config(sub {
+    my $cfg = PVE::Cluster::cfs_read_file('user.cfg');
+    for my $g (qw(auditors manual)) {
+        $cfg->{groups}->{$g}->{users}->{$userid} = 1;
+        $cfg->{users}->{$userid}->{groups}->{$g} = 1;
+    }
+    PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+});
+$res = login_as('alice@contoso.example');
+is($res->{username}, $userid, 'second login, without realm parameter');
+$usercfg = PVE::Cluster::cfs_read_file('user.cfg');
+is_deeply([sort keys %{ $usercfg->{users}->{$userid}->{groups} }], [qw(admins manual ops)],
+    'auditors (managed, lost) removed; ops autocreated; manual (unmanaged) kept');
+ok(!$usercfg->{groups}->{auditors}->{users}->{$userid}, 'membership gone from the group line too');
+is($usercfg->{groups}->{ops}->{comment}, 'Entra ID (entra)', 'autocreated group says where it comes from');
+
+# identity pin: same user name, another oid -> refused, nothing written
+my $user_before = slurp("$dir/user.cfg");
+my $other_pin = { 'alice@contoso.example' => { tid => $TENANT, oid => '0a1b2c3d-0000-4000-8000-0000000000ff' } };
+PVE::Tools::file_set_contents("$priv/entra.identities.json", encode_json($other_pin), 0600);
+$err = error_of_call(sub { login_as('alice@contoso.example') });
+is($err->{code}, 403, 'other identity with the same user name is a 403');
+like("$err", qr/\(identity\.pin_mismatch\)/, 'with code identity.pin_mismatch');
+is(slurp("$dir/user.cfg"), $user_before, 'user.cfg untouched');
+is_deeply(decode_json(slurp("$priv/entra.identities.json")), $other_pin, 'pins untouched');
+like($PVE::SafeSyslog::LINES[-1], qr/^err: entraid login failure; realm=entra user=alice\@contoso.example oid=\Q$ALICE_OID\E tid=\Q$TENANT\E .*code=identity\.pin_mismatch/,
+    'failure logged with realm, user, oid, tid and code');
+unlink("$priv/entra.identities.json");
+
+# required-groups gate
+update_realm('entra', 'required-groups' => $other_group);
+$err = error_of_call(sub { login_as('alice@contoso.example') });
+is($err->{code}, 403, 'user outside required-groups is a 403');
+like("$err", qr/\(access\.denied\)/, 'with code access.denied');
+ok(!-e "$priv/entra.identities.json", 'no pin written for a refused login');
+update_realm('entra', 'required-groups' => "$other_group;PVE.Admin");
+is(login_as('alice@contoso.example')->{username}, $userid, 'app role satisfies required-groups');
+update_realm('entra', delete => 'required-groups');
+
+# guests
+$err = error_of_call(sub { login_as('guest@fabrikam.example') });
+is($err->{code}, 403, 'guest refused');
+like("$err", qr/\(access\.guest\)/, 'with code access.guest');
+ok(!grep({ /fabrikam/ } keys %{ PVE::Cluster::cfs_read_file('user.cfg')->{users} }), 'no guest user created');
+
+# no autocreate: unknown users are refused, and the realm parameter pins the realm
+$err = error_of_call(sub { login_as('alice@contoso.example', realm => 'aaa') });
+is($err->{code}, 401, 'realm without autocreate refuses an unknown user');
+like("$err", qr/does not exist.*\(access\.denied\)/, 'saying so');
+
+# group overage: bob's 250 groups come from Graph
+$res = login_as('bob@contoso.example');
+is($res->{username}, 'bob@contoso.example@entra', 'user with group overage logs in (Graph lookup)');
+
+# clustername for users with Sys.Audit on / (only root@pam in the double)
+{
+    local $ENV{PVE_DOUBLES_CLUSTERNAME} = 'lab';
+    ok(!exists(login_as('alice@contoso.example')->{clustername}), 'no clustername without Sys.Audit');
+}
+
+unlike(join("\n", @PVE::SafeSyslog::LINES), qr/\Q$SECRET\E/, 'no secret in any syslog line');
+
+done_testing();

@@ -1,0 +1,97 @@
+#!/usr/bin/perl
+# Bad input and a failing IdP: clear 4xx/5xx PVE::Exceptions naming the library's error code,
+# no Perl stack trace, no secret, nothing written.
+use strict;
+use warnings;
+
+use Test::More;
+use EntraTest;
+
+my $dir = setup_cluster();
+start_emulator();
+add_realm('entra', autocreate => 1);
+my $redirect = 'https://pve1.example.com:8006';
+my $priv = "$dir/priv/entraid";
+my @errors;
+
+sub fails {
+    my ($name, $param) = @_;
+    eval { api_call($name, $param) };
+    my $err = $@;
+    push @errors, "$err";
+    return $err;
+}
+
+sub expect_error {
+    my ($err, $status, $code, $what) = @_;
+    ok(ref($err) && $err->isa('PVE::Exception'), "$what: a PVE::Exception");
+    is($err->{code}, $status, "$what: HTTP $status");
+    like("$err", qr/\(\Q$code\E\)/, "$what: names $code");
+    unlike("$err", qr/ at \S+ line \d+/, "$what: no Perl location");
+}
+
+sub fresh_state {
+    my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+    return browser_authorize($url, 'alice@contoso.example');
+}
+
+my $snapshot = sub { join("\0", map { slurp($_) // '' } "$dir/user.cfg", "$dir/domains.cfg", "$priv/entra.identities.json") };
+my $before = $snapshot->();
+
+expect_error(fails('auth_url', { realm => 'pam', 'redirect-url' => $redirect }), 400, 'request.invalid', 'pam realm');
+like($errors[-1], qr/realm 'pam' is of type 'pam', not 'entraid'/, 'wrong type explained');
+expect_error(fails('auth_url', { realm => 'nosuch', 'redirect-url' => $redirect }), 400, 'request.invalid', 'unknown realm');
+like($errors[-1], qr/'nosuch' does not exist/, 'unknown realm explained');
+expect_error(fails('login', { realm => 'pam', code => 'c', state => 's', 'redirect-url' => $redirect }),
+    400, 'request.invalid', 'login with pam realm');
+
+my ($code, $state) = fresh_state();
+expect_error(fails('login', { code => $code, state => 'A' x 5000, 'redirect-url' => $redirect }),
+    400, 'state.invalid', 'oversized state');
+expect_error(fails('login', { code => $code, state => 'not*a*state', 'redirect-url' => $redirect }),
+    400, 'state.invalid', 'malformed state');
+expect_error(fails('login', { code => "bad code\x01", state => $state, 'redirect-url' => $redirect }),
+    400, 'request.invalid', 'malformed code');
+my $err = fails('login', { code => $code, state => 'A' x 9000, 'redirect-url' => $redirect });
+is($err->{code}, 400, 'state beyond the API limit: 400 from parameter verification');
+ok($err->{errors}->{state}, 'naming the state parameter');
+$err = fails('auth_url', { realm => 'bad realm!', 'redirect-url' => $redirect });
+is($err->{code}, 400, 'invalid realm name refused by the schema');
+
+# the IdP refuses the code (AADSTS error): the AADSTS number and correlation id reach the
+# message and syslog, nothing is written
+emulator_control('{"fail_next": {"endpoint": "token", "mode": "aadsts:70008", "count": 1}}');
+$err = fails('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+ok($err->{code} >= 400 && $err->{code} < 600, 'AADSTS error is a 4xx/5xx') ;
+like("$err", qr/\((idp\.error)\).*AADSTS70008/s, 'names idp.error and the AADSTS code');
+like($PVE::SafeSyslog::LINES[-1], qr/^err: entraid login failure; realm=entra .*code=idp\.error aadsts=70008 correlation_id=\S+/,
+    'syslog: realm, code, AADSTS and correlation id');
+is($snapshot->(), $before, 'nothing written');
+
+# the IdP answers garbage
+($code, $state) = fresh_state();
+emulator_control('{"fail_next": {"endpoint": "token", "mode": "garbage", "count": 1}}');
+$err = fails('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+expect_error($err, 502, 'idp.bad_response', 'garbage from the token endpoint');
+
+# the secret file is missing: a 500 naming the file, never a secret
+rename("$priv/entra.secret", "$priv/entra.secret.away") or die $!;
+($code, $state) = fresh_state();
+$err = fails('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+is($err->{code}, 500, 'missing secret file is a 500');
+like("$err", qr/\(config\.secret\)/, 'with code config.secret');
+rename("$priv/entra.secret.away", "$priv/entra.secret") or die $!;
+
+# the IdP is down: discovery is cached so auth-url still works; the code exchange cannot
+($code, $state) = fresh_state();
+stop_emulator();
+$err = fails('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+expect_error($err, 503, 'idp.unreachable', 'IdP down');
+is($snapshot->(), $before, 'nothing written on any failure');
+ok(!-e "$priv/entra.identities.json", 'no pins file');
+
+unlike(join("\n", @errors), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any error text');
+unlike(join("\n", @PVE::SafeSyslog::LINES), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any syslog line');
+unlike(join("\n", @errors), qr/ at \S+\.pm line \d+/, 'no Perl stack location in any error');
+
+done_testing();

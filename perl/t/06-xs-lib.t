@@ -1,0 +1,68 @@
+#!/usr/bin/perl
+# The XS binding and its Perl wrapper: version, JSON in/out, error codes as PVE::Exceptions.
+use strict;
+use warnings;
+
+use JSON;
+use Test::More;
+use PVE::EntraID::XS;
+use PVE::EntraID::Lib;
+
+like(PVE::EntraID::XS::version(), qr{^pve-entraid/\d+\.\d+\.\d+}, 'library version string');
+is(PVE::EntraID::Lib::version(), PVE::EntraID::XS::version(), 'wrapper returns the same');
+
+my ($rc, $json) = PVE::EntraID::XS::call('map', '{}');
+is($rc, 1, 'bad request: result 1 (request.invalid)');
+is(decode_json($json)->{error}->{code}, 'request.invalid', 'and the JSON says so');
+
+($rc, $json) = PVE::EntraID::XS::call('check', 'x' x (256 * 1024 + 1));
+is($rc, 2, 'over 256 KiB: result 2');
+is(decode_json($json)->{error}->{code}, 'request.too_large', 'request.too_large');
+
+($rc, $json) = PVE::EntraID::XS::call('login', "not json \0 with NUL");
+is($rc, 1, 'non-JSON with a NUL byte is request.invalid, not a crash');
+
+eval { PVE::EntraID::XS::call('nosuch', '{}') };
+like($@, qr/unknown method 'nosuch'/, 'unknown method dies in Perl');
+
+eval { PVE::EntraID::Lib::call('map', {}) };
+my $err = $@;
+ok(ref($err) && $err->isa('PVE::Exception'), 'wrapper dies with a PVE::Exception');
+is($err->{code}, 400, 'request.invalid is a 400');
+like("$err", qr/\(request\.invalid\)\n$/, 'message ends with the code');
+is(PVE::EntraID::Lib::error_of($err)->{code}, 'request.invalid', 'structured error kept');
+
+my $map = PVE::EntraID::Lib::call('map', {
+    realm => 'entra',
+    config => {
+        tenant => '11111111-2222-3333-4444-555555555555',
+        client_id => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+        client_secret => 'unused',
+        groups_map => { 'PVE.Admin' => 'admins' },
+    },
+    claims => { tid => '11111111-2222-3333-4444-555555555555', oid => '0a1b2c3d-0000-4000-8000-00000000a11c',
+        roles => ['PVE.Admin'], given_name => "J\x{fc}rgen" },
+    groups => [],
+    username => "j\x{fc}rgen\@contoso.example",
+    pin => undef,
+});
+is($map->{userid}, "j\x{fc}rgen\@contoso.example\@entra", 'UTF-8 round trip through the C ABI');
+is($map->{firstname}, "J\x{fc}rgen", 'non-ASCII claim intact');
+is_deeply($map->{pve_groups}, ['admins'], 'app role mapped');
+
+# every answer is released with pve_entraid_free: 200000 unreleased answers of ~100 bytes
+# would add over 20 MiB of resident memory
+sub rss_kib { (split(' ', slurp_statm()))[1] * 4 }
+sub slurp_statm { open(my $fh, '<', '/proc/self/statm') or die $!; return scalar(<$fh>); }
+PVE::EntraID::XS::call('map', '{"realm": "entra"}') for 1 .. 1000;
+my $rss_before = rss_kib();
+PVE::EntraID::XS::call('map', '{"realm": "entra"}') for 1 .. 200000;
+my $growth = rss_kib() - $rss_before;
+cmp_ok($growth, '<', 8 * 1024, "answers are freed (RSS grew $growth KiB over 200000 calls)");
+
+is(PVE::EntraID::Lib::http_status_for('token.expired'), 401, 'token.* is a 401');
+is(PVE::EntraID::Lib::http_status_for('state.expired'), 400, 'state.* is a 400');
+is(PVE::EntraID::Lib::http_status_for('internal.panic'), 500, 'internal.* is a 500');
+is(PVE::EntraID::Lib::http_status_for('identity.pin_mismatch'), 403, 'pin mismatch is a 403');
+
+done_testing();

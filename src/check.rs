@@ -1,0 +1,56 @@
+//! `check`: a step-by-step diagnosis of a realm for the administrator (discovery, JWKS,
+//! credentials, redirect URL). Failing steps are reported, not returned as errors.
+
+use serde_json::{json, Value};
+
+use crate::discovery::Discovery;
+use crate::error::Error;
+use crate::graph;
+use crate::request::{check_redirect_url, Env, Request};
+
+fn step(name: &str, outcome: std::result::Result<String, Error>, default_fix: &str) -> Value {
+    match outcome {
+        Ok(detail) => json!({"step": name, "ok": true, "detail": detail}),
+        Err(e) => json!({"step": name, "ok": false, "code": e.code.as_str(), "detail": e.message,
+                         "fix": e.hint.unwrap_or_else(|| default_fix.to_string())}),
+    }
+}
+
+pub fn check(req: &Request, env: &Env) -> Value {
+    let disc = Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now };
+    let mut steps = Vec::new();
+    let provider = disc.provider();
+    let provider_ok = provider.is_ok();
+    steps.push(step(
+        "discovery",
+        provider.map(|p| format!("issuer {}", p.issuer)),
+        "check the tenant (GUID or verified domain), the cloud, the proxy and that this node reaches the authority over https",
+    ));
+    if provider_ok {
+        steps.push(step(
+            "jwks",
+            disc.keys().map(|k| format!("{} signing keys", k.len())),
+            "the tenant's signing keys could not be loaded; check connectivity to the authority",
+        ));
+    }
+    // A client_credentials grant proves client id and credential without a user.
+    let tid = match &req.cfg.tenant {
+        crate::config::Tenant::Single(t) => Some(t.clone()),
+        crate::config::Tenant::Multi { allowed, .. } => allowed.first().cloned(),
+    };
+    if let Some(tid) = tid {
+        steps.push(step(
+            "credentials",
+            graph::app_token(&req.cfg, env, &tid).map(|_| "client id and credential accepted".to_string()),
+            "check the client id and the client secret value or certificate of the app registration",
+        ));
+    }
+    let redirect = req.opt_str("redirect_url").ok().flatten().unwrap_or("");
+    steps.push(match check_redirect_url(redirect) {
+        Ok(()) => json!({"step": "redirect_url", "ok": true,
+                         "detail": format!("register {redirect} as a Web redirect URI of the app registration")}),
+        Err(msg) => json!({"step": "redirect_url", "ok": false, "detail": msg,
+                           "fix": "use the https URL users open PVE at, e.g. https://pve.example.com:8006"}),
+    });
+    json!({"steps": steps})
+}

@@ -1,0 +1,348 @@
+//! ID-token validation with Entra's rules, and the claims we hand to PVE.
+//! Order: structure and algorithm, signature (nothing is trusted before it), then version,
+//! issuer (with the `{tenantid}` template and the key's own `issuer`), tenant allow-list,
+//! audience, azp, times, nonce, required claims.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::Tenant;
+use crate::discovery::Jwk;
+use crate::error::{sanitize, Code, Error, Result};
+use crate::jwt::Jws;
+
+/// Allowed clock difference between this node and Entra.
+pub const CLOCK_SKEW_SECS: i64 = 300;
+
+pub const TENANT_TEMPLATE: &str = "{tenantid}";
+
+/// What the token must match.
+pub struct Expected<'a> {
+    pub client_id: &'a str,
+    pub nonce: &'a str,
+    /// Issuer from discovery, possibly the `{tenantid}` template.
+    pub issuer: &'a str,
+    pub tenant: &'a Tenant,
+    pub now: u64,
+}
+
+/// The claims out of a validated ID token (the `claims` object of a login answer).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Claims {
+    pub oid: String,
+    pub tid: String,
+    pub sub: String,
+    pub iss: String,
+    pub preferred_username: Option<String>,
+    pub upn: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub acct: Option<i64>,
+    pub idp: Option<String>,
+    /// `_claim_names.groups` is present: too many groups for the token, ask Graph.
+    pub groups_overage: bool,
+}
+
+fn err(code: Code, msg: impl Into<String>) -> Error {
+    Error::new(code, msg)
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn number(p: &Map<String, Value>, name: &str) -> Result<Option<i64>> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MALFORMED, format!("ID token claim `{name}` is not a number"))),
+    }
+}
+
+/// Validates `token`; `key_for(kid)` returns the tenant's key (refetching JWKS if needed).
+pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Result<Jwk>) -> Result<Claims> {
+    let jws = Jws::parse(token)?;
+    match jws.alg() {
+        Some("RS256") => {}
+        Some(alg) => {
+            return Err(err(Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG, format!("ID token algorithm '{}' is not accepted (RS256 only)", sanitize(alg))))
+        }
+        None => return Err(err(Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG, "ID token has no algorithm")),
+    }
+    let kid = jws.kid().ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MALFORMED, "ID token header has no key id (kid)"))?;
+    let jwk = key_for(kid)?;
+    jws.verify_rs256(&jwk.key)?;
+    let p = &jws.payload;
+    let text = |name: &str| p.get(name).and_then(Value::as_str).map(str::to_string);
+
+    // v1.0 tokens (sts.windows.net issuer) have other claim semantics: refuse them.
+    if text("ver").as_deref() != Some("2.0") {
+        return Err(err(
+            Code::PVE_ENTRAID_TOKEN_VERSION,
+            "ID token is not a v2.0 token (set accessTokenAcceptedVersion/ use the v2.0 endpoints)",
+        )
+        .with_hint("the realm must use the v2.0 endpoints; v1 tokens from sts.windows.net are refused"));
+    }
+
+    let tid = text("tid").ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `tid` claim"))?;
+    let tid_lc = tid.to_ascii_lowercase();
+    let iss = text("iss").unwrap_or_default();
+    let expected_iss = expected.issuer.replace(TENANT_TEMPLATE, &tid);
+    if iss != expected_iss {
+        return Err(err(
+            Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH,
+            format!("ID token issuer '{}' is not the expected '{}'", sanitize(&iss), sanitize(&expected_iss)),
+        ));
+    }
+    if !iss.to_ascii_lowercase().contains(&format!("/{tid_lc}/")) {
+        // The tenant id we pin identities to must be the tenant of the issuer.
+        return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH, "ID token `tid` is not the tenant of its issuer"));
+    }
+    if let Some(key_issuer) = &jwk.issuer {
+        // Entra's per-key issuer ties a signing key to its tenant (e.g. MSA keys in /common).
+        if key_issuer.replace(TENANT_TEMPLATE, &tid) != iss {
+            return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH, "ID token was signed by a key of another issuer"));
+        }
+    }
+    if let Tenant::Multi { allowed, .. } = expected.tenant {
+        if !allowed.contains(&tid_lc) {
+            return Err(err(
+                Code::PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED,
+                format!("tenant {} is not in the realm's allowed_tenants", sanitize(&tid)),
+            ));
+        }
+    }
+
+    // Entra ID tokens name exactly one audience: our client id. Anything else is refused.
+    let aud_ok = match p.get("aud") {
+        Some(Value::String(a)) => a.eq_ignore_ascii_case(expected.client_id),
+        Some(Value::Array(a)) => a.len() == 1 && a[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(err(Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH, "ID token audience is not this realm's client id"));
+    }
+    if let Some(azp) = p.get("azp") {
+        if !azp.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)) {
+            return Err(err(Code::PVE_ENTRAID_TOKEN_AZP_MISMATCH, "ID token authorized party (azp) is not this realm's client id"));
+        }
+    }
+
+    let now = expected.now as i64;
+    let exp = number(p, "exp")?.ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `exp` claim"))?;
+    if now > exp + CLOCK_SKEW_SECS {
+        return Err(err(Code::PVE_ENTRAID_TOKEN_EXPIRED, "ID token has expired (check this node's clock if this repeats)"));
+    }
+    if let Some(nbf) = number(p, "nbf")? {
+        if now + CLOCK_SKEW_SECS < nbf {
+            return Err(err(Code::PVE_ENTRAID_TOKEN_NOT_YET_VALID, "ID token is not valid yet (check this node's clock)"));
+        }
+    }
+    let iat = number(p, "iat")?.ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `iat` claim"))?;
+    if iat > now + CLOCK_SKEW_SECS {
+        return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE, "ID token was issued in the future (check this node's clock)"));
+    }
+
+    match p.get("nonce").and_then(Value::as_str) {
+        None => return Err(err(Code::PVE_ENTRAID_TOKEN_NONCE_MISSING, "ID token carries no nonce")),
+        Some(n) if n != expected.nonce => {
+            return Err(err(Code::PVE_ENTRAID_TOKEN_NONCE_MISMATCH, "ID token nonce does not match this login"))
+        }
+        Some(_) => {}
+    }
+
+    let required = |name: &str| text(name).ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, format!("ID token has no `{name}` claim")));
+    Ok(Claims {
+        oid: required("oid")?,
+        sub: required("sub")?,
+        tid,
+        iss,
+        preferred_username: text("preferred_username"),
+        upn: text("upn"),
+        email: text("email"),
+        name: text("name"),
+        given_name: text("given_name"),
+        family_name: text("family_name"),
+        groups: string_list(p.get("groups")),
+        roles: string_list(p.get("roles")),
+        acct: number(p, "acct")?,
+        idp: text("idp"),
+        groups_overage: p.get("_claim_names").and_then(|c| c.get("groups")).is_some(),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::jwt::{b64url, sign_rs256};
+    use rsa::traits::PublicKeyParts;
+    use rsa::RsaPrivateKey;
+    use serde_json::json;
+    use std::sync::OnceLock;
+
+    pub const TID: &str = "11111111-2222-3333-4444-555555555555";
+    pub const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+    pub const NOW: u64 = 1_700_000_000;
+
+    pub fn test_key() -> &'static RsaPrivateKey {
+        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+        KEY.get_or_init(|| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap())
+    }
+
+    /// The test key as an Entra-shaped JWK (no alg).
+    pub fn test_jwk_json(kid: &str, issuer: &str) -> Value {
+        let k = test_key().to_public_key();
+        json!({"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid, "n": b64url(&k.n().to_bytes_be()),
+               "e": b64url(&k.e().to_bytes_be()), "issuer": issuer, "cloud_instance_name": "microsoftonline.com"})
+    }
+
+    pub fn good_claims() -> Value {
+        json!({"aud": CLIENT, "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+               "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3600, "nonce": "n0nce", "ver": "2.0",
+               "tid": TID, "oid": "0a1b2c3d-0000-4000-8000-00000000a11c", "sub": "pairwise-sub",
+               "preferred_username": "alice@contoso.example", "name": "Alice", "groups": ["g1"], "roles": ["PVE.Admin"]})
+    }
+
+    pub fn sign(claims: &Value) -> String {
+        sign_rs256(test_key(), &json!({"typ": "JWT", "alg": "RS256", "kid": "k1"}), claims)
+    }
+
+    fn keys(kid: &str) -> Result<Jwk> {
+        let jwks = json!({"keys": [test_jwk_json("k1", "https://login.microsoftonline.com/{tenantid}/v2.0")]});
+        crate::discovery::parse_jwks(&jwks)?
+            .into_iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID, "unknown"))
+    }
+
+    fn multi() -> Tenant {
+        Tenant::Multi { segment: "organizations".into(), allowed: vec![TID.into()] }
+    }
+
+    fn check(token: &str) -> Result<Claims> {
+        let tenant = multi();
+        let e = Expected { client_id: CLIENT, nonce: "n0nce", issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", tenant: &tenant, now: NOW };
+        validate(token, &e, &keys)
+    }
+
+    fn code_of(patch: Value) -> Code {
+        let mut c = good_claims();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        check(&sign(&c)).unwrap_err().code
+    }
+
+    #[test]
+    fn a_good_token_gives_its_claims() {
+        let c = check(&sign(&good_claims())).unwrap();
+        assert_eq!(c.tid, TID);
+        assert_eq!(c.preferred_username.as_deref(), Some("alice@contoso.example"));
+        assert_eq!(c.roles, vec!["PVE.Admin"]);
+        assert!(!c.groups_overage);
+        let mut over = good_claims();
+        over["_claim_names"] = json!({"groups": "src1"});
+        over["_claim_sources"] = json!({"src1": {"endpoint": "https://graph.windows.net/x/getMemberObjects"}});
+        assert!(check(&sign(&over)).unwrap().groups_overage);
+    }
+
+    #[test]
+    fn skew_of_five_minutes_is_tolerated() {
+        let mut c = good_claims();
+        c["exp"] = json!(NOW - 299);
+        c["nbf"] = json!(NOW + 299);
+        c["iat"] = json!(NOW + 299);
+        check(&sign(&c)).unwrap();
+    }
+
+    #[test]
+    fn each_rule_has_its_code() {
+        let iss = |t: &str| json!(format!("https://login.microsoftonline.com/{t}/v2.0"));
+        let cases = [
+            (json!({"exp": NOW - 301}), Code::PVE_ENTRAID_TOKEN_EXPIRED),
+            (json!({"exp": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
+            (json!({"exp": "soon"}), Code::PVE_ENTRAID_TOKEN_MALFORMED),
+            (json!({"nbf": NOW + 301}), Code::PVE_ENTRAID_TOKEN_NOT_YET_VALID),
+            (json!({"iat": NOW + 301}), Code::PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE),
+            (json!({"nonce": null}), Code::PVE_ENTRAID_TOKEN_NONCE_MISSING),
+            (json!({"nonce": "other"}), Code::PVE_ENTRAID_TOKEN_NONCE_MISMATCH),
+            (json!({"ver": "1.0", "iss": format!("https://sts.windows.net/{TID}/")}), Code::PVE_ENTRAID_TOKEN_VERSION),
+            (json!({"ver": null}), Code::PVE_ENTRAID_TOKEN_VERSION),
+            (json!({"iss": iss("99999999-2222-3333-4444-555555555555")}), Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH),
+            (json!({"iss": null}), Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH),
+            (json!({"tid": "99999999-2222-3333-4444-555555555555", "iss": iss("99999999-2222-3333-4444-555555555555")}), Code::PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED),
+            (json!({"tid": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
+            (json!({"aud": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
+            (json!({"aud": [CLIENT, "api://other"]}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
+            (json!({"aud": null}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
+            (json!({"azp": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::PVE_ENTRAID_TOKEN_AZP_MISMATCH),
+            (json!({"oid": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
+            (json!({"sub": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
+        ];
+        for (patch, code) in cases {
+            assert_eq!(code_of(patch.clone()), code, "{patch}");
+        }
+    }
+
+    #[test]
+    fn algorithm_and_signature_rules() {
+        let claims = good_claims();
+        let body = b64url(claims.to_string().as_bytes());
+        let none = format!("{}.{body}.", b64url(br#"{"alg":"none","kid":"k1"}"#));
+        assert_eq!(check(&none).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        let hs = format!("{}.{body}.c2ln", b64url(br#"{"alg":"HS256","kid":"k1"}"#));
+        assert_eq!(check(&hs).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        let noalg = format!("{}.{body}.c2ln", b64url(br#"{"kid":"k1"}"#));
+        assert_eq!(check(&noalg).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        let nokid = sign_rs256(test_key(), &json!({"alg": "RS256"}), &claims);
+        assert_eq!(check(&nokid).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_MALFORMED);
+        let other_kid = sign_rs256(test_key(), &json!({"alg": "RS256", "kid": "k9"}), &claims);
+        assert_eq!(check(&other_kid).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+        // Payload changed after signing.
+        let good = sign(&claims);
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let mut forged = claims.clone();
+        forged["oid"] = json!("attacker");
+        let forged_body = b64url(forged.to_string().as_bytes());
+        parts[1] = &forged_body;
+        assert_eq!(check(&parts.join(".")).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_BAD_SIGNATURE);
+        for bad in ["", "a.b", "a.b.c.d", "!!.??.##", &format!("{}.{body}.x", b64url(b"[1]"))] {
+            assert_eq!(check(bad).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_MALFORMED, "{bad}");
+        }
+    }
+
+    #[test]
+    fn key_issuer_must_match_token_issuer() {
+        // An MSA key from /common (issuer pinned to the MSA tenant) must not sign for our tenant.
+        let jwks = json!({"keys": [test_jwk_json("k1", "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0")]});
+        let set = crate::discovery::parse_jwks(&jwks).unwrap();
+        let tenant = multi();
+        let e = Expected { client_id: CLIENT, nonce: "n0nce", issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", tenant: &tenant, now: NOW };
+        let r = validate(&sign(&good_claims()), &e, &|_| Ok(set[0].clone()));
+        assert_eq!(r.unwrap_err().code, Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH);
+    }
+
+    #[test]
+    fn single_tenant_uses_the_concrete_issuer() {
+        let tenant = Tenant::Single(TID.into());
+        let issuer = format!("https://login.microsoftonline.com/{TID}/v2.0");
+        let e = Expected { client_id: CLIENT, nonce: "n0nce", issuer: &issuer, tenant: &tenant, now: NOW };
+        validate(&sign(&good_claims()), &e, &keys).unwrap();
+        let mut other = good_claims();
+        other["tid"] = json!("99999999-2222-3333-4444-555555555555");
+        assert_eq!(validate(&sign(&other), &e, &keys).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH);
+    }
+}

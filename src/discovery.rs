@@ -1,0 +1,484 @@
+//! Discovery document and JWKS of the tenant, cached in process memory and on disk per realm
+//! (24 h). A JWKS is refetched on an unknown `kid` at most once per 5 minutes, and the last good
+//! documents are kept when a fetch fails, so an Entra hiccup does not stop logins.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rsa::{BigUint, RsaPublicKey};
+use serde_json::{json, Value};
+
+use crate::config::RealmConfig;
+use crate::error::{Code, Error, Result};
+use crate::http::{display_url, Transport, MAX_METADATA_BODY};
+use crate::jwt::b64url_decode;
+use crate::store;
+
+pub const CACHE_TTL_SECS: u64 = 24 * 3600;
+pub const UNKNOWN_KID_REFETCH_SECS: u64 = 300;
+
+/// The endpoints we use from the discovery document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provider {
+    /// Concrete issuer, or Entra's multi-tenant template containing `{tenantid}`.
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+}
+
+/// One usable signing key.
+#[derive(Clone, Debug)]
+pub struct Jwk {
+    pub kid: String,
+    pub key: RsaPublicKey,
+    /// Entra's per-key `issuer` member (may be the `{tenantid}` template).
+    pub issuer: Option<String>,
+}
+
+#[derive(Clone)]
+struct Cached<T> {
+    value: T,
+    raw: Value,
+    fetched_at: u64,
+}
+
+#[derive(Default)]
+struct Entry {
+    provider: Option<Cached<Provider>>,
+    keys: Option<Cached<Vec<Jwk>>>,
+    /// When an unknown kid last made us refetch the JWKS (success or not).
+    kid_refetch_at: Option<u64>,
+}
+
+/// Process-wide cache keyed by discovery URL. A plain Mutex: no threads are started, and the
+/// lock is never held across network I/O.
+static MEMORY: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
+
+fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
+    let mut guard = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard.get_or_insert_with(HashMap::new).entry(key.to_string()).or_default())
+}
+
+/// Parses and checks a discovery document. `allow_http` only for loopback test authorities.
+pub fn parse_provider(doc: &Value, allow_http: bool) -> Result<Provider> {
+    let bad = |why: String| Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, format!("discovery document: {why}"));
+    let obj = doc.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
+    let url = |k: &str| -> Result<String> {
+        let v = obj.get(k).and_then(Value::as_str).ok_or_else(|| bad(format!("`{k}` is missing")))?;
+        if v.starts_with("https://") || (allow_http && v.starts_with("http://")) {
+            Ok(v.to_string())
+        } else {
+            Err(bad(format!("`{k}` is not an https URL")))
+        }
+    };
+    if let Some(algs) = obj.get("id_token_signing_alg_values_supported").and_then(Value::as_array) {
+        if !algs.iter().any(|a| a == "RS256") {
+            return Err(bad("RS256 is not among id_token_signing_alg_values_supported".into()));
+        }
+    }
+    Ok(Provider {
+        issuer: url("issuer")?,
+        authorization_endpoint: url("authorization_endpoint")?,
+        token_endpoint: url("token_endpoint")?,
+        jwks_uri: url("jwks_uri")?,
+    })
+}
+
+/// Parses a JWKS, keeping the RSA signing keys. Entra's keys carry no `alg`; a key that names an
+/// algorithm other than RS256, or is meant for encryption, is skipped.
+pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>> {
+    let bad = |why: &str| Error::new(Code::PVE_ENTRAID_JWKS_INVALID, format!("JWKS: {why}"));
+    let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| bad("`keys` is missing"))?;
+    let mut out = Vec::new();
+    for k in keys {
+        let s = |name: &str| k.get(name).and_then(Value::as_str);
+        if s("kty") != Some("RSA") || !matches!(s("use"), None | Some("sig")) || !matches!(s("alg"), None | Some("RS256")) {
+            continue;
+        }
+        let (Some(kid), Some(n), Some(e)) = (s("kid"), s("n").and_then(b64url_decode), s("e").and_then(b64url_decode)) else {
+            continue;
+        };
+        let Ok(key) = RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e)) else {
+            continue;
+        };
+        out.push(Jwk { kid: kid.to_string(), key, issuer: s("issuer").map(str::to_string) });
+    }
+    if out.is_empty() {
+        return Err(bad("no usable RSA signing key"));
+    }
+    Ok(out)
+}
+
+/// Access to the cached metadata of one realm, at one instant.
+pub struct Discovery<'a> {
+    pub cfg: &'a RealmConfig,
+    pub realm: &'a str,
+    pub cache_dir: Option<&'a Path>,
+    pub http: &'a dyn Transport,
+    pub now: u64,
+}
+
+impl Discovery<'_> {
+    fn memory_key(&self) -> String {
+        self.cfg.discovery_url()
+    }
+
+    fn disk_path(&self, what: &str) -> Option<PathBuf> {
+        self.cache_dir.map(|d| d.join(format!("{}.{what}.json", self.realm)))
+    }
+
+    fn fresh(&self, fetched_at: u64) -> bool {
+        fetched_at <= self.now && self.now - fetched_at < CACHE_TTL_SECS
+    }
+
+    /// Reads `{"source", "fetched_at", "document"}` from disk; anything odd counts as absent.
+    fn read_disk(&self, what: &str, source: &str) -> Option<(Value, u64)> {
+        let bytes = std::fs::read(self.disk_path(what)?).ok()?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        if v.get("source")?.as_str()? != source {
+            return None;
+        }
+        Some((v.get("document")?.clone(), v.get("fetched_at")?.as_u64()?))
+    }
+
+    fn write_disk(&self, what: &str, source: &str, doc: &Value) {
+        if let Some(path) = self.disk_path(what) {
+            let body = json!({"source": source, "fetched_at": self.now, "document": doc}).to_string();
+            // The disk copy only saves a fetch; failing to write it must not fail a login.
+            let _ = store::write_atomic(&path, body.as_bytes(), 0o644);
+        }
+    }
+
+    fn fetch(&self, url: &str, what: &str) -> Result<Value> {
+        let resp = self.http.get(url, MAX_METADATA_BODY)?;
+        if resp.status != 200 {
+            return Err(Error::new(
+                Code::PVE_ENTRAID_IDP_ERROR,
+                format!("{what} request to {} answered HTTP {}", display_url(url), resp.status),
+            )
+            .with_status(resp.status)
+            .with_hint("check the tenant and the cloud of the realm"));
+        }
+        serde_json::from_slice(&resp.body).map_err(|_| {
+            Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("{what} from {} is not JSON", display_url(url)))
+        })
+    }
+
+    /// The provider metadata: memory, then disk, then network; a stale copy if the network fails.
+    pub fn provider(&self) -> Result<Provider> {
+        let key = self.memory_key();
+        let cached = with_entry(&key, |e| e.provider.clone());
+        if let Some(c) = &cached {
+            if self.fresh(c.fetched_at) {
+                return Ok(c.value.clone());
+            }
+        }
+        let allow_http = self.cfg.allows_http();
+        if let Some((doc, at)) = self.read_disk("discovery", &key) {
+            if let Ok(p) = parse_provider(&doc, allow_http) {
+                let newer = cached.as_ref().map_or(true, |c| at > c.fetched_at);
+                if newer {
+                    with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), raw: doc, fetched_at: at }));
+                }
+                if self.fresh(at) {
+                    return Ok(p);
+                }
+            }
+        }
+        let fetched = self.fetch(&key, "discovery").and_then(|doc| Ok((parse_provider(&doc, allow_http)?, doc)));
+        match fetched {
+            Ok((p, doc)) => {
+                self.write_disk("discovery", &key, &doc);
+                with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), raw: doc, fetched_at: self.now }));
+                Ok(p)
+            }
+            Err(err) => with_entry(&key, |e| e.provider.as_ref().map(|c| c.value.clone())).ok_or(err),
+        }
+    }
+
+    fn fetch_keys(&self, jwks_uri: &str) -> Result<Vec<Jwk>> {
+        let doc = self.fetch(jwks_uri, "JWKS")?;
+        let keys = parse_jwks(&doc)?;
+        self.write_disk("jwks", jwks_uri, &doc);
+        with_entry(&self.memory_key(), |e| {
+            e.keys = Some(Cached { value: keys.clone(), raw: doc, fetched_at: self.now })
+        });
+        Ok(keys)
+    }
+
+    /// The current key set (cached, or fetched; the last good set when fetching fails).
+    pub fn keys(&self) -> Result<Vec<Jwk>> {
+        let provider = self.provider()?;
+        let key = self.memory_key();
+        let cached = with_entry(&key, |e| e.keys.clone());
+        if let Some(c) = &cached {
+            if self.fresh(c.fetched_at) {
+                return Ok(c.value.clone());
+            }
+        }
+        if let Some((doc, at)) = self.read_disk("jwks", &provider.jwks_uri) {
+            if let Ok(keys) = parse_jwks(&doc) {
+                if cached.as_ref().map_or(true, |c| at > c.fetched_at) {
+                    with_entry(&key, |e| e.keys = Some(Cached { value: keys.clone(), raw: doc, fetched_at: at }));
+                }
+                if self.fresh(at) {
+                    return Ok(keys);
+                }
+            }
+        }
+        match self.fetch_keys(&provider.jwks_uri) {
+            Ok(keys) => Ok(keys),
+            Err(err) => with_entry(&key, |e| e.keys.as_ref().map(|c| c.value.clone())).ok_or(err),
+        }
+    }
+
+    /// The key for `kid`. An unknown kid (Entra rotated its keys) triggers one synchronous
+    /// refetch, rate-limited to once per 5 minutes so forged kids cannot make us hammer Entra.
+    pub fn key(&self, kid: &str) -> Result<Jwk> {
+        if let Some(k) = self.keys()?.into_iter().find(|k| k.kid == kid) {
+            return Ok(k);
+        }
+        let key = self.memory_key();
+        let may_refetch = with_entry(&key, |e| {
+            let last = e.kid_refetch_at.unwrap_or(0).max(e.keys.as_ref().map_or(0, |c| c.fetched_at));
+            let allowed = last == 0 || self.now >= last + UNKNOWN_KID_REFETCH_SECS;
+            if allowed {
+                e.kid_refetch_at = Some(self.now);
+            }
+            allowed
+        });
+        let unknown = || {
+            Error::new(Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID, format!("ID token key id '{}' is not in the tenant's JWKS", crate::error::sanitize(kid)))
+        };
+        if !may_refetch {
+            return Err(unknown());
+        }
+        let provider = self.provider()?;
+        match self.fetch_keys(&provider.jwks_uri) {
+            Ok(keys) => keys.into_iter().find(|k| k.kid == kid).ok_or_else(unknown),
+            Err(_) => Err(unknown()),
+        }
+    }
+
+    /// Time of the cached key set, for `check`.
+    pub fn keys_fetched_at(&self) -> Option<u64> {
+        with_entry(&self.memory_key(), |e| e.keys.as_ref().map(|c| c.fetched_at))
+    }
+
+    /// Number of raw keys in the cached JWKS document, for `check`.
+    pub fn raw_key_count(&self) -> usize {
+        with_entry(&self.memory_key(), |e| {
+            e.keys.as_ref().and_then(|c| c.raw.get("keys")).and_then(Value::as_array).map_or(0, Vec::len)
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::http::HttpResponse;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    pub const FIXTURES: &str = "/work/shared/fixtures/entra";
+
+    pub fn fixture(name: &str) -> Value {
+        let path = format!("{FIXTURES}/{name}");
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
+    }
+
+    /// Serves canned answers by URL and counts requests; `fail` makes every request fail.
+    #[derive(Default)]
+    pub struct FakeIdp {
+        pub docs: RefCell<HashMap<String, VecDeque<Value>>>,
+        pub requests: RefCell<Vec<String>>,
+        pub fail: RefCell<bool>,
+    }
+
+    impl FakeIdp {
+        pub fn serve(&self, url: &str, doc: Value) {
+            self.docs.borrow_mut().entry(url.to_string()).or_default().push_back(doc);
+        }
+        pub fn count(&self) -> usize {
+            self.requests.borrow().len()
+        }
+    }
+
+    impl Transport for FakeIdp {
+        fn get(&self, url: &str, _cap: u64) -> Result<HttpResponse> {
+            self.requests.borrow_mut().push(url.to_string());
+            if *self.fail.borrow() {
+                return Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "down"));
+            }
+            let mut docs = self.docs.borrow_mut();
+            let q = docs.get_mut(url).ok_or_else(|| Error::new(Code::PVE_ENTRAID_IDP_ERROR, "404"))?;
+            // The last document stays served; earlier ones are consumed in order.
+            let doc = if q.len() > 1 { q.pop_front().unwrap() } else { q.front().unwrap().clone() };
+            Ok(HttpResponse { status: 200, body: doc.to_string().into_bytes() })
+        }
+        fn post_form(&self, url: &str, _f: &[(&str, &str)], _c: u64) -> Result<HttpResponse> {
+            self.requests.borrow_mut().push(url.to_string());
+            Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "not in this fake"))
+        }
+        fn post_json(&self, url: &str, _b: &str, _d: &str, _c: u64) -> Result<HttpResponse> {
+            self.post_form(url, &[], 0)
+        }
+    }
+
+    /// A config whose authority is unique to the test (the memory cache is process-wide).
+    pub fn test_cfg(authority: &str) -> RealmConfig {
+        RealmConfig::from_json(&json!({
+            "tenant": "organizations", "allowed_tenants": ["11111111-2222-3333-4444-555555555555"],
+            "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x", "authority": authority}))
+        .unwrap()
+    }
+
+    /// Fixture discovery doc with the fake's jwks_uri.
+    pub fn setup(idp: &FakeIdp, cfg: &RealmConfig, jwks: Value) -> String {
+        let mut d = fixture("discovery-organizations-v2.json");
+        let jwks_uri = format!("{}/organizations/discovery/v2.0/keys", cfg.authority);
+        d["jwks_uri"] = json!(jwks_uri);
+        idp.serve(&cfg.discovery_url(), d);
+        idp.serve(&jwks_uri, jwks);
+        jwks_uri
+    }
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pve-entraid-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn every_discovery_fixture_parses() {
+        let p = parse_provider(&fixture("discovery-common-v2.json"), false).unwrap();
+        assert_eq!(p.issuer, "https://login.microsoftonline.com/{tenantid}/v2.0");
+        let p = parse_provider(&fixture("discovery-organizations-v2.json"), false).unwrap();
+        assert!(p.token_endpoint.ends_with("/organizations/oauth2/v2.0/token"));
+        let p = parse_provider(&fixture("discovery-tenant-v2-sanitized.json"), false).unwrap();
+        assert_eq!(p.issuer, "https://login.microsoftonline.com/88888888-8888-8888-8888-888888888888/v2.0");
+    }
+
+    #[test]
+    fn every_jwks_fixture_parses_without_alg() {
+        let common = parse_jwks(&fixture("jwks-common-v2.json")).unwrap();
+        assert_eq!(common.len(), 7);
+        let msa = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert_eq!(common.iter().filter(|k| k.issuer.as_deref() == Some(msa)).count(), 2);
+        let orgs = parse_jwks(&fixture("jwks-organizations-v2.json")).unwrap();
+        assert_eq!(orgs.len(), 6);
+        assert!(orgs.iter().all(|k| k.issuer.as_deref() == Some("https://login.microsoftonline.com/{tenantid}/v2.0")));
+        let y2025 = fixture("jwks-common-v2-2025.json");
+        assert!(y2025["keys"].as_array().unwrap().iter().any(|k| k.get("cloud_instance_name").is_some()));
+        assert_eq!(parse_jwks(&y2025).unwrap().len(), y2025["keys"].as_array().unwrap().len());
+    }
+
+    #[test]
+    fn bad_documents_have_their_codes() {
+        let mut d = fixture("discovery-organizations-v2.json");
+        d.as_object_mut().unwrap().remove("token_endpoint");
+        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
+        let mut d = fixture("discovery-organizations-v2.json");
+        d["jwks_uri"] = json!("http://login.microsoftonline.com/keys");
+        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
+        d["id_token_signing_alg_values_supported"] = json!(["HS256"]);
+        assert_eq!(parse_provider(&d, true).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
+        assert_eq!(parse_jwks(&json!({"keys": []})).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
+        let mut j = fixture("jwks-organizations-v2.json");
+        for k in j["keys"].as_array_mut().unwrap() {
+            k["alg"] = json!("RS512");
+        }
+        assert_eq!(parse_jwks(&j).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
+        assert_eq!(parse_jwks(&json!([1])).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
+    }
+
+    #[test]
+    fn memory_cache_then_ttl() {
+        let cfg = test_cfg("http://127.0.0.1:1001");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
+        d(1000).keys().unwrap();
+        assert_eq!(idp.count(), 2);
+        d(2000).keys().unwrap();
+        d(2000).provider().unwrap();
+        assert_eq!(idp.count(), 2, "cached");
+        d(1000 + CACHE_TTL_SECS).keys().unwrap();
+        assert_eq!(idp.count(), 4, "expired after 24h");
+    }
+
+    #[test]
+    fn disk_cache_is_shared_and_corrupt_files_are_refetched() {
+        let dir = tmpdir("disk");
+        let cfg = test_cfg("http://127.0.0.1:1002");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        let d = Discovery { cfg: &cfg, realm: "r", cache_dir: Some(&dir), http: &idp, now: 5000 };
+        d.keys().unwrap();
+        assert!(dir.join("r.discovery.json").exists() && dir.join("r.jwks.json").exists());
+        // Another process: empty memory. Simulate by a fresh authority key pointing at the same files.
+        with_entry(&cfg.discovery_url(), |e| *e = Entry::default());
+        d.keys().unwrap();
+        assert_eq!(idp.count(), 2, "served from disk");
+        with_entry(&cfg.discovery_url(), |e| *e = Entry::default());
+        std::fs::write(dir.join("r.jwks.json"), b"{not json").unwrap();
+        d.keys().unwrap();
+        assert_eq!(idp.count(), 3, "corrupt JWKS file refetched, not an error");
+        let v: Value = serde_json::from_slice(&std::fs::read(dir.join("r.jwks.json")).unwrap()).unwrap();
+        assert_eq!(v["fetched_at"], 5000);
+    }
+
+    #[test]
+    fn unknown_kid_refetch_is_rate_limited() {
+        let cfg = test_cfg("http://127.0.0.1:1003");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
+        d(10_000).keys().unwrap();
+        assert_eq!(idp.count(), 2);
+        // Just fetched: an unknown kid does not refetch.
+        assert_eq!(d(10_010).key("forged").unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+        assert_eq!(idp.count(), 2);
+        // After 5 minutes: exactly one refetch, then quiet again for 5 minutes.
+        assert_eq!(d(10_300).key("forged").unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+        assert_eq!(idp.count(), 3);
+        for t in 10_301..10_310 {
+            d(t).key("forged").unwrap_err();
+        }
+        assert_eq!(idp.count(), 3);
+        d(10_600).key("forged").unwrap_err();
+        assert_eq!(idp.count(), 4);
+    }
+
+    #[test]
+    fn rotated_key_is_found_by_refetch() {
+        let cfg = test_cfg("http://127.0.0.1:1004");
+        let idp = FakeIdp::default();
+        let uri = setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        idp.serve(&uri, fixture("jwks-common-v2-2025.json"));
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
+        d(20_000).keys().unwrap();
+        let new_kid = fixture("jwks-common-v2-2025.json")["keys"][0]["kid"].as_str().unwrap().to_string();
+        assert_eq!(d(20_400).key(&new_kid).unwrap().kid, new_kid);
+    }
+
+    #[test]
+    fn last_good_set_is_kept_when_fetch_fails() {
+        let cfg = test_cfg("http://127.0.0.1:1005");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
+        let kid = d(30_000).keys().unwrap()[0].kid.clone();
+        *idp.fail.borrow_mut() = true;
+        let later = 30_000 + CACHE_TTL_SECS + 1;
+        assert_eq!(d(later).key(&kid).unwrap().kid, kid, "stale but last good");
+        assert!(idp.count() > 2, "a refetch was attempted");
+        // Nothing cached at all and the IdP down: the transport error comes through.
+        let cold = test_cfg("http://127.0.0.1:1006");
+        let e = Discovery { cfg: &cold, realm: "r", cache_dir: None, http: &idp, now: 1 }.provider().unwrap_err();
+        assert_eq!(e.code, Code::PVE_ENTRAID_IDP_UNREACHABLE);
+    }
+}

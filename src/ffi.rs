@@ -1,0 +1,245 @@
+//! The C ABI. JSON in, JSON out, in the style of rustls-ffi: every entry point runs behind the
+//! one `panic_boundary!` (a panic becomes `PVE_ENTRAID_INTERNAL_PANIC` with an error document,
+//! never an unwind into C), requests are capped at 256 KiB, and every answer is a NUL-terminated
+//! string that the caller releases with `pve_entraid_free`.
+
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::error::{pve_entraid_result, Code, Error, Result};
+use crate::http::UreqTransport;
+use crate::request::{Env, Request};
+
+/// Larger requests are refused with `request.too_large`.
+pub const MAX_REQUEST: usize = 256 * 1024;
+
+/// Runs `$body` (an expression of type `pve_entraid_result`) and turns a panic into
+/// `PVE_ENTRAID_INTERNAL_PANIC`, writing an error document to `$out` if it is not NULL.
+macro_rules! panic_boundary {
+    ($out:expr, $body:expr) => {{
+        let out: *mut *mut c_char = $out;
+        match catch_unwind(AssertUnwindSafe(|| $body)) {
+            Ok(code) => code,
+            Err(_) => {
+                let e = Error::new(Code::PVE_ENTRAID_INTERNAL_PANIC, "internal error in pve-entraid (a bug; please report it)");
+                // SAFETY: `out` is the caller's out-pointer, checked for NULL in `write_out`.
+                unsafe { write_out(out, &json!({"ok": false, "error": e.to_json()})) };
+                Code::PVE_ENTRAID_INTERNAL_PANIC
+            }
+        }
+    }};
+}
+
+/// Stores a newly allocated copy of `doc` in `*out` (nothing when `out` is NULL).
+unsafe fn write_out(out: *mut *mut c_char, doc: &Value) {
+    if out.is_null() {
+        return;
+    }
+    // serde_json escapes U+0000, so the text never contains a NUL byte.
+    let text = CString::new(doc.to_string()).unwrap_or_else(|_| CString::from(c"{\"ok\":false}"));
+    // SAFETY: caller guarantees `out` points to writable storage for one pointer.
+    unsafe { *out = text.into_raw() };
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Reads the request bytes and parses the shared members.
+unsafe fn read_request(req: *const u8, req_len: usize) -> Result<Request> {
+    if req_len > MAX_REQUEST {
+        return Err(Error::new(Code::PVE_ENTRAID_REQUEST_TOO_LARGE, format!("request is larger than {MAX_REQUEST} bytes")));
+    }
+    if req.is_null() {
+        return Err(Error::new(Code::PVE_ENTRAID_REQUEST_INVALID, "request is NULL"));
+    }
+    // SAFETY: the caller guarantees `req` points to `req_len` readable bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(req, req_len) };
+    // serde_json's syntax errors give a position only, never the content.
+    let v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::new(Code::PVE_ENTRAID_REQUEST_INVALID, format!("request is not valid JSON: {e}")))?;
+    #[cfg(test)]
+    if v.get("__test_panic").is_some() {
+        panic!("test hook: panic inside an entry point");
+    }
+    Request::parse(v)
+}
+
+/// The shared body of the JSON entry points.
+unsafe fn run(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn(&Request, &Env) -> Result<Value>) -> Code {
+    // SAFETY: forwarded caller guarantees.
+    let result = unsafe { read_request(req, req_len) }.and_then(|r| {
+        let http = UreqTransport::new(&r.cfg)?;
+        handler(&r, &Env { now: now(), http: &http })
+    });
+    let (code, doc) = match result {
+        Ok(v) => (Code::PVE_ENTRAID_OK, json!({"ok": true, "result": v})),
+        Err(e) => (e.code, json!({"ok": false, "error": e.to_json()})),
+    };
+    // SAFETY: forwarded caller guarantees.
+    unsafe { write_out(out, &doc) };
+    code
+}
+
+/// Library name and version, e.g. `"pve-entraid/0.1.0"`.
+/// The string is static and NUL-terminated: never free it.
+#[no_mangle]
+pub extern "C" fn pve_entraid_version() -> *const c_char {
+    concat!("pve-entraid/", env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Builds the Entra authorization URL and a sealed state.
+///
+/// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "login_hint"?}`.
+/// Result: `{"url", "state"}`. No network request when discovery is cached.
+///
+/// `req` points to `req_len` bytes of UTF-8 JSON (no NUL terminator needed); it is only read
+/// during the call. On return `*out` holds a newly allocated NUL-terminated JSON answer
+/// (`{"ok": true, "result": ...}` or `{"ok": false, "error": ...}`) that the caller must release
+/// with `pve_entraid_free`, on success and on error alike. `*out` is untouched only when `out`
+/// is NULL. Returns `PVE_ENTRAID_OK` or the error's code.
+///
+/// # Safety
+/// `req` must be NULL or valid for reads of `req_len` bytes; `out` must be NULL or valid for
+/// writing one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_auth_url(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, crate::flow::auth_url) })
+}
+
+/// Completes a login: checks the state (sealed, realm, expiry, single use), exchanges the code,
+/// validates the ID token and resolves group overage.
+///
+/// Request: `{"realm", "config", "cache_dir"?, "code", "state", "redirect_url", "state_key_file"}`.
+/// Result: `{"claims": {...}, "groups": [...], "username"}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_login(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, crate::flow::login) })
+}
+
+/// Maps login claims to a PVE user id, groups and identity pin. Pure: no I/O.
+///
+/// Request: `{"realm", "config", "claims", "groups", "username", "pin": null | {"tid", "oid"}}`.
+/// Result: `{"userid", "pve_groups", "managed_groups", "new_pin", "firstname", "lastname", "email"}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_map(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, |r, _| crate::mapping::map(r)) })
+}
+
+/// Diagnoses a realm: discovery, JWKS, credentials, redirect URL.
+///
+/// Request: `{"realm", "config", "cache_dir"?, "redirect_url"}`.
+/// Result: `{"steps": [{"step", "ok", "detail", "fix"?}]}`; `ok` even when steps fail.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_check(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, |r, env| Ok(crate::check::check(r, env))) })
+}
+
+/// Releases an answer returned through `out`. NULL is fine. Never pass anything else.
+///
+/// # Safety
+/// `s` must be NULL or a pointer returned by this library that was not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_free(s: *mut c_char) {
+    if s.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: `s` came from CString::into_raw in `write_out`.
+        drop(unsafe { CString::from_raw(s) })
+    }));
+}
+
+/// Stable string code of a result (`"ok"` for 0, `"token.expired"`, ...; `"unknown"` for a
+/// number that is no code). Static and NUL-terminated: never free it.
+/// Takes the raw number so that any value a C caller passes is safe.
+#[no_mangle]
+pub extern "C" fn pve_entraid_result_code(r: u32) -> *const c_char {
+    macro_rules! cstr_of {
+        ($($code:ident => $s:literal),* $(,)?) => {
+            match Code::from_u32(r) {
+                $(Some(Code::$code) => concat!($s, "\0"),)*
+                None => "unknown\0",
+            }
+        };
+    }
+    let s: &'static str = cstr_of! {
+        PVE_ENTRAID_OK => "ok", PVE_ENTRAID_REQUEST_INVALID => "request.invalid",
+        PVE_ENTRAID_REQUEST_TOO_LARGE => "request.too_large", PVE_ENTRAID_CONFIG_INVALID => "config.invalid",
+        PVE_ENTRAID_CONFIG_SECRET => "config.secret", PVE_ENTRAID_STATE_INVALID => "state.invalid",
+        PVE_ENTRAID_STATE_EXPIRED => "state.expired", PVE_ENTRAID_STATE_REPLAYED => "state.replayed",
+        PVE_ENTRAID_STATE_REALM_MISMATCH => "state.realm_mismatch", PVE_ENTRAID_STATE_KEY => "state.key",
+        PVE_ENTRAID_IDP_UNREACHABLE => "idp.unreachable", PVE_ENTRAID_IDP_TIMEOUT => "idp.timeout",
+        PVE_ENTRAID_IDP_BAD_RESPONSE => "idp.bad_response", PVE_ENTRAID_IDP_ERROR => "idp.error",
+        PVE_ENTRAID_DISCOVERY_INVALID => "discovery.invalid", PVE_ENTRAID_JWKS_INVALID => "jwks.invalid",
+        PVE_ENTRAID_TOKEN_MALFORMED => "token.malformed", PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG => "token.unsupported_alg",
+        PVE_ENTRAID_TOKEN_BAD_SIGNATURE => "token.bad_signature", PVE_ENTRAID_TOKEN_ISSUER_MISMATCH => "token.issuer_mismatch",
+        PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH => "token.audience_mismatch", PVE_ENTRAID_TOKEN_AZP_MISMATCH => "token.azp_mismatch",
+        PVE_ENTRAID_TOKEN_EXPIRED => "token.expired", PVE_ENTRAID_TOKEN_NOT_YET_VALID => "token.not_yet_valid",
+        PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE => "token.issued_in_future", PVE_ENTRAID_TOKEN_NONCE_MISSING => "token.nonce_missing",
+        PVE_ENTRAID_TOKEN_NONCE_MISMATCH => "token.nonce_mismatch", PVE_ENTRAID_TOKEN_VERSION => "token.version",
+        PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED => "token.tenant_not_allowed", PVE_ENTRAID_TOKEN_MISSING_CLAIM => "token.missing_claim",
+        PVE_ENTRAID_TOKEN_UNKNOWN_KID => "token.unknown_kid", PVE_ENTRAID_ACCESS_DENIED => "access.denied",
+        PVE_ENTRAID_ACCESS_GUEST => "access.guest", PVE_ENTRAID_IDENTITY_PIN_MISMATCH => "identity.pin_mismatch",
+        PVE_ENTRAID_GRAPH_ERROR => "graph.error", PVE_ENTRAID_CACHE_IO => "cache.io",
+        PVE_ENTRAID_INTERNAL_PANIC => "internal.panic", PVE_ENTRAID_INTERNAL_ERROR => "internal.error",
+    };
+    s.as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn call(f: unsafe extern "C" fn(*const u8, usize, *mut *mut c_char) -> Code, req: &[u8]) -> (Code, Value) {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let code = unsafe { f(req.as_ptr(), req.len(), &mut out) };
+        assert!(!out.is_null());
+        let v: Value = serde_json::from_str(unsafe { CStr::from_ptr(out) }.to_str().unwrap()).unwrap();
+        unsafe { pve_entraid_free(out) };
+        (code, v)
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_answer() {
+        let (code, v) = call(pve_entraid_map, br#"{"__test_panic": true}"#);
+        assert_eq!(code, Code::PVE_ENTRAID_INTERNAL_PANIC);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["error"]["code"], "internal.panic");
+    }
+
+    #[test]
+    fn result_codes_match_the_error_table() {
+        for c in Code::all() {
+            let s = unsafe { CStr::from_ptr(pve_entraid_result_code(c as u32)) }.to_str().unwrap();
+            assert_eq!(s, c.as_str());
+        }
+        assert_eq!(unsafe { CStr::from_ptr(pve_entraid_result_code(12345)) }.to_str().unwrap(), "unknown");
+    }
+
+    #[test]
+    fn null_pointers_are_handled() {
+        let code = unsafe { pve_entraid_map(std::ptr::null(), 0, std::ptr::null_mut()) };
+        assert_eq!(code, Code::PVE_ENTRAID_REQUEST_INVALID);
+        let mut out: *mut c_char = std::ptr::null_mut();
+        assert_eq!(unsafe { pve_entraid_map(std::ptr::null(), 5, &mut out) }, Code::PVE_ENTRAID_REQUEST_INVALID);
+        unsafe { pve_entraid_free(out) };
+        unsafe { pve_entraid_free(std::ptr::null_mut()) };
+    }
+}

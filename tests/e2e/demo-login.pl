@@ -1,0 +1,62 @@
+#!/usr/bin/perl
+# The `make demo` login: a throw-away /etc/pve (PVE test doubles), the bundled Entra emulator,
+# an entraid realm added as `pveum realm add` does, and one browser-less login that ends with
+# a PVE ticket.
+use strict;
+use warnings;
+no warnings 'once'; # @PVE::SafeSyslog::LINES is filled by the test double
+
+use JSON;
+use EntraTest;
+
+my $redirect = 'https://pve1.example.com:8006';
+
+sub step { print "\n== $_[0]\n"; }
+
+step('throw-away cluster');
+my $dir = setup_cluster();
+print "/etc/pve stand-in: $dir (node pve1 with the pve-entraid marker)\n";
+
+step('Entra emulator');
+my $url = start_emulator();
+print "entra-emulator listening on $url (tenant $TENANT)\n";
+
+step("pveum realm add entra --type entraid --tenant-id $TENANT --client-id $CLIENT_ID --client-key *** --autocreate 1 --groups-map ... --groups-autocreate 1");
+add_realm('entra',
+    autocreate => 1,
+    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops",
+    'groups-autocreate' => 1,
+    'groups-sync' => 1,
+    comment => 'Contoso Entra ID');
+print "domains.cfg:\n", slurp("$dir/domains.cfg");
+printf("client secret stored in %s (mode %04o), not in domains.cfg\n",
+    'priv/entraid/entra.secret', (stat("$dir/priv/entraid/entra.secret"))[2] & 07777);
+
+step('POST /access/entraid/auth-url');
+my $authorize = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+print "authorize URL: $authorize\n";
+
+step('browser: GET authorize (login_hint=alice@contoso.example), read the redirect');
+my ($code, $state, $location) = browser_authorize($authorize, 'alice@contoso.example');
+print "302 Location: ", substr($location, 0, 100), "...\n";
+
+step('POST /access/entraid/login');
+my $res = api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+my $usercfg = PVE::Cluster::cfs_read_file('user.cfg');
+my $user = $usercfg->{users}->{ $res->{username} };
+
+print "PVE user id:          $res->{username}\n";
+print "name / email:         ", join(' ', grep { defined } $user->{firstname}, $user->{lastname}),
+    " <", $user->{email} // '', ">\n";
+print "PVE groups:           ", join(', ', sort keys %{ $user->{groups} // {} }), "\n";
+print "ticket:               $res->{ticket}\n";
+print "CSRFPreventionToken:  $res->{CSRFPreventionToken}\n";
+print "identity pin:         ", slurp("$dir/priv/entraid/entra.identities.json") =~ s/\s+/ /gr, "\n";
+print "syslog:               $_\n" for @PVE::SafeSyslog::LINES;
+
+die "demo: ticket does not verify\n"
+    if (PVE::AccessControl::verify_ticket($res->{ticket}) // '') ne $res->{username};
+
+step('stop emulator');
+stop_emulator();
+print "demo: OK\n";

@@ -1,0 +1,253 @@
+//! Directory contents the emulator serves: tenants, app registrations, users.
+//!
+//! `EmulatorConfig::default()` is the default directory of docs/DESIGN.md. A `--config` file
+//! (same field names) *adds* to it: an entry whose key (tenant id, client_id, upn) matches a
+//! default entry replaces that entry, others are appended.
+
+use serde::Deserialize;
+
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+/// Home tenant of the guest user, also a second tenant for multi-tenant (`organizations`) tests.
+pub const FABRIKAM_TENANT: &str = "22222222-3333-4444-5555-666666666666";
+pub const CLIENT_ID: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+pub const CLIENT_SECRET: &str = "s3cr~et.Value_with~tilde";
+pub const ALICE_OID: &str = "0a1b2c3d-0000-4000-8000-00000000a11c";
+pub const BOB_OID: &str = "0b0b0b0b-0000-4000-8000-000000000b0b";
+pub const GUEST_OID: &str = "0c0c0c0c-0000-4000-8000-000000000c0c";
+pub const CAROL_OID: &str = "0d0d0d0d-0000-4000-8000-000000000d0d";
+/// Alice's group (and one of Bob's many).
+pub const ADMINS_GROUP: &str = "6f7e8d9c-1111-4111-8111-000000000001";
+/// A second well-known group Bob is in, so overage resolution can be checked against a mapping.
+pub const OPERATORS_GROUP: &str = "6f7e8d9c-1111-4111-8111-000000000002";
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    pub id: String,
+    /// Verified domains that resolve to this tenant in the path (`/contoso.example/...`).
+    #[serde(default)]
+    pub domains: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub client_id: String,
+    /// Client secret value; `None` means the app has no secret credential.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Whether the bundled certificate `keys/client.crt` is a registered credential.
+    #[serde(default = "yes")]
+    pub certificate: bool,
+    /// Registered redirect URIs. Empty accepts any (a convenience real Entra does not offer,
+    /// so tests need not know every port in advance).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub upn: String,
+    pub oid: String,
+    /// Sign-in name; defaults to `upn`. Guests sign in with their home address, not the #EXT# UPN.
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub given_name: String,
+    #[serde(default)]
+    pub family_name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Extra synthetic group memberships (deterministic GUIDs), to exceed the overage limit.
+    #[serde(default)]
+    pub generated_groups: usize,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// 0 member, 1 guest (Entra's optional `acct` claim).
+    #[serde(default)]
+    pub acct: u8,
+    /// Identity provider for guests, e.g. "https://sts.windows.net/<home tid>/".
+    #[serde(default)]
+    pub idp: Option<String>,
+    /// Tenant the user signs in to (the `tid` of their tokens); default: the first tenant.
+    #[serde(default)]
+    pub tid: Option<String>,
+}
+
+impl User {
+    pub fn sign_in_name(&self) -> &str {
+        self.preferred_username.as_deref().unwrap_or(&self.upn)
+    }
+
+    /// Every group membership: listed ones first, then the generated ones.
+    pub fn all_groups(&self) -> Vec<String> {
+        let mut all = self.groups.clone();
+        let prefix: String = self.oid.chars().take(8).collect();
+        all.extend((1..=self.generated_groups).map(|i| format!("{prefix}-9999-4000-8000-{i:012}")));
+        all
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(from = "ConfigFile")]
+pub struct EmulatorConfig {
+    pub tenants: Vec<Tenant>,
+    pub apps: Vec<App>,
+    pub users: Vec<User>,
+    /// More groups than this → `_claim_names`/`_claim_sources` instead of `groups` (Entra: 200 for JWT).
+    pub groups_overage_limit: usize,
+    /// Latency added to every IdP request from the start (the `latency_ms` control changes it).
+    pub latency_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn member(upn: &str, oid: &str, given: &str, family: &str) -> User {
+    User {
+        upn: upn.into(),
+        oid: oid.into(),
+        preferred_username: None,
+        name: format!("{given} {family}"),
+        given_name: given.into(),
+        family_name: family.into(),
+        email: Some(upn.into()),
+        groups: vec![],
+        generated_groups: 0,
+        roles: vec![],
+        acct: 0,
+        idp: None,
+        tid: Some(TENANT.into()),
+    }
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let alice = User {
+            groups: vec![ADMINS_GROUP.into()],
+            roles: vec!["PVE.Admin".into()],
+            ..member("alice@contoso.example", ALICE_OID, "Alice", "Example")
+        };
+        let bob = User {
+            groups: vec![ADMINS_GROUP.into(), OPERATORS_GROUP.into()],
+            generated_groups: 248, // 250 in all: over the overage limit of 200
+            ..member("bob@contoso.example", BOB_OID, "Bob", "Example")
+        };
+        let guest = User {
+            upn: "guest_fabrikam.example#EXT#@contoso.example".into(),
+            preferred_username: Some("guest@fabrikam.example".into()),
+            email: Some("guest@fabrikam.example".into()),
+            acct: 1,
+            idp: Some(format!("https://sts.windows.net/{FABRIKAM_TENANT}/")),
+            ..member("guest@fabrikam.example", GUEST_OID, "Gwen", "Guest")
+        };
+        let carol = User {
+            tid: Some(FABRIKAM_TENANT.into()),
+            ..member("carol@fabrikam.example", CAROL_OID, "Carol", "Fabrikam")
+        };
+        EmulatorConfig {
+            tenants: vec![
+                Tenant {
+                    id: TENANT.into(),
+                    domains: vec!["contoso.example".into(), "contoso.onmicrosoft.com".into()],
+                },
+                Tenant {
+                    id: FABRIKAM_TENANT.into(),
+                    domains: vec!["fabrikam.example".into()],
+                },
+            ],
+            apps: vec![App {
+                client_id: CLIENT_ID.into(),
+                secret: Some(CLIENT_SECRET.into()),
+                certificate: true,
+                redirect_uris: vec![],
+            }],
+            users: vec![alice, bob, guest, carol],
+            groups_overage_limit: 200,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// On-disk form: every field optional, merged onto the defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    tenants: Vec<Tenant>,
+    #[serde(default)]
+    apps: Vec<App>,
+    #[serde(default)]
+    users: Vec<User>,
+    groups_overage_limit: Option<usize>,
+    latency_ms: Option<u64>,
+}
+
+fn merge<T>(base: &mut Vec<T>, extra: Vec<T>, same: impl Fn(&T, &T) -> bool) {
+    for item in extra {
+        match base.iter_mut().find(|b| same(b, &item)) {
+            Some(slot) => *slot = item,
+            None => base.push(item),
+        }
+    }
+}
+
+impl From<ConfigFile> for EmulatorConfig {
+    fn from(f: ConfigFile) -> Self {
+        let mut cfg = EmulatorConfig::default();
+        merge(&mut cfg.tenants, f.tenants, |a, b| a.id == b.id);
+        merge(&mut cfg.apps, f.apps, |a, b| a.client_id == b.client_id);
+        merge(&mut cfg.users, f.users, |a, b| {
+            a.upn.eq_ignore_ascii_case(&b.upn)
+        });
+        if let Some(n) = f.groups_overage_limit {
+            cfg.groups_overage_limit = n;
+        }
+        if let Some(ms) = f.latency_ms {
+            cfg.latency_ms = ms;
+        }
+        cfg
+    }
+}
+
+impl EmulatorConfig {
+    /// Tenant GUID for a path segment that is a GUID or a verified domain.
+    pub fn resolve_tenant(&self, segment: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| {
+            t.id.eq_ignore_ascii_case(segment)
+                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(segment))
+        })
+    }
+
+    pub fn app(&self, client_id: &str) -> Option<&App> {
+        self.apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    /// A user by UPN or sign-in name (what a login_hint carries).
+    pub fn user_by_hint(&self, hint: &str) -> Option<&User> {
+        self.users.iter().find(|u| {
+            u.upn.eq_ignore_ascii_case(hint) || u.sign_in_name().eq_ignore_ascii_case(hint)
+        })
+    }
+
+    pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+
+    pub fn user_tid<'a>(&'a self, user: &'a User) -> &'a str {
+        user.tid.as_deref().unwrap_or_else(|| {
+            self.tenants
+                .first()
+                .map(|t| t.id.as_str())
+                .unwrap_or(TENANT)
+        })
+    }
+}

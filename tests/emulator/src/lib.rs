@@ -1,0 +1,118 @@
+//! Microsoft Entra ID emulator for pve-entraid tests.
+//!
+//! Serves OIDC discovery, JWKS, a non-interactive authorize endpoint, the token endpoint and the
+//! one Microsoft Graph call the realm needs, shaped like the captured Entra documents in
+//! fixtures/entra/. Faults, key rotation and token tampering are driven through `/_emu/control`
+//! (or [`Emulator::control`] in-process). Contract: docs/DESIGN.md, "Entra emulator".
+
+mod aadsts;
+mod authorize;
+mod client;
+mod config;
+mod control;
+mod discovery;
+mod graph;
+mod http;
+mod idtoken;
+mod jwt;
+mod keys;
+mod router;
+mod state;
+mod token;
+mod util;
+
+pub use client::authorize;
+pub use config::{
+    App, EmulatorConfig, Tenant, User, ADMINS_GROUP, ALICE_OID, BOB_OID, CAROL_OID, CLIENT_ID,
+    CLIENT_SECRET, FABRIKAM_TENANT, GUEST_OID, OPERATORS_GROUP, TENANT,
+};
+pub use idtoken::pairwise_sub;
+
+use state::Shared;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A running emulator; stops serving when dropped.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    shutdown: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+/// Starts an emulator on 127.0.0.1 with an OS-chosen port. Panics if it cannot bind (tests only).
+pub fn start(cfg: EmulatorConfig) -> Emulator {
+    start_on("127.0.0.1:0", cfg).expect("entra-emulator: bind 127.0.0.1:0")
+}
+
+/// Starts an emulator on `listen` ("127.0.0.1:0" picks a free port).
+pub fn start_on(listen: &str, cfg: EmulatorConfig) -> std::io::Result<Emulator> {
+    let listener = TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(cfg, format!("http://{addr}")));
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let handler: Arc<http::Handler> = {
+        let shared = shared.clone();
+        Arc::new(move |req: &http::Request| router::route(&shared, req))
+    };
+    let acceptor = {
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("emu-accept".into())
+            .spawn(move || http::serve(listener, handler, shutdown))?
+    };
+    Ok(Emulator {
+        shared,
+        addr,
+        shutdown,
+        acceptor: Some(acceptor),
+    })
+}
+
+impl Emulator {
+    /// Base URL, e.g. "http://127.0.0.1:40123" — the `authority` (and `graph_url`) of a test realm.
+    pub fn url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    /// Applies a control document, as `POST /_emu/control` would. Panics on an invalid document:
+    /// that is a bug in the calling test.
+    pub fn control(&self, v: serde_json::Value) {
+        if let Err(e) = control::apply(&self.shared, &v) {
+            panic!("entra-emulator control rejected {v}: {e}");
+        }
+    }
+
+    /// Request counts per endpoint: {"discovery","jwks","authorize","token","graph"}.
+    pub fn stats(&self) -> serde_json::Value {
+        self.shared.stats()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.reset_stats()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the acceptor sees the flag and drops the listener.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The certificate credential of the default app (`tests/emulator/keys/client.crt`).
+pub fn client_cert_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys/client.crt")
+}
+
+/// Its private key, PKCS#8 PEM (`tests/emulator/keys/client.key`).
+pub fn client_key_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("keys/client.key")
+}

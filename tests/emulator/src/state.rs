@@ -1,0 +1,240 @@
+//! Shared state of a running emulator: directory, keys, issued codes and tokens, and the
+//! fault-injection settings changed through the control endpoint.
+
+use crate::config::EmulatorConfig;
+use crate::keys::{ClientCredential, KeySet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// The IdP endpoints, as counted in stats and targeted by faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Discovery,
+    Jwks,
+    Authorize,
+    Token,
+    Graph,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::Discovery,
+        Endpoint::Jwks,
+        Endpoint::Authorize,
+        Endpoint::Token,
+        Endpoint::Graph,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Discovery => "discovery",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Authorize => "authorize",
+            Endpoint::Token => "token",
+            Endpoint::Graph => "graph",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultMode {
+    Status500,
+    /// 200 with a body that is not JSON (an HTML page, as a captive proxy would send).
+    Garbage,
+    /// Content-Length larger than the body, connection closed early.
+    Truncated,
+    /// No answer for 60 s, then close.
+    Hang,
+    /// The endpoint's Entra error for this AADSTS code.
+    Aadsts(u32),
+}
+
+impl FaultMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "status500" => FaultMode::Status500,
+            "garbage" => FaultMode::Garbage,
+            "truncated" => FaultMode::Truncated,
+            "hang" => FaultMode::Hang,
+            _ => FaultMode::Aadsts(s.strip_prefix("aadsts:")?.parse().ok()?),
+        })
+    }
+}
+
+/// One-shot manipulations of the next ID token, each aimed at one validation rule of the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    AlgNone,
+    Hs256Pubkey,
+    BadSignature,
+    NoKid,
+    WrongIss,
+    WrongAud,
+    ExtraAud,
+    Expired,
+    NbfFuture,
+    IatFuture,
+    NoNonce,
+    WrongNonce,
+    V1,
+    WrongTid,
+    BadAzp,
+    /// Signed with the held-back key, whose kid is not (yet) published.
+    UnknownKid,
+}
+
+impl Tamper {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "alg_none" => Tamper::AlgNone,
+            "hs256_pubkey" => Tamper::Hs256Pubkey,
+            "bad_signature" => Tamper::BadSignature,
+            "no_kid" => Tamper::NoKid,
+            "wrong_iss" => Tamper::WrongIss,
+            "wrong_aud" => Tamper::WrongAud,
+            "extra_aud" => Tamper::ExtraAud,
+            "expired" => Tamper::Expired,
+            "nbf_future" => Tamper::NbfFuture,
+            "iat_future" => Tamper::IatFuture,
+            "no_nonce" => Tamper::NoNonce,
+            "wrong_nonce" => Tamper::WrongNonce,
+            "v1" => Tamper::V1,
+            "wrong_tid" => Tamper::WrongTid,
+            "bad_azp" => Tamper::BadAzp,
+            "unknown_kid" => Tamper::UnknownKid,
+            _ => return None,
+        })
+    }
+}
+
+pub struct Fault {
+    pub endpoint: Endpoint,
+    pub mode: FaultMode,
+    pub remaining: u32,
+}
+
+/// What an authorization code stands for.
+#[derive(Clone)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub nonce: String,
+    pub scope: String,
+    pub user_oid: String,
+    /// The tenant of the resulting tokens (`tid`).
+    pub tid: String,
+    pub issued_at: u64,
+    pub redeemed: bool,
+}
+
+/// An app-only access token from the client_credentials grant, good for Graph.
+pub struct AppToken {
+    pub client_id: String,
+    pub expires_at: u64,
+}
+
+#[derive(Default)]
+pub struct Runtime {
+    pub latency_ms: u64,
+    pub faults: Vec<Fault>,
+    pub tamper: Option<Tamper>,
+    pub rotations: usize,
+    pub codes: HashMap<String, CodeGrant>,
+    pub app_tokens: HashMap<String, AppToken>,
+}
+
+/// Redeemed or expired codes are kept this long (to answer reuse with AADSTS54005), then dropped.
+const CODE_MEMORY: u64 = 3600;
+
+impl Runtime {
+    /// Forgets codes and app tokens nobody can use any more, so long load runs stay bounded.
+    pub fn prune_expired(&mut self, now: u64) {
+        if self.codes.len() > 10_000 {
+            self.codes
+                .retain(|_, g| now.saturating_sub(g.issued_at) < CODE_MEMORY);
+        }
+        if self.app_tokens.len() > 10_000 {
+            self.app_tokens.retain(|_, t| t.expires_at > now);
+        }
+    }
+
+    /// Takes one pending fault for `endpoint`, if any.
+    pub fn take_fault(&mut self, endpoint: Endpoint) -> Option<FaultMode> {
+        let i = self.faults.iter().position(|f| f.endpoint == endpoint)?;
+        let mode = self.faults[i].mode;
+        self.faults[i].remaining -= 1;
+        if self.faults[i].remaining == 0 {
+            self.faults.remove(i);
+        }
+        Some(mode)
+    }
+}
+
+pub struct Shared {
+    pub cfg: EmulatorConfig,
+    pub base_url: String,
+    pub keys: KeySet,
+    pub client_cred: ClientCredential,
+    runtime: Mutex<Runtime>,
+    stats: [AtomicU64; 5],
+}
+
+impl Shared {
+    pub fn new(cfg: EmulatorConfig, base_url: String) -> Self {
+        let runtime = Runtime {
+            latency_ms: cfg.latency_ms,
+            ..Runtime::default()
+        };
+        Shared {
+            cfg,
+            base_url,
+            keys: KeySet::load(),
+            client_cred: ClientCredential::load(),
+            runtime: Mutex::new(runtime),
+            stats: Default::default(),
+        }
+    }
+
+    /// The runtime state; a panic in another request thread must not wedge the emulator.
+    pub fn rt(&self) -> MutexGuard<'_, Runtime> {
+        self.runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn count(&self, endpoint: Endpoint) {
+        self.stats[endpoint as usize].fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for e in Endpoint::ALL {
+            map.insert(
+                e.name().into(),
+                self.stats[e as usize].load(Ordering::SeqCst).into(),
+            );
+        }
+        map.into()
+    }
+
+    pub fn reset_stats(&self) {
+        for s in &self.stats {
+            s.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Back to the state right after start (directory unchanged).
+    pub fn reset(&self) {
+        *self.rt() = Runtime {
+            latency_ms: self.cfg.latency_ms,
+            ..Runtime::default()
+        };
+        self.reset_stats();
+    }
+}

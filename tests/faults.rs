@@ -1,0 +1,227 @@
+//! Faults of the IdP and of the node, through the public C ABI: each ends in its specific error
+//! code or in the correct fallback, within a bounded time, and leaves the realm working.
+//! Scenarios that need an empty memory cache (a new pveproxy worker) run in a child process:
+//! this test binary again, running one `#[ignore]`d child test selected by name.
+
+mod abi_harness;
+
+use abi_harness::*;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+/// Upper bound for any single faulty call: the realm's timeout is 2 s (abi_harness::Realm).
+const BOUND: Duration = Duration::from_secs(8);
+
+fn fail_next(realm: &Realm, endpoint: &str, mode: &str, count: u32) {
+    realm.emu.control(json!({"fail_next": {"endpoint": endpoint, "mode": mode, "count": count}}));
+}
+
+fn auth_url_code(realm: &Realm) -> (String, Value) {
+    let (_, answer) = bounded(BOUND, || realm.auth_url());
+    (code_of(&answer), answer)
+}
+
+/// Warms the realm with one good login, then logs in again with a fault on `endpoint`.
+fn login_with_fault(realm: &Realm, endpoint: &str, mode: &str) -> (String, Value) {
+    let req = realm.login_request();
+    fail_next(realm, endpoint, mode, 1);
+    let (_, answer) = bounded(BOUND, || realm.login(&req));
+    (code_of(&answer), answer)
+}
+
+#[test]
+fn an_unreachable_idp_is_idp_unreachable() {
+    let mut realm = Realm::new("unreachable");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // The listener is dropped: nothing listens on that port any more.
+    realm.config["authority"] = format!("http://{closed}").into();
+    let (code, answer) = auth_url_code(&realm);
+    assert_eq!(code, "idp.unreachable", "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("127.0.0.1"), "names the host: {answer}");
+}
+
+#[test]
+fn an_idp_slower_than_the_timeout_is_idp_timeout() {
+    let realm = Realm::new("hang");
+    fail_next(&realm, "discovery", "hang", 1);
+    assert_eq!(auth_url_code(&realm).0, "idp.timeout");
+    assert_eq!(auth_url_code(&realm).0, "ok", "the next attempt works");
+
+    let (code, _) = login_with_fault(&realm, "token", "hang");
+    assert_eq!(code, "idp.timeout");
+    assert_eq!(realm.full_login(), "ok", "a new login works after the timeout");
+}
+
+#[test]
+fn http_500_from_each_endpoint_is_idp_error() {
+    let realm = Realm::new("status500");
+    fail_next(&realm, "discovery", "status500", 1);
+    let (code, answer) = auth_url_code(&realm);
+    assert_eq!(code, "idp.error");
+    assert_eq!(answer["error"]["http_status"], 500);
+
+    // JWKS is first needed at login, when this realm has never fetched it.
+    let (code, answer) = login_with_fault(&realm, "jwks", "status500");
+    assert_eq!(code, "idp.error", "{answer}");
+    assert_eq!(answer["error"]["http_status"], 500);
+
+    let (code, answer) = login_with_fault(&realm, "token", "status500");
+    assert_eq!(code, "idp.error", "{answer}");
+    assert_eq!(answer["error"]["http_status"], 500);
+    assert_eq!(realm.full_login(), "ok");
+}
+
+#[test]
+fn garbage_and_truncated_bodies_are_idp_bad_response() {
+    for mode in ["garbage", "truncated"] {
+        let realm = Realm::new(&format!("body-{mode}"));
+        fail_next(&realm, "discovery", mode, 1);
+        let (code, answer) = auth_url_code(&realm);
+        assert_eq!(code, "idp.bad_response", "discovery {mode}: {answer}");
+
+        let (code, answer) = login_with_fault(&realm, "jwks", mode);
+        assert_eq!(code, "idp.bad_response", "jwks {mode}: {answer}");
+
+        let (code, answer) = login_with_fault(&realm, "token", mode);
+        assert_eq!(code, "idp.bad_response", "token {mode}: {answer}");
+        assert_eq!(realm.full_login(), "ok", "{mode}: the realm recovers");
+    }
+}
+
+#[test]
+fn an_aadsts_error_keeps_its_code_and_hint() {
+    let realm = Realm::new("aadsts");
+    let (code, answer) = login_with_fault(&realm, "token", "aadsts:7000215");
+    assert_eq!(code, "idp.error");
+    assert_eq!(answer["error"]["aadsts"], 7000215);
+    assert!(answer["error"]["hint"].as_str().is_some_and(|h| h.contains("Value")), "{answer}");
+}
+
+#[test]
+fn a_key_rotation_mid_stream_costs_one_jwks_refetch() {
+    let realm = Realm::new("rotation");
+    assert_eq!(realm.full_login(), "ok");
+    realm.emu.control(json!({"rotate_keys": true}));
+    let req = realm.login_request();
+    realm.emu.reset_stats();
+    let (_, answer) = bounded(BOUND, || realm.login(&req));
+    assert_eq!(code_of(&answer), "ok", "login after rotation: {answer}");
+    assert_eq!(realm.count("jwks"), 1, "exactly one JWKS refetch");
+    assert_eq!(realm.count("discovery"), 0);
+}
+
+/// Runs the `#[ignore]`d child test `name` in a new process of this binary.
+fn in_fresh_process(name: &str, request: &Value) {
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_REQUEST, request.to_string())
+        .output()
+        .expect("spawn child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("1 passed"), "child {name} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const CHILD_REQUEST: &str = "PVE_ENTRAID_FAULTS_CHILD_REQUEST";
+
+/// In a fresh process (empty memory cache): a whole login with the request from the parent.
+#[test]
+#[ignore = "run by its parent test in a fresh process"]
+fn child_login_in_fresh_process() {
+    let req: Value = serde_json::from_str(&std::env::var(CHILD_REQUEST).expect("run by a parent test")).unwrap();
+    let (_, auth) = call(pve_entraid_auth_url, &req);
+    assert_eq!(code_of(&auth), "ok", "auth_url: {auth}");
+    let (code, state) = entra_emulator::authorize(auth["result"]["url"].as_str().unwrap(), Some(USER)).unwrap();
+    let mut login = req.clone();
+    login["code"] = code.into();
+    login["state"] = state.into();
+    let (_, answer) = call(pve_entraid_login, &login);
+    assert_eq!(code_of(&answer), "ok", "login: {answer}");
+}
+
+#[test]
+fn discovery_and_jwks_down_with_a_warm_disk_cache_still_log_in() {
+    let realm = Realm::new("warm-disk");
+    assert_eq!(realm.full_login(), "ok"); // fills the disk cache
+    fail_next(&realm, "discovery", "status500", 10);
+    fail_next(&realm, "jwks", "status500", 10);
+    realm.emu.reset_stats();
+    bounded(BOUND * 2, || in_fresh_process("child_login_in_fresh_process", &realm.request()));
+    assert_eq!(realm.count("discovery"), 0, "served from the disk cache");
+    assert_eq!(realm.count("jwks"), 0, "served from the disk cache");
+    assert_eq!(realm.count("token"), 1);
+    // The same process (warm memory) also needs no metadata.
+    assert_eq!(realm.full_login(), "ok");
+}
+
+fn cache_files(realm: &Realm) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(realm.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn corrupted_disk_cache_files_are_refetched() {
+    let realm = Realm::new("corrupt");
+    assert_eq!(realm.full_login(), "ok");
+    let files = cache_files(&realm);
+    let names: Vec<String> = files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n.contains("discovery")) && names.iter().any(|n| n.contains("jwks")), "cache files: {names:?}");
+    for (i, f) in files.iter().enumerate() {
+        let garbage: &[u8] = match i % 3 {
+            0 => b"",
+            1 => b"{\"source\": \"http://elsewhere\", \"fetched_at\": 1, \"docu",
+            _ => b"\x00\xff garbage \xfe",
+        };
+        std::fs::write(f, garbage).unwrap();
+    }
+    realm.emu.reset_stats();
+    bounded(BOUND * 2, || in_fresh_process("child_login_in_fresh_process", &realm.request()));
+    assert_eq!(realm.count("discovery"), 1, "corrupt discovery cache refetched once");
+    assert_eq!(realm.count("jwks"), 1, "corrupt JWKS cache refetched once");
+    for f in cache_files(&realm) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(serde_json::from_slice::<Value>(&bytes).is_ok(), "{} is JSON again", f.display());
+    }
+}
+
+#[test]
+fn an_unwritable_cache_dir_fails_closed_without_crashing() {
+    let realm = Realm::new("unwritable");
+    // A directory below a regular file: unwritable even for root.
+    let file = realm.scratch.0.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let mut req = realm.request();
+    req["cache_dir"] = file.join("cache").to_string_lossy().into_owned().into();
+
+    // Metadata caching is best effort: auth_url works from memory.
+    let (_, auth) = bounded(BOUND, || call(pve_entraid_auth_url, &req));
+    assert_eq!(code_of(&auth), "ok", "{auth}");
+    assert_eq!(code_of(&bounded(BOUND, || call(pve_entraid_auth_url, &req)).1), "ok");
+
+    // Single use of a state cannot be recorded: the login is refused with cache.io rather than
+    // accepted without replay protection.
+    let (code, state) = entra_emulator::authorize(auth["result"]["url"].as_str().unwrap(), Some(USER)).unwrap();
+    req["code"] = code.into();
+    req["state"] = state.into();
+    let (_, answer) = bounded(BOUND, || call(pve_entraid_login, &req));
+    assert_eq!(code_of(&answer), "cache.io", "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("not-a-dir"), "names the directory: {answer}");
+    assert_eq!(realm.count("token"), 0, "the code was not redeemed");
+}
+
+#[test]
+fn a_corrupt_consumed_state_cache_does_not_block_logins() {
+    let realm = Realm::new("consumed");
+    assert_eq!(realm.full_login(), "ok");
+    std::fs::write(realm.cache_dir().join("consumed-states.json"), b"{\"truncated").unwrap();
+    let req = realm.login_request();
+    assert_eq!(code_of(&realm.login(&req).1), "ok");
+    assert_eq!(code_of(&realm.login(&req).1), "state.replayed", "the rewritten cache records single use again");
+    let bytes = std::fs::read(realm.cache_dir().join("consumed-states.json")).unwrap();
+    assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+}
