@@ -26,9 +26,12 @@ for tool in cargo dpkg-buildpackage dh pod2man git; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found: run scripts/install-deps.sh"
 done
 
+git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
+    || die "$repo is not a git work tree: the build inputs are the files git lists"
+
 # Every input the package installs; a missing one is an error, never a silently smaller package.
 required=(
-    Cargo.toml Cargo.lock src/lib.rs
+    Cargo.toml Cargo.lock src/lib.rs include/pve_entraid.h
     perl/xs/Makefile.PL
     perl/PVE/Auth/EntraID.pm perl/PVE/API2/EntraID.pm perl/PVE/EntraID/Lib.pm
     perl/bin/pve-entraid

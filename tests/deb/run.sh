@@ -141,17 +141,16 @@ for s in postinst prerm postrm; do
     check "$s passes sh -n" sh -n "$ctrl/$s"
 done
 
-# run a maintainer script the way dpkg --root does: DPKG_ROOT set, the package's tools on PATH
+# run a maintainer script the way "dpkg --root --force-script-chrootless" does: DPKG_ROOT set
 run_script() {
     local r="$1"
     shift
-    env DPKG_ROOT="$r" PATH="$root/usr/sbin:$PATH" PERL5LIB="$root$vendorlib:$root$vendorarch" \
-        LD_LIBRARY_PATH="$root$privlib" sh "$@"
+    env DPKG_ROOT="$r" sh "$@"
 }
 
-# 1. no PVE in the root: configure succeeds and tells the admin what to do
+# 1. no PVE in the root (only the package, as dpkg would have unpacked it): configure succeeds and tells the admin what to do
 bare="$work/bare"
-mkdir -p "$bare"
+cp -a "$root" "$bare"
 if msg="$(run_script "$bare" "$ctrl/postinst" configure 2>&1)"; then
     check "postinst configure without PVE warns and points to 'pve-entraid-integrate status'" \
         bash -c 'grep -q "warning" <<<"$1" && grep -q "pve-entraid-integrate status" <<<"$1"' _ "$msg"
@@ -203,5 +202,25 @@ check "postrm purge removed /var/cache/pve-entraid and /var/lib/pve-entraid" \
     bash -c '! test -e "$1/var/cache/pve-entraid" && ! test -e "$1/var/lib/pve-entraid"' _ "$pve"
 check "postrm purge kept the realm secret in /etc/pve/priv/entraid" test -f "$pve/etc/pve/priv/entraid/entra.secret"
 check "postrm purge kept domains.cfg" grep -q '^entraid: entra' "$pve/etc/pve/domains.cfg"
+
+# 3. the whole cycle through dpkg itself, into a root with its own dpkg database
+droot="$work/dpkg-root"
+mkdir -p "$droot/var/lib/dpkg/info" "$droot/var/lib/dpkg/updates" "$droot/etc/pve/nodes/$node"
+touch "$droot/var/lib/dpkg/status"
+cp -a tests/integrate/fixtures/pristine/. "$droot/"
+dpkg_root() { dpkg --root="$droot" --force-script-chrootless --force-depends --log=/dev/null "$@"; }
+check "dpkg --root installs the package" dpkg_root --install "$deb"
+check "dpkg --root: package is installed and configured" \
+    bash -c 'dpkg --root="$1" -s pve-entraid | grep -qx "Status: install ok installed"' _ "$droot"
+for f in "${hooked[@]}"; do
+    check "dpkg --root install applied the hook in $f" grep -q 'pve-entraid hook begin' "$droot$f"
+done
+check "dpkg --root purges the package" dpkg_root --purge pve-entraid
+for f in "${hooked[@]}"; do
+    check "dpkg --root purge restored $f byte for byte" cmp "$droot$f" "tests/integrate/fixtures/pristine$f"
+done
+check "dpkg --root purge left none of the package's files" \
+    bash -c 'for p in /usr/lib/pve-entraid /usr/sbin/pve-entraid /var/cache/pve-entraid /var/lib/pve-entraid \
+        "/etc/pve/nodes/$2/pve-entraid"; do test ! -e "$1$p" || { echo "left: $p"; exit 1; }; done' _ "$droot" "$node"
 
 finish

@@ -16,7 +16,7 @@ use crate::stats::row;
 pub fn run() {
     let realm = Realm::new("requests");
 
-    let mut measure = |label: &str, target: &str, fresh_process: bool| {
+    let measure = |label: &str, target: &str, fresh_process: bool| {
         realm.emu.reset_stats();
         let auth = if fresh_process { child::call("auth_url", &realm.request()) } else { realm.auth_url() };
         let (auth_n, auth_detail) = realm.node_requests();
