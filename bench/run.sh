@@ -13,10 +13,11 @@ cd "$root"
 cargo build --release -p pve-entraid --quiet
 [ -f perl/blib/arch/auto/PVE/EntraID/XS/XS.so ] || bash perl/build.sh
 
-# The bench crate is a workspace of its own; sharing target/ and the root lock file lets it
-# reuse the dependencies the root workspace already compiled.
+# The bench crate is a workspace of its own, with the root's lock file for the same versions.
+# Its own target directory: the two workspaces unify features differently (the root's
+# dev-dependencies), and a shared directory would let one overwrite the other's artifacts.
 [ -f bench/Cargo.lock ] || cp Cargo.lock bench/Cargo.lock
-export CARGO_TARGET_DIR="$root/target"
+export CARGO_TARGET_DIR="$root/target/bench-crate"
 export PVE_ENTRAID_LIB="$root/target/release/libpve_entraid.so"
 echo "bench: building (release) ..." >&2
 (cd bench && cargo bench --quiet --bench figures --no-run 2>&1 | grep -v '^ *Executable' >&2 || true)

@@ -34,7 +34,7 @@ fn every_json_fixture_is_understood() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 7, "three discovery documents and four JWKS");
+    assert_eq!(seen, 6, "three discovery documents and three JWKS");
 }
 
 #[test]
