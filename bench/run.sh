@@ -13,17 +13,18 @@ cd "$root"
 cargo build --release -p pve-entraid --quiet
 [ -f perl/blib/arch/auto/PVE/EntraID/XS/XS.so ] || bash perl/build.sh
 
-# The bench crate is a workspace of its own, with the root's lock file for the same versions.
+# The bench crate is a workspace of its own; it starts from the root's lock file each run so
+# that it measures the same dependency versions the library ships with.
 # Its own target directory: the two workspaces unify features differently (the root's
 # dev-dependencies), and a shared directory would let one overwrite the other's artifacts.
-[ -f bench/Cargo.lock ] || cp Cargo.lock bench/Cargo.lock
+cp Cargo.lock bench/Cargo.lock
 export CARGO_TARGET_DIR="$root/target/bench-crate"
 export PVE_ENTRAID_LIB="$root/target/release/libpve_entraid.so"
 echo "bench: building (release) ..." >&2
-(cd bench && cargo bench --quiet --bench figures --no-run 2>&1 | grep -v '^ *Executable' >&2 || true)
+(cd bench && cargo bench --quiet --bench figures --no-run 2>&1 | sed '/Executable/d' >&2)
 
 echo
 echo "pve-entraid figures on $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r)"
 echo
-(cd bench && cargo bench --quiet --bench figures 2>/dev/null)
+(cd bench && cargo bench --quiet --bench figures)
 perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl

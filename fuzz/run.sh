@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for a bounded time (FUZZ_SECONDS each, default 45) and fails on
 # any crash, leak or timeout libFuzzer reports. `make test-fuzz` and CI call this.
-# Total cost on 2 cores: ~75 s to install cargo-fuzz once, ~2-3 min to build the targets with
-# ASan, then FUZZ_SECONDS per target.
+# Cost on 2 cores: ~75 s to install cargo-fuzz once, ~3-5 min for a first build of the targets
+# with ASan (seconds when only the library changed), then FUZZ_SECONDS per target.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"
 fuzz_dir="$(cd "$(dirname "$0")" && pwd)"
@@ -29,15 +29,20 @@ fi
 # Seeds are regenerated each run; what libFuzzer adds to corpus/ stays local (gitignored).
 perl "$fuzz_dir/gen-seeds.pl" "$fuzz_dir/corpus"
 
-cargo fuzz build --release 2>&1 | tail -n 3
+mkdir -p "$fuzz_dir/artifacts"
+if ! cargo fuzz build --release >"$fuzz_dir/artifacts/build.log" 2>&1; then
+    echo "fuzz: building the targets failed:" >&2
+    tail -n 40 "$fuzz_dir/artifacts/build.log" >&2
+    exit 1
+fi
 bin_dir="$fuzz_dir/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 status=0
 for target in "${targets[@]}"; do
     echo "fuzz: $target for ${seconds}s"
     log="$fuzz_dir/artifacts/$target.log"
     mkdir -p "$fuzz_dir/artifacts/$target"
-    # The library may create files relative to the working directory when a mutated request
-    # names a relative cache_dir/state_key_file: run inside a scratch directory.
+    # Belt and braces: the library takes absolute paths only and the harness confines them to
+    # /tmp/pve-entraid-fuzz, but a scratch working directory keeps any stray file out of the tree.
     scratch="$(mktemp -d)"
     if (cd "$scratch" && "$bin_dir/$target" "$fuzz_dir/corpus/$target" \
             -artifact_prefix="$fuzz_dir/artifacts/$target/" -max_total_time="$seconds" \
@@ -50,5 +55,6 @@ for target in "${targets[@]}"; do
     fi
     rm -rf "$scratch"
 done
+rm -rf /tmp/pve-entraid-fuzz # state key and caches the abi_request harness let requests create
 [ "$status" -eq 0 ] && echo "fuzz: all targets ran with 0 crashes"
 exit "$status"

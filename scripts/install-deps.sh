@@ -39,6 +39,10 @@ fi
 want dpkg-dev debhelper lintian binutils git
 
 # --- bench / fuzz ---
+# libfuzzer-sys compiles libFuzzer with the C++ compiler. cargo-fuzz itself is installed by
+# fuzz/run.sh on first use (cargo install cargo-fuzz --locked: ~75 s once), so that `make deps`
+# stays quick for everyone who does not fuzz. bench/ needs nothing beyond the core build.
+want g++
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq

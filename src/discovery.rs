@@ -40,7 +40,6 @@ pub struct Jwk {
 #[derive(Clone)]
 struct Cached<T> {
     value: T,
-    raw: Value,
     fetched_at: u64,
 }
 
@@ -178,9 +177,9 @@ impl Discovery<'_> {
         let allow_http = self.cfg.allows_http();
         if let Some((doc, at)) = self.read_disk("discovery", &key) {
             if let Ok(p) = parse_provider(&doc, allow_http) {
-                let newer = cached.as_ref().map_or(true, |c| at > c.fetched_at);
+                let newer = cached.as_ref().is_none_or(|c| at > c.fetched_at);
                 if newer {
-                    with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), raw: doc, fetched_at: at }));
+                    with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), fetched_at: at }));
                 }
                 if self.fresh(at) {
                     return Ok(p);
@@ -191,7 +190,7 @@ impl Discovery<'_> {
         match fetched {
             Ok((p, doc)) => {
                 self.write_disk("discovery", &key, &doc);
-                with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), raw: doc, fetched_at: self.now }));
+                with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), fetched_at: self.now }));
                 Ok(p)
             }
             Err(err) => with_entry(&key, |e| e.provider.as_ref().map(|c| c.value.clone())).ok_or(err),
@@ -203,7 +202,7 @@ impl Discovery<'_> {
         let keys = parse_jwks(&doc)?;
         self.write_disk("jwks", jwks_uri, &doc);
         with_entry(&self.memory_key(), |e| {
-            e.keys = Some(Cached { value: keys.clone(), raw: doc, fetched_at: self.now })
+            e.keys = Some(Cached { value: keys.clone(), fetched_at: self.now })
         });
         Ok(keys)
     }
@@ -220,8 +219,8 @@ impl Discovery<'_> {
         }
         if let Some((doc, at)) = self.read_disk("jwks", &provider.jwks_uri) {
             if let Ok(keys) = parse_jwks(&doc) {
-                if cached.as_ref().map_or(true, |c| at > c.fetched_at) {
-                    with_entry(&key, |e| e.keys = Some(Cached { value: keys.clone(), raw: doc, fetched_at: at }));
+                if cached.as_ref().is_none_or(|c| at > c.fetched_at) {
+                    with_entry(&key, |e| e.keys = Some(Cached { value: keys.clone(), fetched_at: at }));
                 }
                 if self.fresh(at) {
                     return Ok(keys);
@@ -259,18 +258,6 @@ impl Discovery<'_> {
             Ok(keys) => keys.into_iter().find(|k| k.kid == kid).ok_or_else(unknown),
             Err(_) => Err(unknown()),
         }
-    }
-
-    /// Time of the cached key set, for `check`.
-    pub fn keys_fetched_at(&self) -> Option<u64> {
-        with_entry(&self.memory_key(), |e| e.keys.as_ref().map(|c| c.fetched_at))
-    }
-
-    /// Number of raw keys in the cached JWKS document, for `check`.
-    pub fn raw_key_count(&self) -> usize {
-        with_entry(&self.memory_key(), |e| {
-            e.keys.as_ref().and_then(|c| c.raw.get("keys")).and_then(Value::as_array).map_or(0, Vec::len)
-        })
     }
 }
 

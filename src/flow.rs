@@ -44,6 +44,10 @@ fn state_key(req: &Request) -> Result<[u8; 32]> {
 pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     let redirect_url = req.redirect_url()?;
     let login_hint = req.opt_str("login_hint")?;
+    // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
+    if login_hint.is_some_and(|h| h.len() > 256 || !h.chars().all(|c| c.is_ascii_graphic())) {
+        return Err(invalid("`login_hint` must be a sign-in name of at most 256 printable characters"));
+    }
     let key = state_key(req)?;
     let provider = discovery(req, env).provider()?;
     let verifier = random_token(32)?;

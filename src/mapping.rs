@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::config::normalize_group_key;
+use crate::config::{is_guid, normalize_group_key};
 use crate::error::{Code, Error, Result};
 use crate::request::{invalid, Request};
 
@@ -53,6 +53,10 @@ pub fn map(req: &Request) -> Result<Value> {
     let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
     let tid = text("tid").ok_or_else(|| invalid("`claims.tid` is required"))?.to_ascii_lowercase();
     let oid = text("oid").ok_or_else(|| invalid("`claims.oid` is required"))?.to_ascii_lowercase();
+    // Entra object and tenant ids are GUIDs; anything else did not come from a validated token.
+    if !is_guid(&tid) || !is_guid(&oid) {
+        return Err(invalid("`claims.tid` and `claims.oid` must be GUIDs"));
+    }
 
     // Guests: B2B accounts (acct 1) or users whose identity provider is not this issuer.
     let acct = claims.get("acct").and_then(Value::as_i64);
@@ -175,6 +179,14 @@ mod tests {
         map(&req(json!({"allow_guests": true}), json!({"claims": {"acct": 1, "idp": "live.com"}}))).unwrap();
         // acct 0 and no idp: a member.
         map(&req(json!({}), json!({"claims": {"acct": 0}}))).unwrap();
+    }
+
+    #[test]
+    fn ids_must_be_guids() {
+        for (k, v) in [("oid", "a".repeat(1000)), ("tid", "contoso".to_string())] {
+            let e = map(&req(json!({}), json!({"claims": {k: v}}))).unwrap_err();
+            assert_eq!(e.code, Code::PVE_ENTRAID_REQUEST_INVALID);
+        }
     }
 
     #[test]

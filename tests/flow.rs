@@ -284,3 +284,28 @@ fn bad_requests() {
     let v = unsafe { CStr::from_ptr(ffi::pve_entraid_version()) }.to_str().unwrap();
     assert!(v.starts_with("pve-entraid/"));
 }
+
+#[test]
+fn login_hint_is_passed_and_bounded() {
+    let s = setup("hint");
+    let mut req = s.base("entra");
+    req["login_hint"] = json!("bob@contoso.example");
+    let url = ok(ffi::pve_entraid_auth_url, &req)["url"].as_str().unwrap().to_string();
+    assert!(url.contains("login_hint=bob%40contoso.example"), "{url}");
+    req["login_hint"] = json!("x".repeat(300));
+    assert_eq!(err_code(ffi::pve_entraid_auth_url, &req).0, "request.invalid");
+}
+
+#[test]
+fn another_home_tenant_signs_in_only_when_allowed() {
+    use entra_emulator::{CAROL_OID, FABRIKAM_TENANT};
+    let mut s = setup("carol");
+    s.config["tenant"] = json!("organizations");
+    s.config["allowed_tenants"] = json!([TENANT, FABRIKAM_TENANT]);
+    let res = ok(ffi::pve_entraid_login, &s.start_login(Some("carol@fabrikam.example")));
+    assert_eq!(res["claims"]["tid"], FABRIKAM_TENANT);
+    assert_eq!(res["claims"]["oid"], CAROL_OID);
+    s.config["allowed_tenants"] = json!([TENANT]);
+    let login = s.start_login(Some("carol@fabrikam.example"));
+    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "token.tenant_not_allowed");
+}
