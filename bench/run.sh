@@ -13,11 +13,11 @@ cd "$root"
 cargo build --release -p pve-entraid --quiet
 [ -f perl/blib/arch/auto/PVE/EntraID/XS/XS.so ] || bash perl/build.sh
 
-# The bench crate is a workspace of its own; it starts from the root's lock file each run so
-# that it measures the same dependency versions the library ships with.
+# The bench crate is a workspace of its own; its lock file starts as a copy of the root's so
+# that it measures the dependency versions the library ships with.
 # Its own target directory: the two workspaces unify features differently (the root's
 # dev-dependencies), and a shared directory would let one overwrite the other's artifacts.
-cp Cargo.lock bench/Cargo.lock
+[ -f bench/Cargo.lock ] || cp Cargo.lock bench/Cargo.lock
 export CARGO_TARGET_DIR="$root/target/bench-crate"
 export PVE_ENTRAID_LIB="$root/target/release/libpve_entraid.so"
 echo "bench: building (release) ..." >&2

@@ -295,7 +295,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 /// (no state key file, no cache dir, a closed loopback port), so they exercise parsing only.
 #[test]
 fn random_input_never_panics() {
-    let mut rng = Rng(0x5eed_0f_e17a_1d);
+    let mut rng = Rng(0x5eed_0fe1_7a1d);
     let map_seed = map_request().to_string().into_bytes();
     let io_seed = json!({"realm": "entra", "config": {"tenant": TENANT, "client_id": CLIENT_ID,
         "client_secret": "unused", "authority": "http://127.0.0.1:9", "timeout_ms": 200, "connect_timeout_ms": 100},
