@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps build demo test test-rust test-header test-perl test-integrate test-browser test-deb test-fuzz bench deb clean
+.PHONY: deps build demo test test-rust test-header test-perl test-integrate test-browser test-load test-deb test-fuzz bench deb clean
 
 # Installs everything on a fresh Debian 12 machine (idempotent, fast when done).
 deps:
@@ -18,7 +18,7 @@ demo: build
 
 # Every test.
 test: deps
-	$(MAKE) test-header test-rust test-perl test-integrate test-browser test-fuzz test-deb
+	$(MAKE) test-header test-rust test-perl test-integrate test-browser test-load test-fuzz test-deb
 	@echo "make test: all suites passed"
 
 test-header:
@@ -35,6 +35,10 @@ test-integrate:
 
 test-browser:
 	bash tests/browser/run.sh
+
+# 200 concurrent logins through the Perl path in forked workers (asserts correctness, prints timing).
+test-load: build
+	bash tests/e2e/load.sh
 
 test-fuzz:
 	bash fuzz/run.sh

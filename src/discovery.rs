@@ -268,7 +268,8 @@ pub(crate) mod tests {
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
-    pub const FIXTURES: &str = "/work/shared/fixtures/entra";
+    /// The captured Entra documents: `shared/` sits beside the checkout (as in CI).
+    pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");
 
     pub fn fixture(name: &str) -> Value {
         let path = format!("{FIXTURES}/{name}");

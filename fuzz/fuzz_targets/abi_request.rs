@@ -67,7 +67,7 @@ fn confined(req: &Request) -> bool {
         Some(Value::String(p)) => inside(p),
         Some(_) => true, // refused as `request.invalid` before any file is touched
     };
-    let cache_ok = req.cache_dir.as_ref().map_or(true, |d| d.to_str().is_some_and(inside));
+    let cache_ok = req.cache_dir.as_ref().is_none_or(|d| d.to_str().is_some_and(inside));
     key_ok && cache_ok
 }
 
