@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use openidconnect::core::{CoreJwsSigningAlgorithm, CoreProviderMetadata};
 use rsa::{BigUint, RsaPublicKey};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::RealmConfig;
@@ -61,27 +63,51 @@ fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
 }
 
 /// Parses and checks a discovery document. `allow_http` only for loopback test authorities.
+///
+/// The document is read as openidconnect's provider metadata, but not through its `discover()`:
+/// that insists on issuer == discovery URL, while Entra's organizations/common documents name
+/// the template issuer `https://login.microsoftonline.com/{tenantid}/v2.0`, which
+/// [`crate::claims`] resolves against the token's `tid`.
 pub fn parse_provider(doc: &Value, allow_http: bool) -> Result<Provider> {
     let bad = |why: String| Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, format!("discovery document: {why}"));
-    let obj = doc.as_object().ok_or_else(|| bad("not a JSON object".into()))?;
-    let url = |k: &str| -> Result<String> {
-        let v = obj.get(k).and_then(Value::as_str).ok_or_else(|| bad(format!("`{k}` is missing")))?;
+    if !doc.is_object() {
+        return Err(bad("not a JSON object".into()));
+    }
+    // Name the first required member that is absent (clearer than serde's message).
+    for k in ["issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"] {
+        if doc.get(k).and_then(Value::as_str).is_none() {
+            return Err(bad(format!("`{k}` is missing")));
+        }
+    }
+    // OpenID Discovery requires these three lists, which we have never needed (and the
+    // library never required): an absent one is read as unstated, not as an error.
+    let mut doc = doc.clone();
+    for (k, default) in [
+        ("response_types_supported", json!(["code"])),
+        ("subject_types_supported", json!(["pairwise"])),
+        ("id_token_signing_alg_values_supported", json!(["RS256"])),
+    ] {
+        if doc.get(k).is_none() {
+            doc[k] = default;
+        }
+    }
+    let meta = CoreProviderMetadata::deserialize(&doc).map_err(|e| bad(format!("not valid provider metadata: {e}")))?;
+    let url = |k: &str, v: &str| -> Result<String> {
         if v.starts_with("https://") || (allow_http && v.starts_with("http://")) {
             Ok(v.to_string())
         } else {
             Err(bad(format!("`{k}` is not an https URL")))
         }
     };
-    if let Some(algs) = obj.get("id_token_signing_alg_values_supported").and_then(Value::as_array) {
-        if !algs.iter().any(|a| a == "RS256") {
-            return Err(bad("RS256 is not among id_token_signing_alg_values_supported".into()));
-        }
+    if !meta.id_token_signing_alg_values_supported().contains(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256) {
+        return Err(bad("RS256 is not among id_token_signing_alg_values_supported".into()));
     }
+    let token_endpoint = meta.token_endpoint().ok_or_else(|| bad("`token_endpoint` is missing".into()))?;
     Ok(Provider {
-        issuer: url("issuer")?,
-        authorization_endpoint: url("authorization_endpoint")?,
-        token_endpoint: url("token_endpoint")?,
-        jwks_uri: url("jwks_uri")?,
+        issuer: url("issuer", meta.issuer().as_str())?,
+        authorization_endpoint: url("authorization_endpoint", meta.authorization_endpoint().as_str())?,
+        token_endpoint: url("token_endpoint", token_endpoint.as_str())?,
+        jwks_uri: url("jwks_uri", meta.jwks_uri().as_str())?,
     })
 }
 

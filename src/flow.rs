@@ -2,18 +2,19 @@
 //! login (state check, code exchange at the token endpoint, ID-token validation, group overage).
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use openidconnect::core::CoreResponseType;
+use openidconnect::{
+    AuthUrl, AuthenticationFlow, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+};
 
 use crate::claims::{self, Claims, Expected};
 use crate::config::UsernameClaim;
-use crate::credential;
 use crate::discovery::Discovery;
-use crate::error::{from_token_error, Code, Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::graph;
-use crate::http::MAX_BODY;
-use crate::jwt::b64url;
+use crate::oidc;
 use crate::request::{invalid, Env, Request};
-use crate::state::{self, random_token, LoginState, STATE_LIFETIME_SECS};
+use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
 /// Percent-encodes for a query component (RFC 3986 unreserved characters stay).
 pub fn url_encode(s: &str) -> String {
@@ -50,39 +51,37 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     }
     let key = state_key(req)?;
     let provider = discovery(req, env).provider()?;
-    let verifier = random_token(32)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let login = LoginState {
         realm: req.realm.clone(),
-        nonce: random_token(24)?,
-        pkce_verifier: verifier.clone(),
+        nonce: Nonce::new_random_len(24).secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
         redirect_url: redirect_url.clone(),
         expires_at: env.now + STATE_LIFETIME_SECS,
     };
+    // The `state` is not a bare random CSRF token but the sealed login state (stateless callback).
     let sealed = state::seal(&key, &login)?;
-    let challenge = b64url(&Sha256::digest(verifier.as_bytes()));
-    let mut params: Vec<(&str, &str)> = vec![
-        ("client_id", &req.cfg.client_id),
-        ("response_type", "code"),
-        ("redirect_uri", &redirect_url),
-        ("response_mode", "query"),
-        ("scope", &req.cfg.scopes),
-        ("state", &sealed),
-        ("nonce", &login.nonce),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-    ];
+    let auth_url = AuthUrl::new(provider.authorization_endpoint.clone())
+        .map_err(|_| Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, "discovery document: `authorization_endpoint` is not a usable URL"))?;
+    let redirect = RedirectUrl::new(redirect_url).map_err(|_| invalid("`redirect_url` is not a URL"))?;
+    let client = oidc::client(&req.cfg, &provider.issuer)?.set_auth_uri(auth_url).set_redirect_uri(redirect);
+    let (state_for_url, nonce) = (sealed.clone(), login.nonce.clone());
+    let mut request = client
+        .authorize_url(AuthenticationFlow::<CoreResponseType>::AuthorizationCode, move || CsrfToken::new(state_for_url), move || Nonce::new(nonce))
+        .add_scopes(req.cfg.scopes.split_whitespace().map(|s| Scope::new(s.to_string())))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("response_mode", "query");
     if let Some(p) = &req.cfg.prompt {
-        params.push(("prompt", p));
+        request = request.add_extra_param("prompt", p.clone());
     }
     if let Some(a) = &req.cfg.acr_values {
-        params.push(("acr_values", a));
+        request = request.add_extra_param("acr_values", a.clone());
     }
     if let Some(h) = login_hint.filter(|h| !h.is_empty()) {
-        params.push(("login_hint", h));
+        request = request.add_extra_param("login_hint", h.to_string());
     }
-    let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", url_encode(v))).collect();
-    let sep = if provider.authorization_endpoint.contains('?') { '&' } else { '?' };
-    Ok(json!({"url": format!("{}{sep}{}", provider.authorization_endpoint, query.join("&")), "state": sealed}))
+    let (url, _, _) = request.url();
+    Ok(json!({"url": url.as_str(), "state": sealed}))
 }
 
 /// Exchanges the code and returns `{"claims", "groups", "username"}`.
@@ -100,16 +99,23 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
     let disc = discovery(req, env);
     let provider = disc.provider()?;
     // The redirect_uri must be the one sent to /authorize, which the sealed state remembers.
-    let mut form: Vec<(&str, String)> = vec![
-        ("client_id", req.cfg.client_id.clone()),
-        ("grant_type", "authorization_code".into()),
-        ("code", code.to_string()),
-        ("redirect_uri", login.redirect_url.clone()),
-        ("code_verifier", login.pkce_verifier.clone()),
-        ("scope", req.cfg.scopes.clone()),
-    ];
-    form.extend(credential::form_params(&req.cfg, &provider.token_endpoint, env.now)?);
-    let id_token = token_request(env, &provider.token_endpoint, &form, "id_token")?;
+    let redirect = RedirectUrl::new(login.redirect_url.clone()).map_err(|_| Error::new(Code::PVE_ENTRAID_STATE_INVALID, "state holds no usable redirect URL"))?;
+    let (client, extra) = oidc::token_client(&req.cfg, &provider.issuer, &provider.token_endpoint, env.now)?;
+    let client = client.set_redirect_uri(redirect);
+    let answer = oidc::token_request(env.http, "id_token", |http| {
+        let mut exchange = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(login.pkce_verifier.clone()))
+            .add_extra_param("scope", req.cfg.scopes.clone());
+        for (k, v) in &extra {
+            exchange = exchange.add_extra_param(*k, v.clone());
+        }
+        exchange.request(&http)
+    })?;
+    let id_token = answer
+        .raw_id_token()
+        .map(str::to_string)
+        .ok_or_else(|| Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer has no id_token"))?;
 
     let expected = Expected { client_id: &req.cfg.client_id, nonce: &login.nonce, issuer: &provider.issuer, tenant: &req.cfg.tenant, now: env.now };
     let claims = claims::validate(&id_token, &expected, &|kid| disc.key(kid))?;
@@ -120,22 +126,6 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
     };
     let username = username(&claims, req.cfg.username_claim)?;
     Ok(json!({"claims": claims, "groups": groups, "username": username}))
-}
-
-/// POSTs a token request and returns the named token from the answer.
-pub fn token_request(env: &Env, endpoint: &str, form: &[(&str, String)], want: &str) -> Result<String> {
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resp = env.http.post_form(endpoint, &pairs, MAX_BODY)?;
-    if resp.status != 200 {
-        return Err(from_token_error(resp.status, &resp.body));
-    }
-    let v: Value = serde_json::from_slice(&resp.body)
-        .map_err(|_| Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer is not JSON"))?;
-    v.get(want)
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("token endpoint answer has no {want}")))
 }
 
 /// The PVE user name per `username_claim`; names (not oid) are lower-cased because Entra treats

@@ -3,12 +3,12 @@
 //! (client_credentials) — never the URL in `_claim_sources`, which the token names and which
 //! points at the retired Azure AD Graph.
 
+use openidconnect::{OAuth2TokenResponse, Scope};
 use serde_json::{json, Value};
 
 use crate::config::{is_guid, RealmConfig};
-use crate::credential;
 use crate::error::{sanitize, Code, Error, Result};
-use crate::flow::token_request;
+use crate::oidc;
 use crate::http::MAX_BODY;
 use crate::request::Env;
 
@@ -16,16 +16,24 @@ fn graph_error(msg: String) -> Error {
     Error::new(Code::PVE_ENTRAID_GRAPH_ERROR, msg)
 }
 
-/// An app-only access token for `{graph}/.default`, from the user's own tenant.
+/// An app-only access token for `{graph}/.default`, from the user's own tenant
+/// (client_credentials through openidconnect).
 pub fn app_token(cfg: &RealmConfig, env: &Env, tid: &str) -> Result<String> {
     let endpoint = format!("{}/{tid}/oauth2/v2.0/token", cfg.authority);
-    let mut form: Vec<(&str, String)> = vec![
-        ("client_id", cfg.client_id.clone()),
-        ("grant_type", "client_credentials".into()),
-        ("scope", format!("{}/.default", cfg.graph_url)),
-    ];
-    form.extend(credential::form_params(cfg, &endpoint, env.now)?);
-    token_request(env, &endpoint, &form, "access_token")
+    let issuer = format!("{}/{tid}/v2.0", cfg.authority);
+    let (client, extra) = oidc::token_client(cfg, &issuer, &endpoint, env.now)?;
+    let answer = oidc::token_request(env.http, "access_token", |http| {
+        let mut request = client.exchange_client_credentials().add_scope(Scope::new(format!("{}/.default", cfg.graph_url)));
+        for (k, v) in &extra {
+            request = request.add_extra_param(*k, v.clone());
+        }
+        request.request(&http)
+    })?;
+    let token = answer.access_token().secret();
+    if token.is_empty() {
+        return Err(Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer has no access_token"));
+    }
+    Ok(token.clone())
 }
 
 /// All group and role ids the user is a (transitive) member of.

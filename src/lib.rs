@@ -15,6 +15,7 @@ pub mod claims;
 pub mod state;
 pub mod request;
 pub mod credential;
+pub mod oidc;
 pub mod flow;
 pub mod graph;
 pub mod mapping;
