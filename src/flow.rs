@@ -16,19 +16,6 @@ use crate::oidc;
 use crate::request::{invalid, Env, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
-/// Percent-encodes for a query component (RFC 3986 unreserved characters stay).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn discovery<'a>(req: &'a Request, env: &'a Env) -> Discovery<'a> {
     Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now }
 }
@@ -152,11 +139,6 @@ pub fn username(c: &Claims, which: UsernameClaim) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encoding_keeps_only_unreserved() {
-        assert_eq!(url_encode("a b~c/d?e=f&g+"), "a%20b~c%2Fd%3Fe%3Df%26g%2B");
-    }
 
     #[test]
     fn username_claim_choice_and_fallback() {
