@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps build demo test test-rust test-header test-perl test-integrate test-browser test-load test-deb test-fuzz bench deb clean
+.PHONY: deps build demo test test-rust test-header test-perl test-upstream test-integrate test-browser test-load test-deb test-fuzz bench deb clean
 
 # Installs everything on a fresh Debian 12 machine (idempotent, fast when done).
 deps:
@@ -18,7 +18,7 @@ demo: build
 
 # Every test.
 test: deps
-	$(MAKE) test-header test-rust test-perl test-integrate test-browser test-load test-fuzz test-deb
+	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fuzz test-deb
 	@echo "make test: all suites passed"
 
 test-header:
@@ -30,7 +30,11 @@ test-rust:
 test-perl: build
 	bash perl/run-tests.sh
 
-test-integrate:
+# contract tests on the real upstream Proxmox VE Perl, PVE 9 and PVE 8 (tests/upstream)
+test-upstream: build
+	bash tests/upstream/run.sh all
+
+test-integrate: build
 	bash tests/integrate/run.sh
 
 test-browser:

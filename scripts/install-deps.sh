@@ -20,6 +20,19 @@ want libtest-simple-perl libperl5.36
 # perl brings prove, podchecker and Test::More for tests/integrate
 want perl
 
+# --- upstream contract tests (tests/upstream, perl/t, tests/integrate) ---
+# Perl modules the REAL upstream trees (../shared/upstream/pve9, pve8) load: the Depends of
+# pve-access-control, pve-common, pve-cluster, pve-http-server and pve-manager (debian/control)
+# that Debian has; proxmox-perl-rs and pmxcfs are stood in for (tests/upstream/standins).
+# unshare/mount (util-linux), hostname and openssl run the private /etc/pve per test.
+want libauthen-pam-perl libcrypt-openssl-random-perl libcrypt-openssl-rsa-perl libjson-perl \
+    libjson-xs-perl libmime-base32-perl libnet-ldap-perl libnet-ssleay-perl liburi-perl libuuid-perl \
+    libanyevent-perl libanyevent-http-perl libclone-perl libdevel-cycle-perl libfilesys-df-perl \
+    libhttp-daemon-perl libhttp-message-perl libio-stringy-perl liblinux-inotify2-perl \
+    libnet-dbus-perl libnet-ip-perl libnetaddr-ip-perl libstring-shellquote-perl libtimedate-perl \
+    libwww-perl libyaml-libyaml-perl libdigest-hmac-perl libcrypt-ssleay-perl libhtml-parser-perl \
+    libhttp-date-perl libio-socket-ssl-perl util-linux hostname openssl git
+
 # --- browser test ---
 # Debian's Chromium; playwright-core and a GPL ExtJS classic build come from npm, pinned by
 # tests/browser/package-lock.json, into tests/browser/node_modules (no browser download)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs tests on the REAL upstream Proxmox VE Perl through the contract harness
+# (tests/upstream/lib/UpstreamTest.pm), under perl -T, once per PVE version.
+#   tests/upstream/run.sh [pve9|pve8|all] [test files or dirs, default tests/upstream/t]
+# Environment: PVE_ENTRAID_UPSTREAM (dir with pve9/ and pve8/, default ../shared/upstream of
+# the checkout; scripts/fetch-upstream.sh makes one), PVE_ENTRAID_PERL_BIN (default perl).
+# Needs root (private mount namespace with a tmpfs /etc/pve per test file).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+which="${1:-all}"
+[ $# -gt 0 ] && shift
+case "$which" in
+    all) versions="pve9 pve8" ;;
+    pve9|pve8) versions="$which" ;;
+    *) echo "usage: $0 [pve9|pve8|all] [tests...]" >&2; exit 2 ;;
+esac
+[ $# -gt 0 ] || set -- tests/upstream/t
+perl="${PVE_ENTRAID_PERL_BIN:-perl}"
+upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
+for v in $versions; do
+    if [ ! -f "$upstream/$v/pve-access-control/src/PVE/AccessControl.pm" ]; then
+        echo "$0: no upstream tree $upstream/$v (run scripts/fetch-upstream.sh)" >&2
+        exit 1
+    fi
+done
+# the XS binding of the project's library (tests that only need the integrate tool skip it)
+if [ -e target/release/libpve_entraid.so ] && [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
+    bash perl/build.sh
+fi
+for v in $versions; do
+    echo "== $v ($upstream/$v)"
+    PVE_ENTRAID_PVE="$v" PVE_ENTRAID_UPSTREAM="$upstream" \
+        prove -r --exec "$perl -T -I$root/tests/upstream/lib" "$@"
+done

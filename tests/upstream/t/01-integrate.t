@@ -1,0 +1,55 @@
+#!/usr/bin/perl -T
+# pve-entraid-integrate apply/status/revert on copies of the REAL upstream files, and
+# `perl -T -c` of every hooked Perl file against the real upstream modules
+
+use strict;
+use warnings;
+
+use UpstreamTest;
+use Test::More;
+
+my @FILES = sort keys %UpstreamTest::HOOK_SOURCES;
+my %pristine = map { $_ => slurp("$TREE/$UpstreamTest::HOOK_SOURCES{$_}") } @FILES;
+
+my ($root, $rc, $out) = install_hooks(apply => 0);
+($rc, $out) = UpstreamTest::run_integrate($root, 'status', '--node', $NODE);
+like($out, qr/^hook \S+\s+\Q$_\E\s+not applied$/m, "status on pristine $PVE: $_ not applied") for @FILES;
+
+($rc, $out) = UpstreamTest::run_integrate($root, 'apply', '--node', $NODE);
+is($rc, 0, "apply on the real $PVE files exits 0") or diag($out);
+unlike($out, qr/does not compile|syntax only/, 'the tool compiled every file against the real modules') or diag($out);
+for my $file (@FILES) {
+    my $data = slurp("$root$file");
+    my $begin = () = $data =~ m/pve-entraid hook begin/g;
+    is($begin, 1, "$file: one hook block");
+    is($data =~ s/^[ \t]*(?:#|<!--) pve-entraid hook begin.*?pve-entraid hook end.*?\n//msr, $pristine{$file},
+        "$file: nothing but the block added");
+}
+like(slurp("$root/usr/share/perl5/PVE/AccessControl.pm"),
+    qr/PVE::Auth::EntraID->register\(\);.*\n.*\n# pve-entraid hook end\nPVE::Auth::Plugin->init\(\);/,
+    'registered right before the real PVE::Auth::Plugin->init()');
+like(slurp("$root/usr/share/perl5/PVE/HTTPServer.pm"),
+    qr{\|\| \(\$rel_uri eq '/access/openid/auth-url' && \$method eq 'POST'\)\n\s*# pve-entraid hook begin\n\s*\|\| \(\$rel_uri eq '/access/entraid/login'},
+    'HTTPServer: entraid calls continue the real list of calls allowed without a ticket');
+
+# perl -T -c of each hooked module with the real upstream modules (what the daemons load)
+for my $file (grep { m/\.pm$/ } @FILES) {
+    my ($crc, $cout) = run_perl({}, '-c', "$root$file");
+    is($crc, 0, "perl -T -c $file (hooked, $PVE)") or diag($cout);
+    like($cout, qr/syntax OK/, "$file: syntax OK");
+}
+
+($rc, $out) = UpstreamTest::run_integrate($root, 'status', '--node', $NODE);
+is($rc, 0, 'status after apply exits 0') or diag($out);
+like($out, qr/^hook \S+\s+\Q$_\E\s+applied$/m, "status: $_ applied") for @FILES;
+
+my %applied = map { $_ => slurp("$root$_") } @FILES;
+($rc, $out) = UpstreamTest::run_integrate($root, 'apply', '--node', $NODE);
+is($rc, 0, 'second apply exits 0');
+is_deeply({ map { $_ => slurp("$root$_") } @FILES }, \%applied, 'apply is idempotent');
+
+($rc, $out) = UpstreamTest::run_integrate($root, 'revert', '--node', $NODE);
+is($rc, 0, 'revert exits 0') or diag($out);
+is(slurp("$root$_"), $pristine{$_}, "revert: $_ byte-identical to upstream $PVE") for @FILES;
+
+done_testing();
