@@ -278,15 +278,15 @@ my sub check_pem {
     return $pem;
 }
 
+# A realm may be added without a credential (then 'pve-entraid set-secret' keeps the secret off
+# the command line); until it has one, its logins fail with config.secret.
 my sub store_credentials {
-    my ($realm, $pending, $create) = @_;
+    my ($realm, $pending) = @_;
 
     my $cert = $pending->{'client-cert'};
     my $key = $pending->{'client-cert-key'};
     die "client-cert and client-cert-key must be given together\n"
         if defined($cert) != defined($key);
-    die "either client-key or client-cert/client-cert-key is required\n"
-        if $create && !defined($cert) && !defined($pending->{'client-key'});
 
     # check both first, so a bad one changes nothing
     my ($cert_pem, $key_pem);
@@ -328,7 +328,7 @@ sub on_add_hook {
     assert_all_nodes_have_plugin();
     check_realm_settings($config);
     delete $config->{$_} for @credential_keys;
-    store_credentials($realm, $pending, 1);
+    store_credentials($realm, $pending);
 }
 
 sub on_update_hook {
@@ -339,7 +339,7 @@ sub on_update_hook {
     my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
     check_realm_settings({ %$stored, %$config });
     delete $config->{$_} for @credential_keys;
-    store_credentials($realm, $pending, 0);
+    store_credentials($realm, $pending);
 }
 
 # The identity pins stay, like PVE keeps the realm's users: a realm added again under the same
@@ -381,7 +381,9 @@ sub library_config {
         allowed_tenants => [PVE::Tools::split_list($section->{'allowed-tenants'})],
         required_groups => [PVE::Tools::split_list($section->{'required-groups'})],
     };
-    $cfg->{scopes} = $section->{scopes} if defined($section->{scopes});
+    # the default PVE shows for this inherited openid property ('openid' is always added)
+    $cfg->{scopes} = $section->{scopes}
+        // __PACKAGE__->get_property_schema('entraid', 'scopes')->{default};
     $cfg->{prompt} = $section->{prompt} if defined($section->{prompt});
     $cfg->{acr_values} = $section->{'acr-values'} if defined($section->{'acr-values'});
     $cfg->{http_proxy} = $http_proxy if defined($http_proxy) && $http_proxy ne '';
