@@ -201,7 +201,8 @@ sub check_value {
     my ($class, $type, $key, $value, $realm, $skip_schema_check) = @_;
     my $checked = eval { $class->SUPER::check_value($type, $key, $value, $realm, $skip_schema_check) };
     my $err = $@ or return $checked;
-    die $err if $skip_schema_check || !$restrictions->{$key} || $value =~ m/[\n\r]/;
+    die $err if $skip_schema_check || !$restrictions->{$key} || !defined($value)
+        || $value =~ m/[\n\r]/;
     warn "realm '$realm': invalid '$key' kept, its logins are refused until it is fixed: $err";
     return $value;
 }
