@@ -21,8 +21,9 @@ perl="${PVE_ENTRAID_PERL_BIN:-perl}"
 upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
 for v in $versions; do
     if [ ! -f "$upstream/$v/pve-access-control/src/PVE/AccessControl.pm" ]; then
-        echo "$0: no upstream tree $upstream/$v (run scripts/fetch-upstream.sh)" >&2
-        exit 1
+        # a machine without the pinned trees (CI on a fresh checkout) fetches them once
+        echo "$0: no upstream tree $upstream/$v, fetching the pinned commits" >&2
+        bash scripts/fetch-upstream.sh "$upstream"
     fi
 done
 # the XS binding of the project's library (tests that only need the integrate tool skip it)
