@@ -64,7 +64,7 @@ emulator_control('{"fail_next": {"endpoint": "token", "mode": "aadsts:70008", "c
 $err = fails('login', { code => $code, state => $state, 'redirect-url' => $redirect });
 ok($err->{code} >= 400 && $err->{code} < 600, 'AADSTS error is a 4xx/5xx') ;
 like("$err", qr/\((idp\.error)\).*AADSTS70008/s, 'names idp.error and the AADSTS code');
-like($PVE::SafeSyslog::LINES[-1], qr/^err: entraid login failure; realm=entra .*code=idp\.error aadsts=70008 correlation_id=\S+/,
+like($UpstreamTest::SYSLOG[-1], qr/^err: entraid login failure; realm=entra .*code=idp\.error aadsts=70008 correlation_id=\S+/,
     'syslog: realm, code, AADSTS and correlation id');
 is($snapshot->(), $before, 'nothing written');
 
@@ -91,7 +91,7 @@ is($snapshot->(), $before, 'nothing written on any failure');
 ok(!-e "$priv/entra.identities.json", 'no pins file');
 
 unlike(join("\n", @errors), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any error text');
-unlike(join("\n", @PVE::SafeSyslog::LINES), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any syslog line');
+unlike(join("\n", @UpstreamTest::SYSLOG), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any syslog line');
 unlike(join("\n", @errors), qr/ at \S+\.pm line \d+/, 'no Perl stack location in any error');
 
 done_testing();

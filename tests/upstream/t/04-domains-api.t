@@ -1,0 +1,134 @@
+#!/usr/bin/perl -T
+# realm create/read/update/delete through the REAL PVE::API2::Domains, reached like pveproxy
+# does (real auth_handler with a real ticket, real rest_handler, real RESTHandler validation);
+# where each secret lands; delete= of every optional property and of client-key
+
+use strict;
+use warnings;
+
+use UpstreamTest;
+use Test::More;
+
+setup_etc_pve();
+load_pve();
+my ($ticket, $csrf) = login_ticket('root@pam');
+my $priv = '/etc/pve/priv/entraid';
+my $keys = "$UpstreamTest::REPO/tests/emulator/keys";
+
+sub req {
+    my ($method, $path, $params) = @_;
+    return http_request($method, $path, $params, ticket => $ticket, csrf => $csrf);
+}
+
+my $G2 = '99999999-8888-4777-8666-555555555555';
+# optional settings and a value for each (credentials and fixed ones handled separately)
+my %OPTIONAL = (
+    cloud => 'china',
+    'allowed-tenants' => "$TENANT,$G2",
+    autocreate => 1,
+    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops",
+    'groups-autocreate' => 1,
+    'groups-sync' => 1,
+    'required-groups' => "$ALICE_GROUP,PVE.Admin",
+    'allow-guests' => 1,
+    prompt => 'login',
+    'acr-values' => 'urn:contoso:mfa',
+    scopes => 'openid profile',
+    default => 1,
+    comment => 'Contoso',
+    tfa => 'type=oath',
+);
+my %DEFECT = ('allowed-tenants' => 1, 'required-groups' => 1); # defect 1
+my %SKIP = map { $_ => 1 } qw(tenant-id client-id client-key client-cert client-cert-key username-claim);
+my @optional = grep { !$SKIP{$_} } sort keys %{ PVE::Auth::EntraID->options() };
+ok(exists $OPTIONAL{$_}, "test has a value for optional entraid option '$_'") for @optional;
+
+my $pam_pve = join('', map { section_of(slurp('/etc/pve/domains.cfg'), $_, $_) } qw(pam pve));
+
+# --- create, with every option that upstream accepts today
+my %create = (realm => 'entra', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'username-claim' => 'upn',
+    map { $_ => $OPTIONAL{$_} } grep { !$DEFECT{$_} } @optional);
+my $res = req('POST', '/access/domains', \%create);
+is($res->{status}, 200, 'POST /access/domains creates the entraid realm') or diag(explain($res));
+my $domains = slurp('/etc/pve/domains.cfg');
+like($domains, qr/^entraid: entra$/m, 'section written by the real SectionConfig');
+unlike($domains, qr/client-key|\Q$SECRET\E/, 'the client secret is not in domains.cfg');
+is(slurp("$priv/entra.secret"), $SECRET, "secret in $priv/entra.secret");
+is((stat("$priv/entra.secret"))[2] & 07777, 0600, 'secret file mode 0600');
+is(join('', map { section_of($domains, $_, $_) } qw(pam pve)), $pam_pve, 'pam and pve sections untouched');
+
+$res = req('GET', '/access/domains/entra');
+is($res->{status}, 200, 'GET /access/domains/entra');
+ok(!exists $res->{data}->{'client-key'}, 'no client-key in the read answer');
+unlike(explain($res->{data}), qr/\Q$SECRET\E/, 'no secret anywhere in the read answer');
+is($res->{data}->{$_}, $create{$_}, "read back '$_'") for grep { !$DEFECT{$_} } @optional;
+
+# the login page's realm list: anonymous, allowed by the real auth_handler
+$res = http_request('GET', '/access/domains', {});
+is($res->{status}, 200, 'GET /access/domains works without a ticket (login page)');
+my ($listed) = grep { $_->{realm} eq 'entra' } @{ $res->{data} };
+is($listed->{type}, 'entraid', 'realm listed with type entraid');
+unlike(explain($res->{data}), qr/\Q$SECRET\E/, 'no secret in the realm list');
+
+# --- update
+for my $k (sort keys %DEFECT) {
+    local $TODO = "defect 1: '$k' has a *-list format upstream does not know";
+    $res = req('PUT', '/access/domains/entra', { $k => $OPTIONAL{$k} });
+    is($res->{status}, 200, "PUT $k accepted") or diag($res->{message}, explain($res->{errors}));
+    like(slurp('/etc/pve/domains.cfg'), qr/^\t\Q$k $OPTIONAL{$k}\E$/m, "$k stored");
+}
+{
+    # what the real realm dialog sends for "Require TFA: OATH" (issue 9 defect 5, TFA contract)
+    local $TODO = 'defect 5: tfa is not an entraid option yet' if !PVE::Auth::EntraID->options()->{tfa};
+    $res = req('PUT', '/access/domains/entra', { tfa => 'type=oath' });
+    is($res->{status}, 200, 'PUT tfa=type=oath (the realm dialog\'s TFA setting)') or diag($res->{message});
+}
+$res = req('PUT', '/access/domains/entra', { 'client-key' => 'new~secret.2' });
+is($res->{status}, 200, 'PUT client-key');
+is(slurp("$priv/entra.secret"), 'new~secret.2', 'new secret replaces the file');
+unlike(slurp('/etc/pve/domains.cfg'), qr/client-key|new~secret/, 'still not in domains.cfg');
+$res = req('PUT', '/access/domains/entra', { 'username-claim' => 'email' });
+is($res->{status}, 400, 'username-claim is fixed after creation (like openid)');
+
+# --- delete= of every optional property
+for my $k (@optional) {
+    my $before = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{entra};
+    next if !exists $before->{$k}; # defect 1 properties never got stored
+    $res = req('PUT', '/access/domains/entra', { delete => $k });
+    is($res->{status}, 200, "PUT delete=$k") or diag($res->{message});
+    my $after = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{entra};
+    ok(!exists $after->{$k}, "$k removed");
+    is_deeply([sort grep { $_ ne $k } keys %$before], [sort keys %$after], "delete=$k keeps the other settings");
+}
+
+# delete=client-key must never succeed while leaving the secret behind (defect 4)
+$res = req('PUT', '/access/domains/entra', { delete => 'client-key' });
+{
+    local $TODO = 'defect 4: delete=client-key leaves priv/entraid/<realm>.secret in place';
+    ok($res->{status} != 200 || !-e "$priv/entra.secret",
+        'delete=client-key either is refused or removes the secret file');
+}
+
+# --- certificate credential: both PEM files copied into priv, paths not in domains.cfg
+$res = req('PUT', '/access/domains/entra', { 'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key" });
+is($res->{status}, 200, 'PUT client-cert/client-cert-key') or diag($res->{message});
+is(slurp("$priv/entra.crt"), slurp("$keys/client.crt"), "certificate in $priv/entra.crt");
+is(slurp("$priv/entra.key"), slurp("$keys/client.key"), "its key in $priv/entra.key");
+is((stat("$priv/entra.key"))[2] & 07777, 0600, 'key file mode 0600');
+ok(!-e "$priv/entra.secret", 'switching to a certificate removes the secret');
+unlike(slurp('/etc/pve/domains.cfg'), qr/client-cert|BEGIN/, 'no certificate path or PEM in domains.cfg');
+
+# --- delete the realm: section and every private file gone, other realms kept
+$res = req('DELETE', '/access/domains/entra');
+is($res->{status}, 200, 'DELETE /access/domains/entra');
+unlike(slurp('/etc/pve/domains.cfg'), qr/entra/, 'section removed');
+ok(!-e "$priv/entra.$_", "priv/entraid/entra.$_ removed") for qw(secret crt key identities.json);
+is(join('', map { section_of(slurp('/etc/pve/domains.cfg'), $_, $_) } qw(pam pve)), $pam_pve, 'pam and pve kept');
+
+# --- without a ticket nothing but the list works
+$res = http_request('POST', '/access/domains', \%create);
+is($res->{status}, 401, 'POST /access/domains without a ticket is refused by auth_handler');
+ok(!-e "$priv/entra.secret", 'and nothing written');
+
+done_testing();
