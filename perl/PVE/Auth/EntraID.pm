@@ -276,7 +276,7 @@ my sub check_pem {
     my $label = $pem_labels->{$key};
     die "$key must be PEM text (-----BEGIN ...), e.g. --$key \"\$(cat FILE)\"\n"
         if $pem !~ m/^-----BEGIN ($label)-----\r?\n[A-Za-z0-9+\/=\r\n]+-----END \1-----\r?$/m;
-    return $pem;
+    return $pem =~ s/\r\n/\n/gr; # pasted from Windows
 }
 
 # A realm may be added without a credential (then 'pve-entraid set-secret' keeps the secret off

@@ -84,6 +84,9 @@ is(slurp("$priv/entra.crt"), $cert, 'certificate stored from its PEM text');
 is(slurp("$priv/entra.key"), $key, 'key stored from its PEM text');
 is((stat("$priv/entra.key"))[2] & 07777, 0600, 'key file is 0600');
 ok(!-e "$priv/entra.secret", 'the secret it replaces is removed');
+my ($crlf_cert, $crlf_key) = map { s/\n/\r\n/gr } ($cert, $key);
+modify('entra', 'client-cert' => $crlf_cert, 'client-cert-key' => $crlf_key);
+is(slurp("$priv/entra.crt"), $cert, 'PEM pasted with CRLF line ends is stored with LF');
 unlike(slurp('/etc/pve/domains.cfg'), qr/BEGIN|client-cert/, 'no certificate in domains.cfg');
 is(PVE::Auth::EntraID::library_config('entra', section('entra'))->{client_cert_file}, "$priv/entra.crt",
     'the library reads the stored certificate');
