@@ -35,6 +35,20 @@ is(slurp("$priv/entra.secret"), 'n3w~secret.Value', 'and keeps the stored secret
 ($rc, $out) = run_entraid_cli({ stdin => "x\n" }, 'set-secret', 'nosuch');
 is($rc, 1, 'set-secret of an unknown realm fails');
 
+# 10.9: the CLI reads the certificate files, the API gets their PEM text
+my $tmp = '/etc/pve/test-cert';
+system('sh', '-c', "openssl req -x509 -newkey rsa:2048 -nodes -keyout $tmp.key -out $tmp.crt"
+    . " -subj /CN=pve-entraid-test -days 2 2>/dev/null") == 0 or die "openssl failed\n";
+($rc, $out) = run_entraid_cli('set-cert', 'entra', "$tmp.crt", "$tmp.key");
+is($rc, 0, 'set-cert succeeds') or diag($out);
+is(slurp("$priv/entra.crt"), slurp("$tmp.crt"), 'certificate stored');
+is(slurp("$priv/entra.key"), slurp("$tmp.key"), 'key stored');
+ok(!-e "$priv/entra.secret", 'the secret it replaces is removed');
+($rc, $out) = run_entraid_cli('set-cert', 'entra', "$tmp.crt", '/nonexistent.key');
+is($rc, 1, 'set-cert with a missing file fails');
+($rc, $out) = run_entraid_cli({ stdin => "back~to.secret\n" }, 'set-secret', 'entra');
+ok(-e "$priv/entra.secret" && !-e "$priv/entra.crt" && !-e "$priv/entra.key", 'set-secret replaces the certificate');
+
 # 10.3: pre-seed, list, re-bind and delete identity pins
 my $OID2 = '0a1b2c3d-0000-4000-8000-0000000000b0';
 my $pins = sub { decode_json(slurp("$priv/entra.identities.json") // '{}') };
