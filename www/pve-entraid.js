@@ -331,7 +331,20 @@ Ext.define('PVE.EntraID', {
             method: 'POST',
             success: function (response) {
                 let url = response.result.data;
-                let state = new URL(url).searchParams.get('state');
+                let state = null;
+                try {
+                    state = new URL(url).searchParams.get('state');
+                } catch (_err) {
+                    // not an address: handled below
+                }
+                if (!state) {
+                    form.unmask();
+                    PVE.EntraID.showError(
+                        gettext('Microsoft Entra ID redirect failed.'),
+                        gettext('The server sent no sign-in address.'),
+                    );
+                    return;
+                }
                 // the state names this login when Entra sends the browser back
                 sessionStorage.setItem(
                     PVE.EntraID.bindingPrefix + state,

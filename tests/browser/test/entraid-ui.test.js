@@ -339,6 +339,31 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        test('over plain http (no secure context) the sign-in asks for https and posts nothing', async () => {
+            // Chromium treats 127.0.0.1 as secure; another name for it is not
+            const insecure = await chromium.launch({
+                executablePath: CHROMIUM,
+                headless: true,
+                args: ['--no-sandbox', '--disable-gpu', '--host-resolver-rules=MAP pve-http.test 127.0.0.1'],
+            });
+            try {
+                const p = await insecure.newPage();
+                const errors = [];
+                p.on('pageerror', (err) => errors.push(err.message));
+                await p.goto(server.url.replace('127.0.0.1', 'pve-http.test') + '/');
+                assert.equal(await p.evaluate(() => window.isSecureContext), false);
+                await p.waitForFunction(() => Ext.ComponentQuery.query('pmxRealmComboBox')[0]?.getStore().getCount() > 0);
+                await p.locator('input[name=realm]').click();
+                await p.locator('.x-boundlist-item', { hasText: 'Contoso (Entra ID)' }).click();
+                await p.getByRole('button', { name: 'Sign in with Microsoft' }).click();
+                await p.locator('.x-message-box', { hasText: 'needs a secure connection (https)' }).waitFor();
+                assert.equal(calls('POST', '/access/entraid/auth-url').length, 0);
+                assert.deepEqual(errors, []);
+            } finally {
+                await insecure.close();
+            }
+        });
+
         test('password realms log in through PVE\'s own path, unchanged', async () => {
             await openLogin();
             await chooseRealm('Contoso (Entra ID)');
