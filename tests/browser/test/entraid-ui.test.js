@@ -315,6 +315,20 @@ for (const version of VERSIONS) {
             assert.equal(calls('POST', '/access/entraid/login').length, 0);
         });
 
+        test('an abandoned Entra ID sign-in does not claim a later OpenID login of the tab', async () => {
+            await startEntraLogin();
+            await page.goBack();
+            await page.waitForFunction(() => Ext.ComponentQuery.query('pmxRealmComboBox')[0]?.getStore().getCount() > 0);
+            await chooseRealm('Some OpenID provider');
+            await page.getByRole('button', { name: 'Login (OpenID redirect)' }).click();
+            await page.waitForURL(`${server.msUrl}/**`);
+            await page.click('#continue');
+            assert.equal(await loggedInAs(), 'bob@oidc');
+            assert.equal(calls('POST', '/access/entraid/login').length, 0);
+            assert.equal(calls('POST', '/access/openid/login').length, 1);
+            noProblems();
+        });
+
         test('a sign-in refused by Entra is shown as text, and no login is attempted', async () => {
             await startEntraLogin();
             await page.click('#deny');
@@ -573,7 +587,10 @@ for (const version of VERSIONS) {
                 await page.locator('.x-treelist-item-text', { hasText: /^Realms$/ }).click();
                 await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).click();
                 await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).dblclick();
-                await page.waitForFunction(() => true);
+                // page errors reach this process asynchronously
+                for (let i = 0; i < 50 && problems.length < 2; i++) {
+                    await page.waitForTimeout(100);
+                }
                 assert.deepEqual(problems, [
                     "page error: Cannot read properties of undefined (reading 'add')",
                     'page error: unknown auth type',
