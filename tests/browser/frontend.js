@@ -124,7 +124,7 @@ function build(ver) {
         }
         applyLog = err.stdout;
     }
-    if (!/index\.html\.tpl: hook 'web-ui' applied/.test(applyLog)) {
+    if (!/<script [^>]*src="\/pve2\/js\/pve-entraid\.js/.test(fs.readFileSync(tpl, 'utf8'))) {
         throw new Error(`web-ui hook not applied:\n${applyLog}`);
     }
 
