@@ -236,6 +236,10 @@ for (const version of VERSIONS) {
                 // PVE 9 reopens the view kept in 'openid-deeplink' (PVE 8 has no deep link after a redirect)
                 assert.equal(after.hash, deeplink);
             }
+            // the workspace reads authSchema.entraid: no password change, and no TFA entry while
+            // the server does not ask for a second factor (the UI must not promise it)
+            await page.waitForFunction(() => Ext.ComponentQuery.query('#tfaitem')[0].isHidden());
+            assert.equal(await page.evaluate(() => Ext.ComponentQuery.query('#passworditem')[0].isHidden()), true);
             noProblems();
         });
 
