@@ -38,7 +38,17 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
         ),
         'client-key': gettext(
             'Client secret value of the app registration (not its secret ID). It is stored root-only ' +
-                'under /etc/pve/priv and never shown again; leave empty when editing to keep the current one.',
+                'under /etc/pve/priv and never shown again; leave empty when editing to keep the current one. ' +
+                'Or use a certificate (Advanced).',
+        ),
+        'client-cert': gettext(
+            'Instead of a client secret: the PEM text of a certificate uploaded to the app registration ' +
+                '(Certificates & secrets), together with its private key. It replaces a stored secret; ' +
+                'leave empty when editing to keep the current credential.',
+        ),
+        'client-cert-key': gettext(
+            "PEM text of the certificate's private key. It is stored root-only under /etc/pve/priv " +
+                'and never shown again.',
         ),
         cloud: gettext(
             'The Microsoft cloud your tenant lives in: Global (login.microsoftonline.com), ' +
@@ -80,12 +90,20 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
         comment: gettext('Shown in the realm list and, if set, instead of the realm name on the login screen.'),
     },
 
+    certificateGiven: function () {
+        let cert = this.down('field[name=client-cert]');
+        return !!cert && !!cert.getValue();
+    },
+
     onGetValues: function (values) {
         let me = this;
 
-        // an empty secret field means: keep the stored secret; never ask the API to delete it
-        if (!values['client-key']) {
-            delete values['client-key'];
+        // an empty credential field means: keep the stored credential; never ask the API to
+        // delete it (the API stores credentials outside domains.cfg)
+        for (const name of ['client-key', 'client-cert', 'client-cert-key']) {
+            if (!values[name]) {
+                delete values[name];
+            }
         }
 
         return me.callParent([values]);
@@ -124,7 +142,13 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 name: 'client-key',
                 fieldLabel: gettext('Client Secret'),
                 emptyText: me.isCreate ? '' : gettext('unchanged'),
-                allowBlank: !me.isCreate,
+                // a new realm needs a secret, or a certificate (Advanced)
+                validator: function (value) {
+                    if (!me.isCreate || value || me.certificateGiven()) {
+                        return true;
+                    }
+                    return gettext('Enter the client secret, or a certificate under Advanced');
+                },
             },
             {
                 xtype: 'proxmoxKVComboBox',
@@ -241,6 +265,62 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 fieldLabel: gettext('Required Groups'),
                 emptyText: gettext('none'),
                 deleteEmpty: !me.isCreate,
+            },
+        ];
+
+        // the other credential: a certificate and its key, both PEM text (the API never takes a
+        // file name); pasted, or read in the browser from PEM files (a file may hold both)
+        let pemField = (name, label, begin) => ({
+            xtype: 'textarea',
+            name: name,
+            fieldLabel: label,
+            height: 48,
+            emptyText: me.isCreate ? begin : gettext('unchanged'),
+            validator: function (value) {
+                let other = me.down(`field[name=${name === 'client-cert' ? 'client-cert-key' : 'client-cert'}]`);
+                if (!value !== !other.getValue()) {
+                    return gettext('Certificate and private key are needed together');
+                }
+                if (value && !value.trim().startsWith('-----BEGIN ')) {
+                    return gettext('PEM text is expected (-----BEGIN ...)');
+                }
+                return true;
+            },
+            listeners: {
+                change: () => me.query('field[name=client-key], textarea').forEach((f) => f.validate()),
+            },
+        });
+        let pemBlock = (text, label) =>
+            text.match(new RegExp(`-----BEGIN ${label}-----[^-]+-----END ${label}-----\\r?\\n?`))?.[0];
+        me.advancedColumnB = [
+            pemField('client-cert', gettext('Certificate (PEM)'), '-----BEGIN CERTIFICATE-----'),
+            pemField('client-cert-key', gettext('Private Key (PEM)'), '-----BEGIN PRIVATE KEY-----'),
+            {
+                xtype: 'container',
+                layout: { type: 'hbox', pack: 'end' },
+                items: {
+                    xtype: 'filebutton',
+                    text: gettext('From PEM Files'),
+                    multiple: true,
+                    listeners: {
+                        afterrender: (button) => button.fileInputEl.set({ multiple: 'multiple' }),
+                        change: async function (button, event) {
+                            let files = [...event.event.target.files];
+                            button.reset(); // the same file may be chosen again
+                            for (const file of files) {
+                                let text = await file.text();
+                                let cert = pemBlock(text, 'CERTIFICATE');
+                                let key = pemBlock(text, '(?:RSA )?PRIVATE KEY');
+                                if (cert) {
+                                    me.down('field[name=client-cert]').setValue(cert);
+                                }
+                                if (key) {
+                                    me.down('field[name=client-cert-key]').setValue(key);
+                                }
+                            }
+                        },
+                    },
+                },
             },
         ];
 

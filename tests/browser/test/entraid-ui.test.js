@@ -469,6 +469,41 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        test('Add with a certificate instead of a secret: PEM text pasted or read from a file', async () => {
+            const certPem = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ2VydA==\n-----END CERTIFICATE-----\n';
+            const keyPem = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEH\n-----END PRIVATE KEY-----\n';
+            await openAddDialog();
+            await page.locator('input[name=realm]').fill('contoso');
+            await page.locator('input[name=tenant-id]').fill(TENANT);
+            await page.locator('input[name=client-id]').fill(ENTRA_CLIENT_ID);
+            const addEnabled = () => page.evaluate(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel ^ window button[text=Add]')[0].isDisabled());
+            assert.equal(await addEnabled(), false, 'a new realm needs a secret or a certificate');
+
+            // the certificate fields are under PVE's "Advanced" switch of the dialog
+            assert.equal(await page.locator('textarea[name=client-cert]').isVisible(), false);
+            await page.getByText('Advanced', { exact: true }).click();
+            await page.locator('textarea[name=client-cert]').fill(certPem);
+            await page.waitForFunction(() => Ext.ComponentQuery.query('textarea[name=client-cert]')[0].getActiveError());
+            assert.equal(await addEnabled(), false, 'certificate without its key');
+            const [chooser] = await Promise.all([
+                page.waitForEvent('filechooser'),
+                page.locator('.x-btn', { hasText: 'From PEM Files' }).click(),
+            ]);
+            // a file holding the key (with text around it, as openssl writes it)
+            await chooser.setFiles({ name: 'pve-entra.key', mimeType: 'application/x-pem-file', buffer: Buffer.from(`Bag Attributes\n${keyPem}`) });
+            await page.waitForFunction(() => Ext.ComponentQuery.query('textarea[name=client-cert-key]')[0].getValue());
+            await page.waitForFunction(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel ^ window button[text=Add]')[0].isDisabled());
+            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-add-certificate.png`) });
+
+            await clickComponent('pveAuthEntraIDPanel ^ window button[text=Add]');
+            await page.waitForFunction(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel').length);
+            const [post] = calls('POST', '/access/domains');
+            assert.equal(post.params['client-cert'], certPem);
+            assert.equal(post.params['client-cert-key'], keyPem);
+            assert.ok(!('client-key' in post.params), 'no secret sent');
+            noProblems();
+        });
+
         test('Add dialog layout: no truncated field, the checkboxes in one column', async () => {
             await openAddDialog();
             await page.locator('input[name=tenant-id]').fill(TENANT);
