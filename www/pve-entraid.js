@@ -9,13 +9,13 @@
 // Realm type shown under Datacenter > Permissions > Realms > Add, and used by the login window
 // and the user menu (no password change). No 'syncipanel': users and group memberships come from
 // logins, there is no realm sync. 'tfa' offers the realm's "Require TFA" field and the user menu's
-// TFA item: false until /access/entraid/login asks for the second factor (the web UI below already
-// completes such an answer like a password login).
+// TFA item: /access/entraid/login asks for the second factor of users with TFA entries (or of a
+// realm requiring TFA) like /access/ticket, and the login window below completes it.
 PVE.Utils.authSchema.entraid = {
     name: 'Microsoft Entra ID',
     ipanel: 'pveAuthEntraIDPanel',
     add: true,
-    tfa: false,
+    tfa: true,
     pwchange: false,
     sync: false,
     iconCls: 'fa-windows',
@@ -329,9 +329,9 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
 
         // 'Autocreate Groups' needs a little more than the dialog's label width (120): widen the
         // labels of the whole right column (TFA included), so that its fields stay aligned
-        me.down('field[name=username-claim]').ownerCt.items.each((field) => {
+        for (const field of me.down('field[name=username-claim]').ownerCt.query('field')) {
             field.labelWidth = 135;
-        });
+        }
 
         for (const field of me.query('field')) {
             let help = me.fieldHelp[field.getName()];

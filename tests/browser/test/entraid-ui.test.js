@@ -236,10 +236,10 @@ for (const version of VERSIONS) {
                 // PVE 9 reopens the view kept in 'openid-deeplink' (PVE 8 has no deep link after a redirect)
                 assert.equal(after.hash, deeplink);
             }
-            // the workspace reads authSchema.entraid: no password change, and no TFA entry while
-            // the server does not ask for a second factor (the UI must not promise it)
-            await page.waitForFunction(() => Ext.ComponentQuery.query('#tfaitem')[0].isHidden());
-            assert.equal(await page.evaluate(() => Ext.ComponentQuery.query('#passworditem')[0].isHidden()), true);
+            // the workspace reads authSchema.entraid after the login: no password change; TFA
+            // entries can be added (the server asks for them at the next Entra login)
+            await page.waitForFunction(() => Ext.ComponentQuery.query('#passworditem')[0].isHidden());
+            assert.equal(await page.evaluate(() => Ext.ComponentQuery.query('#tfaitem')[0].isHidden()), false);
             noProblems();
         });
 
@@ -418,7 +418,7 @@ for (const version of VERSIONS) {
             await openAddDialog();
             await page.locator('.x-window-header-title', { hasText: 'Add: Microsoft Entra ID' }).waitFor();
             assert.deepEqual(await page.evaluate(() => PVE.Utils.authSchema.entraid), {
-                name: 'Microsoft Entra ID', ipanel: 'pveAuthEntraIDPanel', add: true, tfa: false,
+                name: 'Microsoft Entra ID', ipanel: 'pveAuthEntraIDPanel', add: true, tfa: true,
                 pwchange: false, sync: false, iconCls: 'fa-windows',
             });
 
@@ -434,6 +434,15 @@ for (const version of VERSIONS) {
                 assert.ok(field.visible, `field ${field.name} is shown`);
                 assert.ok(field.help.length > 20, `field ${field.name} has help text (got '${field.help}')`);
             }
+            // PVE's own "Require TFA" selector (authSchema tfa: true), aligned with its column
+            const tfa = await page.evaluate(() => {
+                let panel = Ext.ComponentQuery.query('pveAuthEntraIDPanel')[0];
+                let combo = panel.down('pveTFASelector').down('field[fieldLabel=Require TFA]');
+                let left = (f) => Math.round(f.inputEl.dom.getBoundingClientRect().left);
+                return { visible: combo.isVisible(true), left: left(combo), prompt: left(panel.down('field[name=prompt]')) };
+            });
+            assert.ok(tfa.visible, 'Require TFA is offered');
+            assert.equal(tfa.left, tfa.prompt, 'Require TFA aligned with the fields above it');
             await page.locator('input[name=tenant-id]').hover();
             await page.locator('.x-tip', { hasText: 'Directory (tenant) ID' }).waitFor({ state: 'visible' });
 
@@ -444,6 +453,8 @@ for (const version of VERSIONS) {
             await page.locator('input[name=groups-map]').fill('6f7e8d9c-1111-4111-8111-000000000001=admins;PVE.Admin=admins');
             await page.locator('input[name=autocreate]').click();
             await page.locator('input[name=groups-sync]').click();
+            await clickComponent('pveTFASelector field[fieldLabel=Require TFA]');
+            await page.locator('.x-boundlist-item', { hasText: 'OATH/TOTP' }).click();
             assert.equal(await page.locator('input[name=client-key]').getAttribute('type'), 'password', 'secret is masked');
             await page.screenshot({ path: path.join(SHOTS, `${version}-realm-add.png`) });
 
@@ -461,6 +472,7 @@ for (const version of VERSIONS) {
                 autocreate: '1',
                 'groups-sync': '1',
                 'groups-map': '6f7e8d9c-1111-4111-8111-000000000001=admins;PVE.Admin=admins',
+                tfa: 'type=oath',
                 // PVE.panel.AuthBase's own fields
                 default: '0',
                 comment: '',
@@ -589,7 +601,7 @@ for (const version of VERSIONS) {
                 digest: ENTRA_REALM_CONFIG.digest,
             });
             // 'port': PVE.panel.AuthBase deletes it on every edit of any realm type; the API ignores it
-            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes']);
+            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'tfa']);
             assert.ok(!('client-key' in sent), 'the stored secret is kept');
             noProblems();
         });
