@@ -35,8 +35,10 @@ want libauthen-pam-perl libcrypt-openssl-random-perl libcrypt-openssl-rsa-perl l
 
 # --- browser test ---
 # Debian's Chromium; playwright-core and a GPL ExtJS classic build come from npm, pinned by
-# tests/browser/package-lock.json, into tests/browser/node_modules (no browser download)
-want chromium
+# tests/browser/package-lock.json, into tests/browser/node_modules (no browser download).
+# The real PVE frontend needs what a node has: Template Toolkit renders index.html.tpl as
+# pveproxy does, marked.js is the last part of proxmoxlib.js, Font Awesome its icons.
+want chromium libtemplate-perl libjs-marked fonts-font-awesome
 if ! command -v npm >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends nodejs npm

@@ -7,8 +7,10 @@
  */
 
 // Realm type shown under Datacenter > Permissions > Realms > Add, and used by the login window
-// and the user menu (TFA allowed, no password change). No 'syncipanel': users and group
-// memberships come from logins, there is no realm sync.
+// and the user menu (no password change). No 'syncipanel': users and group memberships come from
+// logins, there is no realm sync. 'tfa' offers the realm's "Require TFA" field and the user menu's
+// TFA item: /access/entraid/login asks for the second factor of users with TFA entries (or of a
+// realm requiring TFA) like /access/ticket, and the login window below completes it.
 PVE.Utils.authSchema.entraid = {
     name: 'Microsoft Entra ID',
     ipanel: 'pveAuthEntraIDPanel',
@@ -36,9 +38,22 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
         ),
         'client-key': gettext(
             'Client secret value of the app registration (not its secret ID). It is stored root-only ' +
-                'under /etc/pve/priv and never shown again; leave empty when editing to keep the current one.',
+                'under /etc/pve/priv and never shown again; leave empty when editing to keep the current one. ' +
+                'Or use a certificate (Advanced).',
         ),
-        cloud: gettext('The Microsoft cloud your tenant lives in: global, US Government or China (21Vianet).'),
+        'client-cert': gettext(
+            'Instead of a client secret: the PEM text of a certificate uploaded to the app registration ' +
+                '(Certificates & secrets), together with its private key. It replaces a stored secret; ' +
+                'leave empty when editing to keep the current credential.',
+        ),
+        'client-cert-key': gettext(
+            "PEM text of the certificate's private key. It is stored root-only under /etc/pve/priv " +
+                'and never shown again.',
+        ),
+        cloud: gettext(
+            'The Microsoft cloud your tenant lives in: Global (login.microsoftonline.com), ' +
+                'US Government (login.microsoftonline.us) or China, operated by 21Vianet (login.chinacloudapi.cn).',
+        ),
         'allowed-tenants': gettext(
             "Tenant IDs allowed to log in, separated by ','. Required for the tenants 'organizations' and 'common'.",
         ),
@@ -64,18 +79,31 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             "Sign-in prompt at Microsoft: 'select_account' lets users pick one of several accounts, " +
                 "'login' always asks for credentials.",
         ),
-        'acr-values': gettext('Authentication context class references to request, separated by spaces.'),
-        scopes: gettext("Scopes to request, separated by spaces. 'openid' is always added."),
+        'acr-values': gettext(
+            'Authentication context class reference to request, for example the ID of an Entra ' +
+                "authentication context ('c1'). Spaces are not allowed.",
+        ),
+        scopes: gettext(
+            "Scopes to request, separated by spaces. Default: 'openid profile email'; 'openid' is always added.",
+        ),
         default: gettext('Preselect this realm on the login screen.'),
         comment: gettext('Shown in the realm list and, if set, instead of the realm name on the login screen.'),
+    },
+
+    certificateGiven: function () {
+        let cert = this.down('field[name=client-cert]');
+        return !!cert && !!cert.getValue();
     },
 
     onGetValues: function (values) {
         let me = this;
 
-        // an empty secret field means: keep the stored secret; never ask the API to delete it
-        if (!values['client-key']) {
-            delete values['client-key'];
+        // an empty credential field means: keep the stored credential; never ask the API to
+        // delete it (the API stores credentials outside domains.cfg)
+        for (const name of ['client-key', 'client-cert', 'client-cert-key']) {
+            if (!values[name]) {
+                delete values[name];
+            }
         }
 
         return me.callParent([values]);
@@ -88,28 +116,39 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             throw 'invalid type';
         }
 
-        me.column1 = [
+        // the two IDs are GUIDs (36 characters): full width, above the columns, like the
+        // Issuer URL of PVE's OpenID dialog
+        me.columnT = [
             {
                 xtype: 'textfield',
                 name: 'tenant-id',
                 fieldLabel: gettext('Tenant'),
-                emptyText: gettext('Tenant ID or domain'),
+                emptyText: gettext('Directory (tenant) ID or verified domain'),
                 allowBlank: false,
             },
             {
                 xtype: 'textfield',
                 name: 'client-id',
                 fieldLabel: gettext('Client ID'),
-                emptyText: '00000000-0000-0000-0000-000000000000',
+                emptyText: gettext('Application (client) ID'),
                 allowBlank: false,
             },
+        ];
+
+        me.column1 = [
             {
                 xtype: 'proxmoxtextfield',
                 inputType: 'password',
                 name: 'client-key',
                 fieldLabel: gettext('Client Secret'),
                 emptyText: me.isCreate ? '' : gettext('unchanged'),
-                allowBlank: !me.isCreate,
+                // a new realm needs a secret, or a certificate (Advanced)
+                validator: function (value) {
+                    if (!me.isCreate || value || me.certificateGiven()) {
+                        return true;
+                    }
+                    return gettext('Enter the client secret, or a certificate under Advanced');
+                },
             },
             {
                 xtype: 'proxmoxKVComboBox',
@@ -118,16 +157,35 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 editable: false,
                 value: 'public',
                 deleteEmpty: !me.isCreate,
+                // the sign-in host of each is in the field's help
                 comboItems: [
-                    ['public', gettext('Global') + ' (login.microsoftonline.com)'],
-                    ['usgov', gettext('US Government') + ' (login.microsoftonline.us)'],
-                    ['china', gettext('China, 21Vianet') + ' (login.chinacloudapi.cn)'],
+                    ['public', gettext('Global')],
+                    ['usgov', gettext('US Government')],
+                    ['china', gettext('China (21Vianet)')],
                 ],
             },
             {
                 xtype: 'proxmoxtextfield',
                 name: 'allowed-tenants',
                 fieldLabel: gettext('Allowed Tenants'),
+                emptyText: gettext('any (single tenant)'),
+                deleteEmpty: !me.isCreate,
+            },
+            {
+                xtype: 'proxmoxtextfield',
+                name: 'scopes',
+                fieldLabel: gettext('Scopes'),
+                emptyText: Proxmox.Utils.defaultText,
+                deleteEmpty: !me.isCreate,
+            },
+            {
+                xtype: 'proxmoxtextfield',
+                name: 'acr-values',
+                fieldLabel: gettext('ACR Values'),
+                emptyText: gettext('none'),
+                // the pattern of PVE's OpenId.pm, which the realm inherits
+                regex: /^[^\x00-\x1F\x7F <>#"]*$/,
+                regexText: gettext('Spaces and the characters <>#" are not allowed.'),
                 deleteEmpty: !me.isCreate,
             },
         ];
@@ -157,6 +215,20 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             },
             {
                 xtype: 'proxmoxcheckbox',
+                name: 'groups-autocreate',
+                fieldLabel: gettext('Autocreate Groups'),
+                value: 0,
+                deleteEmpty: !me.isCreate,
+            },
+            {
+                xtype: 'proxmoxcheckbox',
+                name: 'groups-sync',
+                fieldLabel: gettext('Sync Groups'),
+                value: 0,
+                deleteEmpty: !me.isCreate,
+            },
+            {
+                xtype: 'proxmoxcheckbox',
                 name: 'allow-guests',
                 fieldLabel: gettext('Allow Guests'),
                 value: 0,
@@ -170,25 +242,12 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 value: me.isCreate ? '__default__' : undefined,
                 deleteEmpty: !me.isCreate,
                 comboItems: [
-                    ['__default__', gettext('Auth-Provider Default')],
+                    ['__default__', Proxmox.Utils.defaultText],
                     ['select_account', 'select_account'],
                     ['login', 'login'],
                     ['consent', 'consent'],
                     ['none', 'none'],
                 ],
-            },
-            {
-                xtype: 'proxmoxtextfield',
-                name: 'scopes',
-                fieldLabel: gettext('Scopes'),
-                emptyText: `${Proxmox.Utils.defaultText} (openid profile email)`,
-                deleteEmpty: !me.isCreate,
-            },
-            {
-                xtype: 'proxmoxtextfield',
-                name: 'acr-values',
-                fieldLabel: gettext('ACR Values'),
-                deleteEmpty: !me.isCreate,
             },
         ];
 
@@ -201,27 +260,6 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 deleteEmpty: !me.isCreate,
             },
             {
-                xtype: 'fieldcontainer',
-                layout: 'hbox',
-                defaults: { flex: 1 },
-                items: [
-                    {
-                        xtype: 'proxmoxcheckbox',
-                        name: 'groups-autocreate',
-                        fieldLabel: gettext('Autocreate Groups'),
-                        value: 0,
-                        deleteEmpty: !me.isCreate,
-                    },
-                    {
-                        xtype: 'proxmoxcheckbox',
-                        name: 'groups-sync',
-                        fieldLabel: gettext('Sync Groups'),
-                        value: 0,
-                        deleteEmpty: !me.isCreate,
-                    },
-                ],
-            },
-            {
                 xtype: 'proxmoxtextfield',
                 name: 'required-groups',
                 fieldLabel: gettext('Required Groups'),
@@ -230,8 +268,70 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             },
         ];
 
+        // the other credential: a certificate and its key, both PEM text (the API never takes a
+        // file name); pasted, or read in the browser from PEM files (a file may hold both)
+        let pemField = (name, label, begin) => ({
+            xtype: 'textarea',
+            name: name,
+            fieldLabel: label,
+            height: 48,
+            emptyText: me.isCreate ? begin : gettext('unchanged'),
+            validator: function (value) {
+                let other = me.down(`field[name=${name === 'client-cert' ? 'client-cert-key' : 'client-cert'}]`);
+                if (!value !== !other.getValue()) {
+                    return gettext('Certificate and private key are needed together');
+                }
+                if (value && !value.trim().startsWith('-----BEGIN ')) {
+                    return gettext('PEM text is expected (-----BEGIN ...)');
+                }
+                return true;
+            },
+            listeners: {
+                change: () => me.query('field[name=client-key], textarea').forEach((f) => f.validate()),
+            },
+        });
+        let pemBlock = (text, label) =>
+            text.match(new RegExp(`-----BEGIN ${label}-----[^-]+-----END ${label}-----\\r?\\n?`))?.[0];
+        me.advancedColumnB = [
+            pemField('client-cert', gettext('Certificate (PEM)'), '-----BEGIN CERTIFICATE-----'),
+            pemField('client-cert-key', gettext('Private Key (PEM)'), '-----BEGIN PRIVATE KEY-----'),
+            {
+                xtype: 'container',
+                layout: { type: 'hbox', pack: 'end' },
+                items: {
+                    xtype: 'filebutton',
+                    text: gettext('From PEM Files'),
+                    multiple: true,
+                    listeners: {
+                        afterrender: (button) => button.fileInputEl.set({ multiple: 'multiple' }),
+                        change: async function (button, event) {
+                            let files = [...event.event.target.files];
+                            button.reset(); // the same file may be chosen again
+                            for (const file of files) {
+                                let text = await file.text();
+                                let cert = pemBlock(text, 'CERTIFICATE');
+                                let key = pemBlock(text, '(?:RSA )?PRIVATE KEY');
+                                if (cert) {
+                                    me.down('field[name=client-cert]').setValue(cert);
+                                }
+                                if (key) {
+                                    me.down('field[name=client-cert-key]').setValue(key);
+                                }
+                            }
+                        },
+                    },
+                },
+            },
+        ];
+
         // PVE.panel.AuthBase adds realm, default, TFA and comment around these
         me.callParent();
+
+        // 'Autocreate Groups' needs a little more than the dialog's label width (120): widen the
+        // labels of the whole right column (TFA included), so that its fields stay aligned
+        for (const field of me.down('field[name=username-claim]').ownerCt.query('field')) {
+            field.labelWidth = 135;
+        }
 
         for (const field of me.query('field')) {
             let help = me.fieldHelp[field.getName()];
@@ -245,78 +345,144 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
 });
 
 // Login with an 'entraid' realm: redirect to Microsoft, then finish the login when Entra sends
-// the browser back with ?code=&state=. Mirrors what PVE's login window does for 'openid' realms.
+// the browser back with ?code=&state=. Mirrors what PVE's login window does for 'openid' realms,
+// plus the browser binding of the login (RFC 9700 4.7.1): auth-url gets the SHA-256 of 32 random
+// bytes that only this tab keeps (sessionStorage), login must present the bytes. A code and state
+// landed in another browser (login CSRF) cannot be completed there.
 Ext.define('PVE.EntraID', {
     singleton: true,
 
-    // sessionStorage key remembering, across the trip to Microsoft, that a login was started
-    // with an entraid realm; the realm itself is sealed into 'state' by the server
-    pendingRealmKey: 'pve-entraid-realm',
+    // sessionStorage key prefix; the key is the sealed state auth-url returned, the value
+    // {realm, key}: the realm the login was started for and the base64url binding bytes
+    bindingPrefix: 'pve-entraid-binding:',
 
     isEntraIDRealm: function (realmField) {
         let record = realmField && realmField.getStore().getById(realmField.getValue());
         return !!record && record.data.type === 'entraid';
     },
 
-    redirectToEntraID: function (controller, realm) {
-        let form = controller.lookupReference('loginForm');
+    base64url: function (bytes) {
+        let binary = '';
+        for (const b of bytes) {
+            binary += String.fromCharCode(b);
+        }
+        return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    },
 
-        // PVE's workspace opens the view in 'openid-deeplink' after any login
-        sessionStorage.setItem('openid-deeplink', window.location.hash);
-        sessionStorage.setItem(PVE.EntraID.pendingRealmKey, realm);
+    // 32 random bytes and their SHA-256, both base64url without padding (43 characters each).
+    // crypto.subtle exists only in a secure context: PVE is served over https.
+    newBinding: async function () {
+        let bytes = crypto.getRandomValues(new Uint8Array(32));
+        let hash = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+        return { key: PVE.EntraID.base64url(bytes), hash: PVE.EntraID.base64url(hash) };
+    },
+
+    bindingKeys: function () {
+        return Object.keys(sessionStorage).filter((k) => k.startsWith(PVE.EntraID.bindingPrefix));
+    },
+
+    showError: function (title, detail) {
+        Ext.Msg.alert(gettext('Error'), `${title}<br>${detail}`);
+    },
+
+    redirectToEntraID: async function (controller, realm) {
+        let form = controller.lookupReference('loginForm');
         form.mask(gettext('Please wait...'), 'x-mask-loading');
+
+        let binding;
+        try {
+            binding = await PVE.EntraID.newBinding();
+        } catch (err) {
+            form.unmask();
+            PVE.EntraID.showError(
+                gettext('Microsoft Entra ID sign-in needs a secure connection (https).'),
+                Ext.String.htmlEncode(String(err)),
+            );
+            return;
+        }
 
         Proxmox.Utils.API2Request({
             url: '/api2/extjs/access/entraid/auth-url',
             params: {
                 realm: realm,
                 'redirect-url': window.location.origin,
+                'binding-hash': binding.hash,
             },
             method: 'POST',
             success: function (response) {
-                let data = response.result.data;
-                window.location = typeof data === 'string' ? data : data.url;
+                let url = response.result.data;
+                let state = null;
+                try {
+                    state = new URL(url).searchParams.get('state');
+                } catch (_err) {
+                    // not an address: handled below
+                }
+                if (!state) {
+                    form.unmask();
+                    PVE.EntraID.showError(
+                        gettext('Microsoft Entra ID redirect failed.'),
+                        gettext('The server sent no sign-in address.'),
+                    );
+                    return;
+                }
+                // the state names this login when Entra sends the browser back
+                sessionStorage.setItem(
+                    PVE.EntraID.bindingPrefix + state,
+                    JSON.stringify({ realm, key: binding.key }),
+                );
+                // PVE's workspace opens the view in 'openid-deeplink' after any login
+                sessionStorage.setItem('openid-deeplink', window.location.hash);
+                window.location = url;
             },
             failure: function (response) {
-                sessionStorage.removeItem(PVE.EntraID.pendingRealmKey);
                 form.unmask();
-                Ext.Msg.alert(
-                    gettext('Error'),
-                    gettext('Microsoft Entra ID redirect failed.') + `<br>${response.htmlStatus}`,
+                PVE.EntraID.showError(
+                    gettext('Microsoft Entra ID redirect failed.'),
+                    response.htmlStatus,
                 );
             },
         });
     },
 
-    // Returns {code, state} or {error} when this page load is Entra's answer to a login we
-    // started, else undefined. Takes code and state out of the address bar: the code is single
-    // use, and PVE's own OpenID handler (on 'show') must not send it to /access/openid/login.
+    // Returns {code, state, realm, key}, {error} when this page load is Entra's answer to a login
+    // started in this tab, else undefined (then it is not ours, e.g. PVE's own OpenID login).
+    // Takes code and state out of the address bar: the code is single use, and PVE's own OpenID
+    // handler (on 'show') must not send it to /access/openid/login.
     takeCallback: function () {
-        if (!sessionStorage.getItem(PVE.EntraID.pendingRealmKey)) {
-            return undefined;
-        }
         let query = Ext.Object.fromQueryString(window.location.search);
-        let callback;
-        if (query.code !== undefined && query.state !== undefined) {
-            callback = { code: query.code, state: query.state };
-        } else if (query.error !== undefined) {
-            callback = { error: query.error_description || query.error };
-        } else {
+        if (query.state === undefined || (query.code === undefined && query.error === undefined)) {
             return undefined;
         }
-        sessionStorage.removeItem(PVE.EntraID.pendingRealmKey);
+        let started = PVE.EntraID.bindingKeys();
+        if (!started.length) {
+            return undefined;
+        }
+        let stored = sessionStorage.getItem(PVE.EntraID.bindingPrefix + query.state);
+        // a binding is used once: forget this one and any of abandoned attempts
+        started.forEach((k) => sessionStorage.removeItem(k));
         history.replaceState(null, '', window.location.pathname + window.location.hash);
-        return callback;
+
+        if (stored === null) {
+            return {
+                error: gettext(
+                    'This sign-in was not started in this browser tab, so it cannot be completed here.',
+                ),
+            };
+        }
+        if (query.error !== undefined) {
+            return { error: query.error_description || query.error };
+        }
+        let { realm, key } = JSON.parse(stored);
+        return { code: query.code, state: query.state, realm, key };
     },
 
     finishLogin: function (controller, callback) {
         let form = controller.lookupReference('loginForm');
 
         if (callback.error) {
-            Ext.Msg.alert(
-                gettext('Error'),
-                gettext('Microsoft Entra ID login failed, please try again') +
-                    `<br>${Ext.String.htmlEncode(callback.error)}`,
+            PVE.EntraID.showError(
+                gettext('Microsoft Entra ID login failed, please try again'),
+                Ext.String.htmlEncode(callback.error),
             );
             return;
         }
@@ -330,22 +496,52 @@ Ext.define('PVE.EntraID', {
                 code: callback.code,
                 state: callback.state,
                 'redirect-url': window.location.origin,
+                realm: callback.realm,
+                'binding-key': callback.key,
             },
             method: 'POST',
             success: function (response) {
                 form.unmask();
-                // the same ticket data as /access/ticket: continue like any login
-                controller.success(response.result.data);
+                let data = response.result.data;
+                if (data.ticket.startsWith('PVE:!tfa!')) {
+                    PVE.EntraID.secondFactor(controller, data);
+                } else {
+                    // the same ticket data as /access/ticket: continue like any login
+                    controller.success(data);
+                }
             },
             failure: function (response) {
                 form.unmask();
-                Ext.Msg.alert(
-                    gettext('Error'),
-                    gettext('Microsoft Entra ID login failed, please try again') +
-                        `<br>${response.htmlStatus}`,
+                PVE.EntraID.showError(
+                    gettext('Microsoft Entra ID login failed, please try again'),
+                    response.htmlStatus,
                 );
             },
         });
+    },
+
+    // The answer asks for a second factor (TFA entries in PVE): finish it as PVE's login window
+    // does after a password (its onLogon, 'PVE:!tfa!' branch): its own TFA dialog, then
+    // /access/ticket with the challenge ticket.
+    secondFactor: async function (controller, data) {
+        data.LoggedOut = true;
+        Proxmox.Utils.setAuthData(data);
+        let result;
+        try {
+            result = await controller.performTFAChallenge(data);
+        } catch (response) {
+            // authClear() keeps a ticket while 'LoggedOut' is set (PVE's perform_otp does the same)
+            Proxmox.LoggedOut = false;
+            Proxmox.Utils.authClear();
+            if (response) {
+                controller.failure(response);
+            }
+            // else: the TFA dialog was cancelled, the login window stays for another try
+            return;
+        }
+        result.CSRFPreventionToken = Proxmox.CSRFPreventionToken;
+        result.username = Proxmox.UserName;
+        controller.success(result);
     },
 });
 
@@ -360,25 +556,41 @@ Ext.define('PVE.window.EntraIDLoginWindowOverride', {
         // the controller exists now; PVE calls its init() and wires its handlers right after this
         let controller = me.getController();
         let realmField = me.down('field[name=realm]');
+        let viewModel = me.getViewModel();
 
-        let upstreamOnLogon = controller.onLogon;
-        controller.onLogon = function () {
+        // Runs before PVE's own click handler (wired through the controller's 'control', which
+        // ExtJS dispatches only when no direct listener returned false); the Enter key of the
+        // window's defaultButton clicks the same button.
+        me.lookupReference('loginButton').on('click', function () {
             if (!PVE.EntraID.isEntraIDRealm(realmField)) {
-                sessionStorage.removeItem(PVE.EntraID.pendingRealmKey);
-                return upstreamOnLogon.apply(this, arguments);
+                // an abandoned Entra attempt must not claim the next OpenID callback
+                PVE.EntraID.bindingKeys().forEach((k) => sessionStorage.removeItem(k));
+                return undefined;
             }
             if (controller.lookupReference('loginForm').isValid()) {
                 PVE.EntraID.redirectToEntraID(controller, realmField.getValue());
             }
-            return undefined;
-        };
+            return false;
+        });
+
+        // Microsoft's wording for the button with an entraid realm, PVE's own text otherwise
+        viewModel.set('entraid', false);
+        viewModel.setFormulas({
+            entraidButtonText: (get) =>
+                get('entraid') ? gettext('Sign in with Microsoft') : get('button_text'),
+        });
+        me.lookupReference('loginButton').setBind({ text: '{entraidButtonText}' });
 
         realmField.on('change', function () {
             // PVE's own realm listener sets 'openid' mode only for type 'openid'; run after it so
-            // that entraid realms also hide user name and password and show the redirect button
+            // that entraid realms also hide user name and password (no password is asked here)
             Promise.resolve().then(() => {
-                if (!me.destroyed && PVE.EntraID.isEntraIDRealm(realmField)) {
-                    me.getViewModel().set('openid', true);
+                if (!me.destroyed) {
+                    let entraid = PVE.EntraID.isEntraIDRealm(realmField);
+                    viewModel.set('entraid', entraid);
+                    if (entraid) {
+                        viewModel.set('openid', true);
+                    }
                 }
             });
         });
