@@ -98,7 +98,7 @@ impl RealmConfig {
 }
 
 fn invalid(field: &str, why: &str) -> Error {
-    Error::new(Code::PVE_ENTRAID_CONFIG_INVALID, format!("realm config: `{field}` {why}"))
+    Error::new(Code::ConfigInvalid, format!("realm config: `{field}` {why}"))
 }
 
 pub fn is_guid(s: &str) -> bool {
@@ -429,7 +429,7 @@ mod tests {
         ];
         for (patch, field) in cases {
             let e = err_with(patch.clone());
-            assert_eq!(e.code, Code::PVE_ENTRAID_CONFIG_INVALID, "{patch}");
+            assert_eq!(e.code, Code::ConfigInvalid, "{patch}");
             assert!(e.message.contains(field), "{patch}: {}", e.message);
         }
     }

@@ -53,7 +53,7 @@ fn captured_token_errors_give_code_hint_and_ids() {
         let status = case["http_status"].as_u64().unwrap() as u16;
         let body = &case["body"];
         let e = from_token_error(status, body.to_string().as_bytes());
-        assert_eq!(e.code, pve_entraid_result::PVE_ENTRAID_IDP_ERROR);
+        assert_eq!(e.code, pve_entraid_result::IdpError);
         assert_eq!(e.aadsts, body["error_codes"][0].as_u64(), "{}", case["case"]);
         assert_eq!(e.trace_id.as_deref(), body["trace_id"].as_str());
         assert_eq!(e.correlation_id.as_deref(), body["correlation_id"].as_str());

@@ -22,13 +22,13 @@ fn call(f: Entry, req: &[u8]) -> (pve_entraid_result, Value, String) {
 
 fn ok(f: Entry, req: &Value) -> Value {
     let (code, v, _) = call(f, req.to_string().as_bytes());
-    assert_eq!(code, pve_entraid_result::PVE_ENTRAID_OK, "{v}");
+    assert_eq!(code, pve_entraid_result::Ok, "{v}");
     v["result"].clone()
 }
 
 fn err_code(f: Entry, req: &Value) -> (String, Value) {
     let (code, v, text) = call(f, req.to_string().as_bytes());
-    assert_ne!(code, pve_entraid_result::PVE_ENTRAID_OK, "{v}");
+    assert_ne!(code, pve_entraid_result::Ok, "{v}");
     assert!(!text.contains(CLIENT_SECRET), "secret leaked: {text}");
     let s = v["error"]["code"].as_str().unwrap().to_string();
     assert_eq!(unsafe { CStr::from_ptr(ffi::pve_entraid_result_code(code as u32)) }.to_str().unwrap(), s);
@@ -251,7 +251,7 @@ fn bad_requests() {
     assert_eq!(call(ffi::pve_entraid_auth_url, b"{not json").1["error"]["code"], "request.invalid");
     assert_eq!(call(ffi::pve_entraid_login, b"[]").1["error"]["code"], "request.invalid");
     let (c, _, text) = call(ffi::pve_entraid_auth_url, json!({"realm": "entra", "config": {"tenant": 5, "client_secret": CLIENT_SECRET}}).to_string().as_bytes());
-    assert_eq!(c, pve_entraid_result::PVE_ENTRAID_CONFIG_INVALID);
+    assert_eq!(c, pve_entraid_result::ConfigInvalid);
     assert!(!text.contains(CLIENT_SECRET));
     let v = unsafe { CStr::from_ptr(ffi::pve_entraid_version()) }.to_str().unwrap();
     assert!(v.starts_with("pve-entraid/"));
