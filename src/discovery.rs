@@ -294,8 +294,8 @@ pub(crate) mod tests {
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
-    /// The captured Entra documents: `shared/` sits beside the checkout (as in CI).
-    pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");
+    /// The captured Entra documents (provenance in their SOURCES.txt).
+    pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
 
     pub fn fixture(name: &str) -> Value {
         let path = format!("{FIXTURES}/{name}");

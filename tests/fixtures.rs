@@ -1,4 +1,4 @@
-//! Parsing of every captured Entra document in /work/shared/fixtures/entra (see SOURCES.txt there).
+//! Parsing of every captured Entra document in tests/fixtures/entra (see SOURCES.txt there).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ fn fixtures_dir() -> PathBuf {
     // Overridable for packaging builds that ship the fixtures elsewhere.
     std::env::var_os("PVE_ENTRAID_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/entra"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/entra"))
 }
 
 fn load(name: &str) -> Value {
