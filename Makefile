@@ -52,6 +52,7 @@ test-deb:
 
 bench: build
 	bash bench/run.sh
+	bash scripts/project-figures.sh
 
 deb: deps
 	bash debian/build-deb.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Writes the small seed corpus of each fuzz target into fuzz/corpus/<target>/.
 # Seeds are generated, not committed: request shapes follow docs/DESIGN.md, token
-# shapes follow the captured Entra documents in /work/shared/fixtures/entra (JWKS kids,
+# shapes follow the captured Entra documents in tests/fixtures/entra (JWKS kids,
 # issuer template), so the fuzzer starts from inputs that reach deep into the parsers.
 use strict;
 use warnings;

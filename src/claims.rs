@@ -64,7 +64,7 @@ fn number(p: &Map<String, Value>, name: &str) -> Result<Option<i64>> {
             .as_i64()
             .or_else(|| v.as_f64().map(|f| f as i64))
             .map(Some)
-            .ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MALFORMED, format!("ID token claim `{name}` is not a number"))),
+            .ok_or_else(|| err(Code::TokenMalformed, format!("ID token claim `{name}` is not a number"))),
     }
 }
 
@@ -74,11 +74,11 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     match jws.alg() {
         Some("RS256") => {}
         Some(alg) => {
-            return Err(err(Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG, format!("ID token algorithm '{}' is not accepted (RS256 only)", sanitize(alg))))
+            return Err(err(Code::TokenUnsupportedAlg, format!("ID token algorithm '{}' is not accepted (RS256 only)", sanitize(alg))))
         }
-        None => return Err(err(Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG, "ID token has no algorithm")),
+        None => return Err(err(Code::TokenUnsupportedAlg, "ID token has no algorithm")),
     }
-    let kid = jws.kid().ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MALFORMED, "ID token header has no key id (kid)"))?;
+    let kid = jws.kid().ok_or_else(|| err(Code::TokenMalformed, "ID token header has no key id (kid)"))?;
     let jwk = key_for(kid)?;
     jws.verify_rs256(&jwk.key)?;
     let p = &jws.payload;
@@ -87,36 +87,36 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     // v1.0 tokens (sts.windows.net issuer) have other claim semantics: refuse them.
     if text("ver").as_deref() != Some("2.0") {
         return Err(err(
-            Code::PVE_ENTRAID_TOKEN_VERSION,
+            Code::TokenVersion,
             "ID token is not a v2.0 token (set accessTokenAcceptedVersion/ use the v2.0 endpoints)",
         )
         .with_hint("the realm must use the v2.0 endpoints; v1 tokens from sts.windows.net are refused"));
     }
 
-    let tid = text("tid").ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `tid` claim"))?;
+    let tid = text("tid").ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `tid` claim"))?;
     let tid_lc = tid.to_ascii_lowercase();
     let iss = text("iss").unwrap_or_default();
     let expected_iss = expected.issuer.replace(TENANT_TEMPLATE, &tid);
     if iss != expected_iss {
         return Err(err(
-            Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH,
+            Code::TokenIssuerMismatch,
             format!("ID token issuer '{}' is not the expected '{}'", sanitize(&iss), sanitize(&expected_iss)),
         ));
     }
     if !iss.to_ascii_lowercase().contains(&format!("/{tid_lc}/")) {
         // The tenant id we pin identities to must be the tenant of the issuer.
-        return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH, "ID token `tid` is not the tenant of its issuer"));
+        return Err(err(Code::TokenIssuerMismatch, "ID token `tid` is not the tenant of its issuer"));
     }
     if let Some(key_issuer) = &jwk.issuer {
         // Entra's per-key issuer ties a signing key to its tenant (e.g. MSA keys in /common).
         if key_issuer.replace(TENANT_TEMPLATE, &tid) != iss {
-            return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH, "ID token was signed by a key of another issuer"));
+            return Err(err(Code::TokenIssuerMismatch, "ID token was signed by a key of another issuer"));
         }
     }
     if let Tenant::Multi { allowed, .. } = expected.tenant {
         if !allowed.contains(&tid_lc) {
             return Err(err(
-                Code::PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED,
+                Code::TokenTenantNotAllowed,
                 format!("tenant {} is not in the realm's allowed_tenants", sanitize(&tid)),
             ));
         }
@@ -129,38 +129,38 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
         _ => false,
     };
     if !aud_ok {
-        return Err(err(Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH, "ID token audience is not this realm's client id"));
+        return Err(err(Code::TokenAudienceMismatch, "ID token audience is not this realm's client id"));
     }
     if let Some(azp) = p.get("azp") {
         if !azp.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)) {
-            return Err(err(Code::PVE_ENTRAID_TOKEN_AZP_MISMATCH, "ID token authorized party (azp) is not this realm's client id"));
+            return Err(err(Code::TokenAzpMismatch, "ID token authorized party (azp) is not this realm's client id"));
         }
     }
 
     let now = expected.now as i64;
-    let exp = number(p, "exp")?.ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `exp` claim"))?;
+    let exp = number(p, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `exp` claim"))?;
     if now > exp + CLOCK_SKEW_SECS {
-        return Err(err(Code::PVE_ENTRAID_TOKEN_EXPIRED, "ID token has expired (check this node's clock if this repeats)"));
+        return Err(err(Code::TokenExpired, "ID token has expired (check this node's clock if this repeats)"));
     }
     if let Some(nbf) = number(p, "nbf")? {
         if now + CLOCK_SKEW_SECS < nbf {
-            return Err(err(Code::PVE_ENTRAID_TOKEN_NOT_YET_VALID, "ID token is not valid yet (check this node's clock)"));
+            return Err(err(Code::TokenNotYetValid, "ID token is not valid yet (check this node's clock)"));
         }
     }
-    let iat = number(p, "iat")?.ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, "ID token has no `iat` claim"))?;
+    let iat = number(p, "iat")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `iat` claim"))?;
     if iat > now + CLOCK_SKEW_SECS {
-        return Err(err(Code::PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE, "ID token was issued in the future (check this node's clock)"));
+        return Err(err(Code::TokenIssuedInFuture, "ID token was issued in the future (check this node's clock)"));
     }
 
     match p.get("nonce").and_then(Value::as_str) {
-        None => return Err(err(Code::PVE_ENTRAID_TOKEN_NONCE_MISSING, "ID token carries no nonce")),
+        None => return Err(err(Code::TokenNonceMissing, "ID token carries no nonce")),
         Some(n) if n != expected.nonce => {
-            return Err(err(Code::PVE_ENTRAID_TOKEN_NONCE_MISMATCH, "ID token nonce does not match this login"))
+            return Err(err(Code::TokenNonceMismatch, "ID token nonce does not match this login"))
         }
         Some(_) => {}
     }
 
-    let required = |name: &str| text(name).ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, format!("ID token has no `{name}` claim")));
+    let required = |name: &str| text(name).ok_or_else(|| err(Code::TokenMissingClaim, format!("ID token has no `{name}` claim")));
     Ok(Claims {
         oid: required("oid")?,
         sub: required("sub")?,
@@ -221,7 +221,7 @@ pub(crate) mod tests {
         crate::discovery::parse_jwks(&jwks)?
             .into_iter()
             .find(|k| k.kid == kid)
-            .ok_or_else(|| err(Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID, "unknown"))
+            .ok_or_else(|| err(Code::TokenUnknownKid, "unknown"))
     }
 
     fn multi() -> Tenant {
@@ -272,25 +272,25 @@ pub(crate) mod tests {
     fn each_rule_has_its_code() {
         let iss = |t: &str| json!(format!("https://login.microsoftonline.com/{t}/v2.0"));
         let cases = [
-            (json!({"exp": NOW - 301}), Code::PVE_ENTRAID_TOKEN_EXPIRED),
-            (json!({"exp": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
-            (json!({"exp": "soon"}), Code::PVE_ENTRAID_TOKEN_MALFORMED),
-            (json!({"nbf": NOW + 301}), Code::PVE_ENTRAID_TOKEN_NOT_YET_VALID),
-            (json!({"iat": NOW + 301}), Code::PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE),
-            (json!({"nonce": null}), Code::PVE_ENTRAID_TOKEN_NONCE_MISSING),
-            (json!({"nonce": "other"}), Code::PVE_ENTRAID_TOKEN_NONCE_MISMATCH),
-            (json!({"ver": "1.0", "iss": format!("https://sts.windows.net/{TID}/")}), Code::PVE_ENTRAID_TOKEN_VERSION),
-            (json!({"ver": null}), Code::PVE_ENTRAID_TOKEN_VERSION),
-            (json!({"iss": iss("99999999-2222-3333-4444-555555555555")}), Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH),
-            (json!({"iss": null}), Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH),
-            (json!({"tid": "99999999-2222-3333-4444-555555555555", "iss": iss("99999999-2222-3333-4444-555555555555")}), Code::PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED),
-            (json!({"tid": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
-            (json!({"aud": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
-            (json!({"aud": [CLIENT, "api://other"]}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
-            (json!({"aud": null}), Code::PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH),
-            (json!({"azp": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::PVE_ENTRAID_TOKEN_AZP_MISMATCH),
-            (json!({"oid": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
-            (json!({"sub": null}), Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM),
+            (json!({"exp": NOW - 301}), Code::TokenExpired),
+            (json!({"exp": null}), Code::TokenMissingClaim),
+            (json!({"exp": "soon"}), Code::TokenMalformed),
+            (json!({"nbf": NOW + 301}), Code::TokenNotYetValid),
+            (json!({"iat": NOW + 301}), Code::TokenIssuedInFuture),
+            (json!({"nonce": null}), Code::TokenNonceMissing),
+            (json!({"nonce": "other"}), Code::TokenNonceMismatch),
+            (json!({"ver": "1.0", "iss": format!("https://sts.windows.net/{TID}/")}), Code::TokenVersion),
+            (json!({"ver": null}), Code::TokenVersion),
+            (json!({"iss": iss("99999999-2222-3333-4444-555555555555")}), Code::TokenIssuerMismatch),
+            (json!({"iss": null}), Code::TokenIssuerMismatch),
+            (json!({"tid": "99999999-2222-3333-4444-555555555555", "iss": iss("99999999-2222-3333-4444-555555555555")}), Code::TokenTenantNotAllowed),
+            (json!({"tid": null}), Code::TokenMissingClaim),
+            (json!({"aud": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::TokenAudienceMismatch),
+            (json!({"aud": [CLIENT, "api://other"]}), Code::TokenAudienceMismatch),
+            (json!({"aud": null}), Code::TokenAudienceMismatch),
+            (json!({"azp": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}), Code::TokenAzpMismatch),
+            (json!({"oid": null}), Code::TokenMissingClaim),
+            (json!({"sub": null}), Code::TokenMissingClaim),
         ];
         for (patch, code) in cases {
             assert_eq!(code_of(patch.clone()), code, "{patch}");
@@ -302,15 +302,15 @@ pub(crate) mod tests {
         let claims = good_claims();
         let body = b64url(claims.to_string().as_bytes());
         let none = format!("{}.{body}.", b64url(br#"{"alg":"none","kid":"k1"}"#));
-        assert_eq!(check(&none).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        assert_eq!(check(&none).unwrap_err().code, Code::TokenUnsupportedAlg);
         let hs = format!("{}.{body}.c2ln", b64url(br#"{"alg":"HS256","kid":"k1"}"#));
-        assert_eq!(check(&hs).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        assert_eq!(check(&hs).unwrap_err().code, Code::TokenUnsupportedAlg);
         let noalg = format!("{}.{body}.c2ln", b64url(br#"{"kid":"k1"}"#));
-        assert_eq!(check(&noalg).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG);
+        assert_eq!(check(&noalg).unwrap_err().code, Code::TokenUnsupportedAlg);
         let nokid = sign_rs256(test_key(), &json!({"alg": "RS256"}), &claims);
-        assert_eq!(check(&nokid).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_MALFORMED);
+        assert_eq!(check(&nokid).unwrap_err().code, Code::TokenMalformed);
         let other_kid = sign_rs256(test_key(), &json!({"alg": "RS256", "kid": "k9"}), &claims);
-        assert_eq!(check(&other_kid).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+        assert_eq!(check(&other_kid).unwrap_err().code, Code::TokenUnknownKid);
         // Payload changed after signing.
         let good = sign(&claims);
         let mut parts: Vec<&str> = good.split('.').collect();
@@ -318,9 +318,9 @@ pub(crate) mod tests {
         forged["oid"] = json!("attacker");
         let forged_body = b64url(forged.to_string().as_bytes());
         parts[1] = &forged_body;
-        assert_eq!(check(&parts.join(".")).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_BAD_SIGNATURE);
+        assert_eq!(check(&parts.join(".")).unwrap_err().code, Code::TokenBadSignature);
         for bad in ["", "a.b", "a.b.c.d", "!!.??.##", &format!("{}.{body}.x", b64url(b"[1]"))] {
-            assert_eq!(check(bad).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_MALFORMED, "{bad}");
+            assert_eq!(check(bad).unwrap_err().code, Code::TokenMalformed, "{bad}");
         }
     }
 
@@ -332,7 +332,7 @@ pub(crate) mod tests {
         let tenant = multi();
         let e = Expected { client_id: CLIENT, nonce: "n0nce", issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", tenant: &tenant, now: NOW };
         let r = validate(&sign(&good_claims()), &e, &|_| Ok(set[0].clone()));
-        assert_eq!(r.unwrap_err().code, Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH);
+        assert_eq!(r.unwrap_err().code, Code::TokenIssuerMismatch);
     }
 
     #[test]
@@ -343,6 +343,6 @@ pub(crate) mod tests {
         validate(&sign(&good_claims()), &e, &keys).unwrap();
         let mut other = good_claims();
         other["tid"] = json!("99999999-2222-3333-4444-555555555555");
-        assert_eq!(validate(&sign(&other), &e, &keys).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_ISSUER_MISMATCH);
+        assert_eq!(validate(&sign(&other), &e, &keys).unwrap_err().code, Code::TokenIssuerMismatch);
     }
 }

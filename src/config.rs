@@ -80,8 +80,6 @@ pub struct RealmConfig {
     pub timeout: Duration,
     /// Group GUID (lower case) or app role → PVE group.
     pub groups_map: BTreeMap<String, String>,
-    pub groups_autocreate: bool,
-    pub groups_sync: bool,
     pub required_groups: Vec<String>,
     pub allow_guests: bool,
 }
@@ -98,7 +96,7 @@ impl RealmConfig {
 }
 
 fn invalid(field: &str, why: &str) -> Error {
-    Error::new(Code::PVE_ENTRAID_CONFIG_INVALID, format!("realm config: `{field}` {why}"))
+    Error::new(Code::ConfigInvalid, format!("realm config: `{field}` {why}"))
 }
 
 pub fn is_guid(s: &str) -> bool {
@@ -336,8 +334,6 @@ impl RealmConfig {
             connect_timeout: opt_ms(obj, "connect_timeout_ms", 5_000, 60_000)?,
             timeout: opt_ms(obj, "timeout_ms", 15_000, 120_000)?,
             groups_map,
-            groups_autocreate: opt_bool(obj, "groups_autocreate")?,
-            groups_sync: opt_bool(obj, "groups_sync")?,
             required_groups: str_list(obj, "required_groups")?.iter().map(|g| normalize_group_key(g)).collect(),
             allow_guests: opt_bool(obj, "allow_guests")?,
         })
@@ -429,7 +425,7 @@ mod tests {
         ];
         for (patch, field) in cases {
             let e = err_with(patch.clone());
-            assert_eq!(e.code, Code::PVE_ENTRAID_CONFIG_INVALID, "{patch}");
+            assert_eq!(e.code, Code::ConfigInvalid, "{patch}");
             assert!(e.message.contains(field), "{patch}: {}", e.message);
         }
     }

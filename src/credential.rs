@@ -19,7 +19,7 @@ pub const ASSERTION_LIFETIME_SECS: u64 = 300;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 fn secret_error(msg: String) -> Error {
-    Error::new(Code::PVE_ENTRAID_CONFIG_SECRET, msg)
+    Error::new(Code::ConfigSecret, msg)
 }
 
 fn read_file(path: &str, what: &str) -> Result<String> {
@@ -102,10 +102,10 @@ mod tests {
         let c = cfg(json!({"client_secret_file": f.to_str().unwrap()}));
         assert_eq!(form_params(&c, "https://t", 0).unwrap(), vec![("client_secret", "s3cr~et.Value_with~tilde".to_string())]);
         std::fs::write(&f, "\n").unwrap();
-        assert_eq!(form_params(&c, "https://t", 0).unwrap_err().code, Code::PVE_ENTRAID_CONFIG_SECRET);
+        assert_eq!(form_params(&c, "https://t", 0).unwrap_err().code, Code::ConfigSecret);
         let missing = cfg(json!({"client_secret_file": "/nonexistent/x.secret"}));
         let e = form_params(&missing, "https://t", 0).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_CONFIG_SECRET);
+        assert_eq!(e.code, Code::ConfigSecret);
         assert!(e.message.contains("/nonexistent/x.secret"));
     }
 
@@ -129,6 +129,6 @@ mod tests {
         assert_eq!(jws.payload["exp"], 1300);
         assert!(jws.payload["jti"].as_str().unwrap().len() >= 20);
         std::fs::write(dir.join("c.key"), "not a key").unwrap();
-        assert_eq!(form_params(&c, "https://t", 0).unwrap_err().code, Code::PVE_ENTRAID_CONFIG_SECRET);
+        assert_eq!(form_params(&c, "https://t", 0).unwrap_err().code, Code::ConfigSecret);
     }
 }

@@ -69,7 +69,7 @@ fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
 /// the template issuer `https://login.microsoftonline.com/{tenantid}/v2.0`, which
 /// [`crate::claims`] resolves against the token's `tid`.
 pub fn parse_provider(doc: &Value, allow_http: bool) -> Result<Provider> {
-    let bad = |why: String| Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, format!("discovery document: {why}"));
+    let bad = |why: String| Error::new(Code::DiscoveryInvalid, format!("discovery document: {why}"));
     if !doc.is_object() {
         return Err(bad("not a JSON object".into()));
     }
@@ -114,7 +114,7 @@ pub fn parse_provider(doc: &Value, allow_http: bool) -> Result<Provider> {
 /// Parses a JWKS, keeping the RSA signing keys. Entra's keys carry no `alg`; a key that names an
 /// algorithm other than RS256, or is meant for encryption, is skipped.
 pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>> {
-    let bad = |why: &str| Error::new(Code::PVE_ENTRAID_JWKS_INVALID, format!("JWKS: {why}"));
+    let bad = |why: &str| Error::new(Code::JwksInvalid, format!("JWKS: {why}"));
     let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| bad("`keys` is missing"))?;
     let mut out = Vec::new();
     for k in keys {
@@ -180,14 +180,14 @@ impl Discovery<'_> {
         let resp = self.http.get(url, MAX_METADATA_BODY)?;
         if resp.status != 200 {
             return Err(Error::new(
-                Code::PVE_ENTRAID_IDP_ERROR,
+                Code::IdpError,
                 format!("{what} request to {} answered HTTP {}", display_url(url), resp.status),
             )
             .with_status(resp.status)
             .with_hint("check the tenant and the cloud of the realm"));
         }
         serde_json::from_slice(&resp.body).map_err(|_| {
-            Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("{what} from {} is not JSON", display_url(url)))
+            Error::new(Code::IdpBadResponse, format!("{what} from {} is not JSON", display_url(url)))
         })
     }
 
@@ -274,7 +274,7 @@ impl Discovery<'_> {
             allowed
         });
         let unknown = || {
-            Error::new(Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID, format!("ID token key id '{}' is not in the tenant's JWKS", crate::error::sanitize(kid)))
+            Error::new(Code::TokenUnknownKid, format!("ID token key id '{}' is not in the tenant's JWKS", crate::error::sanitize(kid)))
         };
         if !may_refetch {
             return Err(unknown());
@@ -294,8 +294,8 @@ pub(crate) mod tests {
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
-    /// The captured Entra documents: `shared/` sits beside the checkout (as in CI).
-    pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/entra");
+    /// The captured Entra documents (provenance in their SOURCES.txt).
+    pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/entra");
 
     pub fn fixture(name: &str) -> Value {
         let path = format!("{FIXTURES}/{name}");
@@ -323,17 +323,17 @@ pub(crate) mod tests {
         fn get(&self, url: &str, _cap: u64) -> Result<HttpResponse> {
             self.requests.borrow_mut().push(url.to_string());
             if *self.fail.borrow() {
-                return Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "down"));
+                return Err(Error::new(Code::IdpUnreachable, "down"));
             }
             let mut docs = self.docs.borrow_mut();
-            let q = docs.get_mut(url).ok_or_else(|| Error::new(Code::PVE_ENTRAID_IDP_ERROR, "404"))?;
+            let q = docs.get_mut(url).ok_or_else(|| Error::new(Code::IdpError, "404"))?;
             // The last document stays served; earlier ones are consumed in order.
             let doc = if q.len() > 1 { q.pop_front().unwrap() } else { q.front().unwrap().clone() };
             Ok(HttpResponse { status: 200, body: doc.to_string().into_bytes() })
         }
         fn post_form(&self, url: &str, _f: &[(&str, &str)], _c: u64) -> Result<HttpResponse> {
             self.requests.borrow_mut().push(url.to_string());
-            Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "not in this fake"))
+            Err(Error::new(Code::IdpUnreachable, "not in this fake"))
         }
         fn post_json(&self, url: &str, _b: &str, _d: &str, _c: u64) -> Result<HttpResponse> {
             self.post_form(url, &[], 0)
@@ -393,19 +393,19 @@ pub(crate) mod tests {
     fn bad_documents_have_their_codes() {
         let mut d = fixture("discovery-organizations-v2.json");
         d.as_object_mut().unwrap().remove("token_endpoint");
-        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
+        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::DiscoveryInvalid);
         let mut d = fixture("discovery-organizations-v2.json");
         d["jwks_uri"] = json!("http://login.microsoftonline.com/keys");
-        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
+        assert_eq!(parse_provider(&d, false).unwrap_err().code, Code::DiscoveryInvalid);
         d["id_token_signing_alg_values_supported"] = json!(["HS256"]);
-        assert_eq!(parse_provider(&d, true).unwrap_err().code, Code::PVE_ENTRAID_DISCOVERY_INVALID);
-        assert_eq!(parse_jwks(&json!({"keys": []})).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
+        assert_eq!(parse_provider(&d, true).unwrap_err().code, Code::DiscoveryInvalid);
+        assert_eq!(parse_jwks(&json!({"keys": []})).unwrap_err().code, Code::JwksInvalid);
         let mut j = fixture("jwks-organizations-v2.json");
         for k in j["keys"].as_array_mut().unwrap() {
             k["alg"] = json!("RS512");
         }
-        assert_eq!(parse_jwks(&j).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
-        assert_eq!(parse_jwks(&json!([1])).unwrap_err().code, Code::PVE_ENTRAID_JWKS_INVALID);
+        assert_eq!(parse_jwks(&j).unwrap_err().code, Code::JwksInvalid);
+        assert_eq!(parse_jwks(&json!([1])).unwrap_err().code, Code::JwksInvalid);
     }
 
     #[test]
@@ -453,10 +453,10 @@ pub(crate) mod tests {
         d(10_000).keys().unwrap();
         assert_eq!(idp.count(), 2);
         // The first unknown kid refetches once, then no refetch for 5 minutes.
-        assert_eq!(d(10_010).key("forged").unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+        assert_eq!(d(10_010).key("forged").unwrap_err().code, Code::TokenUnknownKid);
         assert_eq!(idp.count(), 3);
         for t in 10_011..10_020 {
-            assert_eq!(d(t).key("forged").unwrap_err().code, Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID);
+            assert_eq!(d(t).key("forged").unwrap_err().code, Code::TokenUnknownKid);
         }
         d(10_309).key("forged").unwrap_err();
         assert_eq!(idp.count(), 3);
@@ -490,6 +490,6 @@ pub(crate) mod tests {
         // Nothing cached at all and the IdP down: the transport error comes through.
         let cold = test_cfg("http://127.0.0.1:1006");
         let e = Discovery { cfg: &cold, realm: "r", cache_dir: None, http: &idp, now: 1 }.provider().unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDP_UNREACHABLE);
+        assert_eq!(e.code, Code::IdpUnreachable);
     }
 }

@@ -24,10 +24,10 @@ macro_rules! panic_boundary {
         match catch_unwind(AssertUnwindSafe(|| $body)) {
             Ok(code) => code,
             Err(_) => {
-                let e = Error::new(Code::PVE_ENTRAID_INTERNAL_PANIC, "internal error in pve-entraid (a bug; please report it)");
+                let e = Error::new(Code::InternalPanic, "internal error in pve-entraid (a bug; please report it)");
                 // SAFETY: `out` is the caller's out-pointer, checked for NULL in `write_out`.
                 unsafe { write_out(out, &json!({"ok": false, "error": e.to_json()})) };
-                Code::PVE_ENTRAID_INTERNAL_PANIC
+                Code::InternalPanic
             }
         }
     }};
@@ -51,16 +51,16 @@ fn now() -> u64 {
 /// Reads the request bytes and parses the shared members.
 unsafe fn read_request(req: *const u8, req_len: usize) -> Result<Request> {
     if req_len > MAX_REQUEST {
-        return Err(Error::new(Code::PVE_ENTRAID_REQUEST_TOO_LARGE, format!("request is larger than {MAX_REQUEST} bytes")));
+        return Err(Error::new(Code::RequestTooLarge, format!("request is larger than {MAX_REQUEST} bytes")));
     }
     if req.is_null() {
-        return Err(Error::new(Code::PVE_ENTRAID_REQUEST_INVALID, "request is NULL"));
+        return Err(Error::new(Code::RequestInvalid, "request is NULL"));
     }
     // SAFETY: the caller guarantees `req` points to `req_len` readable bytes.
     let bytes = unsafe { std::slice::from_raw_parts(req, req_len) };
     // serde_json's syntax errors give a position only, never the content.
     let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| Error::new(Code::PVE_ENTRAID_REQUEST_INVALID, format!("request is not valid JSON: {e}")))?;
+        .map_err(|e| Error::new(Code::RequestInvalid, format!("request is not valid JSON: {e}")))?;
     #[cfg(test)]
     if v.get("__test_panic").is_some() {
         panic!("test hook: panic inside an entry point");
@@ -76,7 +76,7 @@ unsafe fn run(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn
         handler(&r, &Env { now: now(), http: &http })
     });
     let (code, doc) = match result {
-        Ok(v) => (Code::PVE_ENTRAID_OK, json!({"ok": true, "result": v})),
+        Ok(v) => (Code::Ok, json!({"ok": true, "result": v})),
         Err(e) => (e.code, json!({"ok": false, "error": e.to_json()})),
     };
     // SAFETY: forwarded caller guarantees.
@@ -170,36 +170,7 @@ pub unsafe extern "C" fn pve_entraid_free(s: *mut c_char) {
 /// Takes the raw number so that any value a C caller passes is safe.
 #[no_mangle]
 pub extern "C" fn pve_entraid_result_code(r: u32) -> *const c_char {
-    macro_rules! cstr_of {
-        ($($code:ident => $s:literal),* $(,)?) => {
-            match Code::from_u32(r) {
-                $(Some(Code::$code) => concat!($s, "\0"),)*
-                None => "unknown\0",
-            }
-        };
-    }
-    let s: &'static str = cstr_of! {
-        PVE_ENTRAID_OK => "ok", PVE_ENTRAID_REQUEST_INVALID => "request.invalid",
-        PVE_ENTRAID_REQUEST_TOO_LARGE => "request.too_large", PVE_ENTRAID_CONFIG_INVALID => "config.invalid",
-        PVE_ENTRAID_CONFIG_SECRET => "config.secret", PVE_ENTRAID_STATE_INVALID => "state.invalid",
-        PVE_ENTRAID_STATE_EXPIRED => "state.expired", PVE_ENTRAID_STATE_REPLAYED => "state.replayed",
-        PVE_ENTRAID_STATE_REALM_MISMATCH => "state.realm_mismatch", PVE_ENTRAID_STATE_KEY => "state.key",
-        PVE_ENTRAID_IDP_UNREACHABLE => "idp.unreachable", PVE_ENTRAID_IDP_TIMEOUT => "idp.timeout",
-        PVE_ENTRAID_IDP_BAD_RESPONSE => "idp.bad_response", PVE_ENTRAID_IDP_ERROR => "idp.error",
-        PVE_ENTRAID_DISCOVERY_INVALID => "discovery.invalid", PVE_ENTRAID_JWKS_INVALID => "jwks.invalid",
-        PVE_ENTRAID_TOKEN_MALFORMED => "token.malformed", PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG => "token.unsupported_alg",
-        PVE_ENTRAID_TOKEN_BAD_SIGNATURE => "token.bad_signature", PVE_ENTRAID_TOKEN_ISSUER_MISMATCH => "token.issuer_mismatch",
-        PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH => "token.audience_mismatch", PVE_ENTRAID_TOKEN_AZP_MISMATCH => "token.azp_mismatch",
-        PVE_ENTRAID_TOKEN_EXPIRED => "token.expired", PVE_ENTRAID_TOKEN_NOT_YET_VALID => "token.not_yet_valid",
-        PVE_ENTRAID_TOKEN_ISSUED_IN_FUTURE => "token.issued_in_future", PVE_ENTRAID_TOKEN_NONCE_MISSING => "token.nonce_missing",
-        PVE_ENTRAID_TOKEN_NONCE_MISMATCH => "token.nonce_mismatch", PVE_ENTRAID_TOKEN_VERSION => "token.version",
-        PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED => "token.tenant_not_allowed", PVE_ENTRAID_TOKEN_MISSING_CLAIM => "token.missing_claim",
-        PVE_ENTRAID_TOKEN_UNKNOWN_KID => "token.unknown_kid", PVE_ENTRAID_ACCESS_DENIED => "access.denied",
-        PVE_ENTRAID_ACCESS_GUEST => "access.guest", PVE_ENTRAID_IDENTITY_PIN_MISMATCH => "identity.pin_mismatch",
-        PVE_ENTRAID_GRAPH_ERROR => "graph.error", PVE_ENTRAID_CACHE_IO => "cache.io",
-        PVE_ENTRAID_INTERNAL_PANIC => "internal.panic", PVE_ENTRAID_INTERNAL_ERROR => "internal.error",
-    };
-    s.as_ptr().cast()
+    Code::from_u32(r).map_or(c"unknown".as_ptr(), Code::as_c_str)
 }
 
 #[cfg(test)]
@@ -219,14 +190,14 @@ mod tests {
     #[test]
     fn a_panic_becomes_an_error_answer() {
         let (code, v) = call(pve_entraid_map, br#"{"__test_panic": true}"#);
-        assert_eq!(code, Code::PVE_ENTRAID_INTERNAL_PANIC);
+        assert_eq!(code, Code::InternalPanic);
         assert_eq!(v["ok"], false);
         assert_eq!(v["error"]["code"], "internal.panic");
     }
 
     #[test]
     fn result_codes_match_the_error_table() {
-        for c in Code::all() {
+        for &c in Code::ALL {
             let s = unsafe { CStr::from_ptr(pve_entraid_result_code(c as u32)) }.to_str().unwrap();
             assert_eq!(s, c.as_str());
         }
@@ -236,9 +207,9 @@ mod tests {
     #[test]
     fn null_pointers_are_handled() {
         let code = unsafe { pve_entraid_map(std::ptr::null(), 0, std::ptr::null_mut()) };
-        assert_eq!(code, Code::PVE_ENTRAID_REQUEST_INVALID);
+        assert_eq!(code, Code::RequestInvalid);
         let mut out: *mut c_char = std::ptr::null_mut();
-        assert_eq!(unsafe { pve_entraid_map(std::ptr::null(), 5, &mut out) }, Code::PVE_ENTRAID_REQUEST_INVALID);
+        assert_eq!(unsafe { pve_entraid_map(std::ptr::null(), 5, &mut out) }, Code::RequestInvalid);
         unsafe { pve_entraid_free(out) };
         unsafe { pve_entraid_free(std::ptr::null_mut()) };
     }

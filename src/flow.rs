@@ -49,7 +49,7 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     // The `state` is not a bare random CSRF token but the sealed login state (stateless callback).
     let sealed = state::seal(&key, &login)?;
     let auth_url = AuthUrl::new(provider.authorization_endpoint.clone())
-        .map_err(|_| Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, "discovery document: `authorization_endpoint` is not a usable URL"))?;
+        .map_err(|_| Error::new(Code::DiscoveryInvalid, "discovery document: `authorization_endpoint` is not a usable URL"))?;
     let redirect = RedirectUrl::new(redirect_url).map_err(|_| invalid("`redirect_url` is not a URL"))?;
     let client = oidc::client(&req.cfg, &provider.issuer)?.set_auth_uri(auth_url).set_redirect_uri(redirect);
     let (state_for_url, nonce) = (sealed.clone(), login.nonce.clone());
@@ -86,7 +86,7 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
     let disc = discovery(req, env);
     let provider = disc.provider()?;
     // The redirect_uri must be the one sent to /authorize, which the sealed state remembers.
-    let redirect = RedirectUrl::new(login.redirect_url.clone()).map_err(|_| Error::new(Code::PVE_ENTRAID_STATE_INVALID, "state holds no usable redirect URL"))?;
+    let redirect = RedirectUrl::new(login.redirect_url.clone()).map_err(|_| Error::new(Code::StateInvalid, "state holds no usable redirect URL"))?;
     let (client, extra) = oidc::token_client(&req.cfg, &provider.issuer, &provider.token_endpoint, env.now)?;
     let client = client.set_redirect_uri(redirect);
     let answer = oidc::token_request(env.http, "id_token", |http| {
@@ -102,7 +102,7 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
     let id_token = answer
         .raw_id_token()
         .map(str::to_string)
-        .ok_or_else(|| Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer has no id_token"))?;
+        .ok_or_else(|| Error::new(Code::IdpBadResponse, "token endpoint answer has no id_token"))?;
 
     let expected = Expected { client_id: &req.cfg.client_id, nonce: &login.nonce, issuer: &provider.issuer, tenant: &req.cfg.tenant, now: env.now };
     let claims = claims::validate(&id_token, &expected, &|kid| disc.key(kid))?;
@@ -133,7 +133,7 @@ pub fn username(c: &Claims, which: UsernameClaim) -> Result<String> {
     value
         .filter(|v| !v.is_empty())
         .map(|v| v.to_lowercase())
-        .ok_or_else(|| Error::new(Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM, format!("ID token has no `{name}` claim for the user name")))
+        .ok_or_else(|| Error::new(Code::TokenMissingClaim, format!("ID token has no `{name}` claim for the user name")))
 }
 
 #[cfg(test)]
@@ -145,7 +145,7 @@ mod tests {
         let mut c = Claims { oid: "OID".into(), preferred_username: Some("Alice@Contoso.example".into()), ..Default::default() };
         assert_eq!(username(&c, UsernameClaim::Upn).unwrap(), "alice@contoso.example");
         assert_eq!(username(&c, UsernameClaim::Oid).unwrap(), "oid");
-        assert_eq!(username(&c, UsernameClaim::Email).unwrap_err().code, Code::PVE_ENTRAID_TOKEN_MISSING_CLAIM);
+        assert_eq!(username(&c, UsernameClaim::Email).unwrap_err().code, Code::TokenMissingClaim);
         c.upn = Some("a@b.c".into());
         assert_eq!(username(&c, UsernameClaim::Upn).unwrap(), "a@b.c");
     }

@@ -13,7 +13,7 @@ use crate::http::MAX_BODY;
 use crate::request::Env;
 
 fn graph_error(msg: String) -> Error {
-    Error::new(Code::PVE_ENTRAID_GRAPH_ERROR, msg)
+    Error::new(Code::GraphError, msg)
 }
 
 /// An app-only access token for `{graph}/.default`, from the user's own tenant
@@ -31,7 +31,7 @@ pub fn app_token(cfg: &RealmConfig, env: &Env, tid: &str) -> Result<String> {
     })?;
     let token = answer.access_token().secret();
     if token.is_empty() {
-        return Err(Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer has no access_token"));
+        return Err(Error::new(Code::IdpBadResponse, "token endpoint answer has no access_token"));
     }
     Ok(token.clone())
 }

@@ -36,7 +36,7 @@ impl UreqTransport {
     pub fn new(cfg: &RealmConfig) -> Result<UreqTransport> {
         let proxy = match &cfg.http_proxy {
             Some(p) => Some(ureq::Proxy::new(p).map_err(|_| {
-                Error::new(Code::PVE_ENTRAID_CONFIG_INVALID, "realm config: `http_proxy` is not a usable proxy URL")
+                Error::new(Code::ConfigInvalid, "realm config: `http_proxy` is not a usable proxy URL")
             })?),
             // Only the proxy PVE configured (datacenter.cfg): ignore the daemon's environment.
             None => None,
@@ -99,26 +99,26 @@ pub fn display_url(url: &str) -> &str {
 fn map_error(url: &str, e: ureq::Error) -> Error {
     let at = display_url(url);
     match e {
-        ureq::Error::Timeout(_) => Error::new(Code::PVE_ENTRAID_IDP_TIMEOUT, format!("timed out talking to {at}")),
+        ureq::Error::Timeout(_) => Error::new(Code::IdpTimeout, format!("timed out talking to {at}")),
         ureq::Error::BodyExceedsLimit(n) => {
-            Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("answer from {at} is larger than {n} bytes"))
+            Error::new(Code::IdpBadResponse, format!("answer from {at} is larger than {n} bytes"))
         }
-        ureq::Error::HostNotFound => Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, format!("cannot resolve the host of {at}")),
-        ureq::Error::ConnectionFailed => Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, format!("cannot connect to {at}")),
+        ureq::Error::HostNotFound => Error::new(Code::IdpUnreachable, format!("cannot resolve the host of {at}")),
+        ureq::Error::ConnectionFailed => Error::new(Code::IdpUnreachable, format!("cannot connect to {at}")),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-            Error::new(Code::PVE_ENTRAID_IDP_TIMEOUT, format!("timed out talking to {at}"))
+            Error::new(Code::IdpTimeout, format!("timed out talking to {at}"))
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("truncated answer from {at}"))
+            Error::new(Code::IdpBadResponse, format!("truncated answer from {at}"))
         }
         ureq::Error::Protocol(p) => {
-            Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("invalid HTTP answer from {at}: {p}"))
+            Error::new(Code::IdpBadResponse, format!("invalid HTTP answer from {at}: {p}"))
         }
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => Error::new(
-            Code::PVE_ENTRAID_IDP_UNREACHABLE,
+            Code::IdpUnreachable,
             format!("TLS with {at} failed: {e} (is its CA in /etc/ssl/certs?)"),
         ),
-        other => Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, format!("request to {at} failed: {other}")),
+        other => Error::new(Code::IdpUnreachable, format!("request to {at} failed: {other}")),
     }
 }
 
@@ -154,7 +154,7 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let t = UreqTransport::new(&cfg(2000)).unwrap();
         let e = t.get(&format!("http://127.0.0.1:{port}/"), MAX_BODY).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDP_UNREACHABLE, "{e}");
+        assert_eq!(e.code, Code::IdpUnreachable, "{e}");
     }
 
     #[test]
@@ -164,7 +164,7 @@ mod tests {
         reply.extend(body);
         let t = UreqTransport::new(&cfg(2000)).unwrap();
         let e = t.get(&serve_once(reply), 1024).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "{e}");
+        assert_eq!(e.code, Code::IdpBadResponse, "{e}");
     }
 
     #[test]
@@ -180,7 +180,7 @@ mod tests {
         let url = format!("http://{}/", l.local_addr().unwrap());
         let t = UreqTransport::new(&cfg(300)).unwrap();
         let e = t.get(&url, MAX_BODY).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDP_TIMEOUT, "{e}");
+        assert_eq!(e.code, Code::IdpTimeout, "{e}");
         drop(l);
     }
 

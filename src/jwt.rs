@@ -29,7 +29,7 @@ pub struct Jws<'a> {
 }
 
 fn malformed(why: &str) -> Error {
-    Error::new(Code::PVE_ENTRAID_TOKEN_MALFORMED, format!("ID token is malformed: {why}"))
+    Error::new(Code::TokenMalformed, format!("ID token is malformed: {why}"))
 }
 
 fn decode_object(part: &str, what: &str) -> Result<Map<String, Value>> {
@@ -64,7 +64,7 @@ impl<'a> Jws<'a> {
     /// Verified with ring (already linked for rustls): about ten times faster than the `rsa`
     /// crate, which matters because every login validates one token on the daemon's hot path.
     pub fn verify_rs256(&self, key: &RsaPublicKey) -> Result<()> {
-        let bad = || Error::new(Code::PVE_ENTRAID_TOKEN_BAD_SIGNATURE, "ID token signature does not verify");
+        let bad = || Error::new(Code::TokenBadSignature, "ID token signature does not verify");
         let public = ring::signature::RsaPublicKeyComponents { n: key.n().to_bytes_be(), e: key.e().to_bytes_be() };
         public
             .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, self.signing_input.as_bytes(), &self.signature)

@@ -3,21 +3,22 @@
 //! All protocol work (discovery, state, token exchange, ID-token validation, Graph group overage,
 //! claim mapping) lives here; PVE's Perl code calls it through the JSON C ABI in [`ffi`].
 //! No background threads and no global runtime: PVE daemons fork.
-#![allow(non_camel_case_types)]
+//! Public modules are what the C ABI, the benchmarks (bench/) and the fuzz targets (fuzz/) use;
+//! the rest is private.
 
 pub mod error;
 pub mod config;
 pub mod http;
 pub mod jwt;
-pub mod store;
+mod store;
 pub mod discovery;
 pub mod claims;
-pub mod state;
+mod state;
 pub mod request;
-pub mod credential;
-pub mod oidc;
+mod credential;
+mod oidc;
 pub mod flow;
-pub mod graph;
-pub mod mapping;
+mod graph;
+mod mapping;
 pub mod check;
 pub mod ffi;

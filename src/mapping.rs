@@ -13,10 +13,10 @@ use crate::request::{invalid, Request};
 fn check_user_name(name: &str, realm: &str) -> Result<String> {
     let userid = format!("{name}@{realm}");
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/') {
-        return Err(Error::new(Code::PVE_ENTRAID_ACCESS_DENIED, "the user name from Entra is not a valid PVE user name"));
+        return Err(Error::new(Code::AccessDenied, "the user name from Entra is not a valid PVE user name"));
     }
     if userid.chars().count() > 64 {
-        return Err(Error::new(Code::PVE_ENTRAID_ACCESS_DENIED, "the user id would be longer than PVE's 64 characters; choose another username_claim"));
+        return Err(Error::new(Code::AccessDenied, "the user id would be longer than PVE's 64 characters; choose another username_claim"));
     }
     Ok(userid)
 }
@@ -64,7 +64,7 @@ pub fn map(req: &Request) -> Result<Value> {
     let iss = text("iss");
     let is_guest = acct == Some(1) || idp.as_deref().is_some_and(|i| Some(i) != iss.as_deref());
     if is_guest && !cfg.allow_guests {
-        return Err(Error::new(Code::PVE_ENTRAID_ACCESS_GUEST, "guest accounts are not allowed in this realm (allow_guests)"));
+        return Err(Error::new(Code::AccessGuest, "guest accounts are not allowed in this realm (allow_guests)"));
     }
 
     let userid = check_user_name(req.str("username")?, &req.realm)?;
@@ -79,7 +79,7 @@ pub fn map(req: &Request) -> Result<Value> {
         member_of.insert(normalize_group_key(&g));
     }
     if !cfg.required_groups.is_empty() && !cfg.required_groups.iter().any(|g| member_of.contains(g)) {
-        return Err(Error::new(Code::PVE_ENTRAID_ACCESS_DENIED, "the user is in none of the realm's required_groups"));
+        return Err(Error::new(Code::AccessDenied, "the user is in none of the realm's required_groups"));
     }
     let pve_groups: BTreeSet<&String> = cfg.groups_map.iter().filter(|(k, _)| member_of.contains(*k)).map(|(_, v)| v).collect();
     let managed_groups: BTreeSet<&String> = cfg.groups_map.values().collect();
@@ -87,7 +87,7 @@ pub fn map(req: &Request) -> Result<Value> {
     let new_pin = match pin_of(req.body.get("pin").unwrap_or(&Value::Null), "pin")? {
         Some((ptid, poid)) if ptid != tid || poid != oid => {
             return Err(Error::new(
-                Code::PVE_ENTRAID_IDENTITY_PIN_MISMATCH,
+                Code::IdentityPinMismatch,
                 format!("{userid} is bound to another Entra identity; an administrator must remove the old binding first"),
             ))
         }
@@ -157,15 +157,15 @@ mod tests {
         let out = map(&req(json!({}), json!({"pin": {"tid": TID, "oid": OID.to_uppercase()}}))).unwrap();
         assert_eq!(out["new_pin"], Value::Null);
         let e = map(&req(json!({}), json!({"pin": {"tid": TID, "oid": "99999999-0000-4000-8000-00000000a11c"}}))).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDENTITY_PIN_MISMATCH);
+        assert_eq!(e.code, Code::IdentityPinMismatch);
         let e = map(&req(json!({}), json!({"pin": {"tid": "99999999-2222-3333-4444-555555555555", "oid": OID}}))).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_IDENTITY_PIN_MISMATCH);
+        assert_eq!(e.code, Code::IdentityPinMismatch);
     }
 
     #[test]
     fn required_groups_gate() {
         let e = map(&req(json!({"required_groups": ["nope"]}), json!({}))).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_ACCESS_DENIED);
+        assert_eq!(e.code, Code::AccessDenied);
         map(&req(json!({"required_groups": ["6F7E8D9C-1111-4111-8111-000000000001"]}), json!({}))).unwrap();
         map(&req(json!({"required_groups": ["PVE.Admin"]}), json!({}))).unwrap();
     }
@@ -173,9 +173,9 @@ mod tests {
     #[test]
     fn guests_are_refused_unless_allowed() {
         let e = map(&req(json!({}), json!({"claims": {"acct": 1}}))).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_ACCESS_GUEST);
+        assert_eq!(e.code, Code::AccessGuest);
         let e = map(&req(json!({}), json!({"claims": {"idp": "https://sts.windows.net/99999999-2222-3333-4444-555555555555/"}}))).unwrap_err();
-        assert_eq!(e.code, Code::PVE_ENTRAID_ACCESS_GUEST);
+        assert_eq!(e.code, Code::AccessGuest);
         map(&req(json!({"allow_guests": true}), json!({"claims": {"acct": 1, "idp": "live.com"}}))).unwrap();
         // acct 0 and no idp: a member.
         map(&req(json!({}), json!({"claims": {"acct": 0}}))).unwrap();
@@ -185,7 +185,7 @@ mod tests {
     fn ids_must_be_guids() {
         for (k, v) in [("oid", "a".repeat(1000)), ("tid", "contoso".to_string())] {
             let e = map(&req(json!({}), json!({"claims": {k: v}}))).unwrap_err();
-            assert_eq!(e.code, Code::PVE_ENTRAID_REQUEST_INVALID);
+            assert_eq!(e.code, Code::RequestInvalid);
         }
     }
 
@@ -194,7 +194,7 @@ mod tests {
         for name in ["", "a b", "a:b", "a/b", &"x".repeat(60)] {
             let r = req(json!({}), json!({"username": name}));
             let e = map(&r).unwrap_err();
-            assert!(matches!(e.code, Code::PVE_ENTRAID_ACCESS_DENIED | Code::PVE_ENTRAID_REQUEST_INVALID), "{name}");
+            assert!(matches!(e.code, Code::AccessDenied | Code::RequestInvalid), "{name}");
         }
     }
 }

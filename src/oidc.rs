@@ -106,7 +106,7 @@ pub type EntraClient<HasAuthUrl = EndpointNotSet, HasTokenUrl = EndpointNotSet> 
 pub type TokenClient = EntraClient<EndpointNotSet, EndpointSet>;
 
 fn bad_config(what: &str) -> Error {
-    Error::new(Code::PVE_ENTRAID_DISCOVERY_INVALID, format!("discovery document: `{what}` is not a usable URL"))
+    Error::new(Code::DiscoveryInvalid, format!("discovery document: `{what}` is not a usable URL"))
 }
 
 /// A client for `issuer` (no JWKS: openidconnect never verifies tokens here).
@@ -162,22 +162,22 @@ where
         openidconnect::http::Response::builder()
             .status(resp.status)
             .body(resp.body)
-            .map_err(|_| Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answered an invalid HTTP status"))
+            .map_err(|_| Error::new(Code::IdpBadResponse, "token endpoint answered an invalid HTTP status"))
     };
     match send(&http_client) {
         Ok(tr) => Ok(tr),
         Err(RequestTokenError::Request(e)) => Err(e),
         Err(_) => {
             let Some((status, body)) = last.take() else {
-                return Err(Error::new(Code::PVE_ENTRAID_INTERNAL_ERROR, "token request could not be built"));
+                return Err(Error::new(Code::InternalError, "token request could not be built"));
             };
             if status != 200 {
                 return Err(from_token_error(status, &body));
             }
             if serde_json::from_slice::<Value>(&body).is_ok() {
-                Err(Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, format!("token endpoint answer has no {want}")))
+                Err(Error::new(Code::IdpBadResponse, format!("token endpoint answer has no {want}")))
             } else {
-                Err(Error::new(Code::PVE_ENTRAID_IDP_BAD_RESPONSE, "token endpoint answer is not JSON"))
+                Err(Error::new(Code::IdpBadResponse, "token endpoint answer is not JSON"))
             }
         }
     }

@@ -23,7 +23,7 @@ pub struct Env<'a> {
 }
 
 pub fn invalid(msg: impl Into<String>) -> Error {
-    Error::new(Code::PVE_ENTRAID_REQUEST_INVALID, msg)
+    Error::new(Code::RequestInvalid, msg)
 }
 
 /// PVE realm names: a letter, then letters, digits, `.`, `-`, `_` (also safe as a file name).

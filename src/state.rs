@@ -37,7 +37,7 @@ pub struct LoginState {
 }
 
 fn key_error(msg: String) -> Error {
-    Error::new(Code::PVE_ENTRAID_STATE_KEY, msg)
+    Error::new(Code::StateKey, msg)
 }
 
 /// Reads the state key, creating it (0600, exclusive create so no node ever replaces another's
@@ -75,7 +75,7 @@ fn key_from_bytes(path: &Path, bytes: &[u8]) -> Result<[u8; KEY_LEN]> {
 }
 
 pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf).map_err(|e| Error::new(Code::PVE_ENTRAID_INTERNAL_ERROR, format!("no randomness: {e}")))
+    getrandom::getrandom(buf).map_err(|e| Error::new(Code::InternalError, format!("no randomness: {e}")))
 }
 
 /// Random URL-safe text of `n` random bytes.
@@ -93,7 +93,7 @@ pub fn seal(key: &[u8; KEY_LEN], s: &LoginState) -> Result<String> {
     random_bytes(&mut nonce)?;
     let sealed = XChaCha20Poly1305::new(key.into())
         .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: AAD })
-        .map_err(|_| Error::new(Code::PVE_ENTRAID_INTERNAL_ERROR, "sealing the state failed"))?;
+        .map_err(|_| Error::new(Code::InternalError, "sealing the state failed"))?;
     let mut out = nonce.to_vec();
     out.extend(sealed);
     Ok(b64url(&out))
@@ -101,7 +101,7 @@ pub fn seal(key: &[u8; KEY_LEN], s: &LoginState) -> Result<String> {
 
 /// Opens and checks a state: authentic, for `realm`, not expired. Does not consume it.
 pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<LoginState> {
-    let invalid = || Error::new(Code::PVE_ENTRAID_STATE_INVALID, "the login state is not valid (tampered, truncated or from another cluster); start the login again");
+    let invalid = || Error::new(Code::StateInvalid, "the login state is not valid (tampered, truncated or from another cluster); start the login again");
     if state.len() > 4096 {
         return Err(invalid());
     }
@@ -123,10 +123,10 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
         expires_at: v.get("exp").and_then(Value::as_u64).ok_or_else(invalid)?,
     };
     if s.realm != realm {
-        return Err(Error::new(Code::PVE_ENTRAID_STATE_REALM_MISMATCH, "the login was started for another realm"));
+        return Err(Error::new(Code::StateRealmMismatch, "the login was started for another realm"));
     }
     if now >= s.expires_at {
-        return Err(Error::new(Code::PVE_ENTRAID_STATE_EXPIRED, "the login took longer than 10 minutes; start it again"));
+        return Err(Error::new(Code::StateExpired, "the login took longer than 10 minutes; start it again"));
     }
     Ok(s)
 }
@@ -146,7 +146,7 @@ pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64)
         let mut set = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
         return record(&mut set, id, expires_at, now);
     };
-    let io = |what: &str, e: std::io::Error| Error::new(Code::PVE_ENTRAID_CACHE_IO, format!("consumed-state cache: cannot {what} in {}: {e}", dir.display()));
+    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("consumed-state cache: cannot {what} in {}: {e}", dir.display()));
     let _lock = FileLock::acquire(&dir.join("consumed-states.lock")).map_err(|e| io("lock", e))?;
     let path = dir.join("consumed-states.json");
     // A corrupt or missing file starts empty: states are also bound to their 10-minute expiry.
@@ -155,14 +155,14 @@ pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     record(&mut set, id, expires_at, now)?;
-    let body = serde_json::to_vec(&set).map_err(|_| Error::new(Code::PVE_ENTRAID_INTERNAL_ERROR, "serialising consumed states"))?;
+    let body = serde_json::to_vec(&set).map_err(|_| Error::new(Code::InternalError, "serialising consumed states"))?;
     write_atomic(&path, &body, 0o600).map_err(|e| io("write", e))
 }
 
 fn record(set: &mut BTreeMap<String, u64>, id: String, expires_at: u64, now: u64) -> Result<()> {
     set.retain(|_, exp| *exp > now);
     if set.contains_key(&id) {
-        return Err(Error::new(Code::PVE_ENTRAID_STATE_REPLAYED, "this login response was already used; start the login again"));
+        return Err(Error::new(Code::StateReplayed, "this login response was already used; start the login again"));
     }
     while set.len() >= MAX_CONSUMED {
         let oldest = set.iter().min_by_key(|(_, exp)| **exp).map(|(k, _)| k.clone());
@@ -195,15 +195,15 @@ mod tests {
         let key = [7u8; 32];
         let s = seal(&key, &sample(1000)).unwrap();
         assert_eq!(open(&key, &s, "entra", 999).unwrap(), sample(1000));
-        assert_eq!(open(&key, &s, "entra", 1000).unwrap_err().code, Code::PVE_ENTRAID_STATE_EXPIRED);
-        assert_eq!(open(&key, &s, "other", 999).unwrap_err().code, Code::PVE_ENTRAID_STATE_REALM_MISMATCH);
-        assert_eq!(open(&[8u8; 32], &s, "entra", 999).unwrap_err().code, Code::PVE_ENTRAID_STATE_INVALID);
+        assert_eq!(open(&key, &s, "entra", 1000).unwrap_err().code, Code::StateExpired);
+        assert_eq!(open(&key, &s, "other", 999).unwrap_err().code, Code::StateRealmMismatch);
+        assert_eq!(open(&[8u8; 32], &s, "entra", 999).unwrap_err().code, Code::StateInvalid);
         let mut bytes = b64url_decode(&s).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert_eq!(open(&key, &b64url(&bytes), "entra", 999).unwrap_err().code, Code::PVE_ENTRAID_STATE_INVALID);
+        assert_eq!(open(&key, &b64url(&bytes), "entra", 999).unwrap_err().code, Code::StateInvalid);
         for bad in ["", "abc", "!!!", &s[..s.len() - 4]] {
-            assert_eq!(open(&key, bad, "entra", 999).unwrap_err().code, Code::PVE_ENTRAID_STATE_INVALID);
+            assert_eq!(open(&key, bad, "entra", 999).unwrap_err().code, Code::StateInvalid);
         }
         assert_ne!(seal(&key, &sample(1000)).unwrap(), s, "random nonce per state");
     }
@@ -217,14 +217,14 @@ mod tests {
         assert_eq!(load_or_create_key(&path).unwrap(), k1);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::write(&path, b"short").unwrap();
-        assert_eq!(load_or_create_key(&path).unwrap_err().code, Code::PVE_ENTRAID_STATE_KEY);
+        assert_eq!(load_or_create_key(&path).unwrap_err().code, Code::StateKey);
     }
 
     #[test]
     fn replay_is_refused_on_disk_and_in_memory() {
         let dir = tmpdir("consume");
         consume(Some(&dir), "s1", 2000, 1000).unwrap();
-        assert_eq!(consume(Some(&dir), "s1", 2000, 1001).unwrap_err().code, Code::PVE_ENTRAID_STATE_REPLAYED);
+        assert_eq!(consume(Some(&dir), "s1", 2000, 1001).unwrap_err().code, Code::StateReplayed);
         consume(Some(&dir), "s2", 2000, 1001).unwrap();
         let text = std::fs::read_to_string(dir.join("consumed-states.json")).unwrap();
         assert!(!text.contains("s1"), "only fingerprints are stored");
@@ -236,7 +236,7 @@ mod tests {
         std::fs::write(dir.join("consumed-states.json"), b"garbage").unwrap();
         consume(Some(&dir), "s4", 3000, 2500).unwrap();
         consume(None, "m-unique-state", 2000, 1000).unwrap();
-        assert_eq!(consume(None, "m-unique-state", 2000, 1000).unwrap_err().code, Code::PVE_ENTRAID_STATE_REPLAYED);
+        assert_eq!(consume(None, "m-unique-state", 2000, 1000).unwrap_err().code, Code::StateReplayed);
     }
 
     #[test]

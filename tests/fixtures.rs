@@ -1,4 +1,4 @@
-//! Parsing of every captured Entra document in /work/shared/fixtures/entra (see SOURCES.txt there).
+//! Parsing of every captured Entra document in tests/fixtures/entra (see SOURCES.txt there).
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ fn fixtures_dir() -> PathBuf {
     // Overridable for packaging builds that ship the fixtures elsewhere.
     std::env::var_os("PVE_ENTRAID_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/entra"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/entra"))
 }
 
 fn load(name: &str) -> Value {
@@ -53,7 +53,7 @@ fn captured_token_errors_give_code_hint_and_ids() {
         let status = case["http_status"].as_u64().unwrap() as u16;
         let body = &case["body"];
         let e = from_token_error(status, body.to_string().as_bytes());
-        assert_eq!(e.code, pve_entraid_result::PVE_ENTRAID_IDP_ERROR);
+        assert_eq!(e.code, pve_entraid_result::IdpError);
         assert_eq!(e.aadsts, body["error_codes"][0].as_u64(), "{}", case["case"]);
         assert_eq!(e.trace_id.as_deref(), body["trace_id"].as_str());
         assert_eq!(e.correlation_id.as_deref(), body["correlation_id"].as_str());

@@ -1,101 +1,49 @@
-//! Full flows through the C ABI against the in-process Entra emulator (tests/emulator).
+//! Full flows through the C ABI against the in-process Entra emulator (tests/emulator), on the
+//! shared harness of tests/abi_harness (which also checks every answer's invariants).
 
-use std::ffi::{c_char, CStr};
-use std::path::PathBuf;
+mod abi_harness;
 
-use entra_emulator::{EmulatorConfig, ALICE_OID, BOB_OID, CLIENT_ID, CLIENT_SECRET, TENANT};
-use pve_entraid::error::pve_entraid_result;
-use pve_entraid::ffi;
+use abi_harness::{call, call_raw, code_of, pve_entraid_auth_url, pve_entraid_check, pve_entraid_login, pve_entraid_map, Entry, Realm};
+use entra_emulator::{ALICE_OID, BOB_OID, CLIENT_ID, CLIENT_SECRET, TENANT};
 use serde_json::{json, Value};
 
-type Entry = unsafe extern "C" fn(*const u8, usize, *mut *mut c_char) -> pve_entraid_result;
-
-fn call(f: Entry, req: &[u8]) -> (pve_entraid_result, Value, String) {
-    let mut out: *mut c_char = std::ptr::null_mut();
-    let code = unsafe { f(req.as_ptr(), req.len(), &mut out) };
-    assert!(!out.is_null(), "answer always allocated");
-    let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_string();
-    unsafe { ffi::pve_entraid_free(out) };
-    let v: Value = serde_json::from_str(&text).unwrap();
-    (code, v, text)
-}
-
-fn ok(f: Entry, req: &Value) -> Value {
-    let (code, v, _) = call(f, req.to_string().as_bytes());
-    assert_eq!(code, pve_entraid_result::PVE_ENTRAID_OK, "{v}");
+/// The result of a call that must succeed.
+fn ok(entry: Entry, req: &Value) -> Value {
+    let (rc, v) = call(entry, req);
+    assert_eq!(rc, 0, "{v}");
     v["result"].clone()
 }
 
-fn err_code(f: Entry, req: &Value) -> (String, Value) {
-    let (code, v, text) = call(f, req.to_string().as_bytes());
-    assert_ne!(code, pve_entraid_result::PVE_ENTRAID_OK, "{v}");
-    assert!(!text.contains(CLIENT_SECRET), "secret leaked: {text}");
-    let s = v["error"]["code"].as_str().unwrap().to_string();
-    assert_eq!(unsafe { CStr::from_ptr(ffi::pve_entraid_result_code(code as u32)) }.to_str().unwrap(), s);
-    (s, v["error"].clone())
-}
-
-struct Setup {
-    emu: entra_emulator::Emulator,
-    dir: PathBuf,
-    config: Value,
-}
-
-fn setup(name: &str) -> Setup {
-    let emu = entra_emulator::start(EmulatorConfig::default());
-    let dir = std::env::temp_dir().join(format!("pve-entraid-flow-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = json!({"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "authority": emu.url(), "graph_url": emu.url(), "timeout_ms": 3000, "connect_timeout_ms": 1000});
-    Setup { emu, dir, config }
-}
-
-impl Setup {
-    fn base(&self, realm: &str) -> Value {
-        json!({"realm": realm, "config": self.config, "cache_dir": self.dir.join("cache"),
-               "state_key_file": self.dir.join("priv/state.key"), "redirect_url": "https://pve.example:8006"})
-    }
-
-    /// auth_url + authorize: the login request, ready to send.
-    fn start_login(&self, hint: Option<&str>) -> Value {
-        let res = ok(ffi::pve_entraid_auth_url, &self.base("entra"));
-        let (code, state) = entra_emulator::authorize(res["url"].as_str().unwrap(), hint).unwrap();
-        assert_eq!(state, res["state"].as_str().unwrap());
-        let mut req = self.base("entra");
-        req["code"] = json!(code);
-        req["state"] = json!(state);
-        req
-    }
-
-    fn stat(&self, name: &str) -> u64 {
-        self.emu.stats()[name].as_u64().unwrap_or(0)
-    }
+/// The code string and the error object of a call that must fail.
+fn err_code(entry: Entry, req: &Value) -> (String, Value) {
+    let (rc, v) = call(entry, req);
+    assert_ne!(rc, 0, "{v}");
+    (code_of(&v), v["error"].clone())
 }
 
 #[test]
 fn alice_logs_in_and_is_mapped() {
-    let s = setup("alice");
-    let auth = ok(ffi::pve_entraid_auth_url, &s.base("entra"));
+    let s = Realm::new("flow-alice");
+    let auth = ok(pve_entraid_auth_url, &s.request());
     let url = auth["url"].as_str().unwrap();
     for p in ["response_type=code", "code_challenge_method=S256", "nonce=", "state=", &format!("client_id={CLIENT_ID}")] {
         assert!(url.contains(p), "{url} lacks {p}");
     }
     assert!(!url.contains(CLIENT_SECRET));
-    let login = s.start_login(None);
-    let res = ok(ffi::pve_entraid_login, &login);
+    let login = s.login_request();
+    let res = ok(pve_entraid_login, &login);
     assert_eq!(res["claims"]["oid"], ALICE_OID);
     assert_eq!(res["claims"]["tid"], TENANT);
     assert_eq!(res["username"], "alice@contoso.example");
     assert_eq!(res["claims"]["groups_overage"], false);
 
-    let mut map = s.base("entra");
+    let mut map = s.request();
     map["config"]["groups_map"] = json!({"6f7e8d9c-1111-4111-8111-000000000001": "admins"});
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
     map["pin"] = Value::Null;
-    let mapped = ok(ffi::pve_entraid_map, &map);
+    let mapped = ok(pve_entraid_map, &map);
     assert_eq!(mapped["userid"], "alice@contoso.example@entra");
     assert_eq!(mapped["pve_groups"], json!(["admins"]));
     assert_eq!(mapped["new_pin"], json!({"tid": TENANT, "oid": ALICE_OID}));
@@ -103,61 +51,61 @@ fn alice_logs_in_and_is_mapped() {
 
 #[test]
 fn warm_login_makes_exactly_one_idp_request_and_auth_url_none() {
-    let s = setup("warm");
-    ok(ffi::pve_entraid_login, &s.start_login(None));
+    let s = Realm::new("flow-warm");
+    ok(pve_entraid_login, &s.login_request());
     s.emu.reset_stats();
-    ok(ffi::pve_entraid_auth_url, &s.base("entra"));
+    ok(pve_entraid_auth_url, &s.request());
     let st = s.emu.stats();
     assert_eq!(st["discovery"].as_u64().unwrap_or(0) + st["jwks"].as_u64().unwrap_or(0) + st["token"].as_u64().unwrap_or(0), 0, "{st}");
-    let login = s.start_login(None);
+    let login = s.login_request();
     s.emu.reset_stats();
-    ok(ffi::pve_entraid_login, &login);
+    ok(pve_entraid_login, &login);
     let st = s.emu.stats();
-    assert_eq!(s.stat("token"), 1, "{st}");
-    assert_eq!(s.stat("discovery") + s.stat("jwks") + s.stat("graph") + s.stat("authorize"), 0, "{st}");
+    assert_eq!(s.count("token"), 1, "{st}");
+    assert_eq!(s.count("discovery") + s.count("jwks") + s.count("graph") + s.count("authorize"), 0, "{st}");
 }
 
 #[test]
 fn state_replay_and_other_realm_are_refused() {
-    let s = setup("replay");
-    let login = s.start_login(None);
-    ok(ffi::pve_entraid_login, &login);
-    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "state.replayed");
+    let s = Realm::new("flow-replay");
+    let login = s.login_request();
+    ok(pve_entraid_login, &login);
+    assert_eq!(err_code(pve_entraid_login, &login).0, "state.replayed");
 
-    let mut other = s.start_login(None);
+    let mut other = s.login_request();
     other["realm"] = json!("other");
-    assert_eq!(err_code(ffi::pve_entraid_login, &other).0, "state.realm_mismatch");
+    assert_eq!(err_code(pve_entraid_login, &other).0, "state.realm_mismatch");
 
-    let mut forged = s.start_login(None);
+    let mut forged = s.login_request();
     forged["state"] = json!("AAAA".repeat(40));
-    assert_eq!(err_code(ffi::pve_entraid_login, &forged).0, "state.invalid");
+    assert_eq!(err_code(pve_entraid_login, &forged).0, "state.invalid");
 }
 
 #[test]
 fn multi_tenant_realm_checks_the_allow_list() {
-    let mut s = setup("multi");
+    let mut s = Realm::new("flow-multi");
     s.config["tenant"] = json!("organizations");
     s.config["allowed_tenants"] = json!([TENANT]);
-    let res = ok(ffi::pve_entraid_login, &s.start_login(None));
+    let res = ok(pve_entraid_login, &s.login_request());
     assert_eq!(res["claims"]["tid"], TENANT);
     s.config["allowed_tenants"] = json!(["99999999-9999-4999-8999-999999999999"]);
-    assert_eq!(err_code(ffi::pve_entraid_login, &s.start_login(None)).0, "token.tenant_not_allowed");
+    assert_eq!(err_code(pve_entraid_login, &s.login_request()).0, "token.tenant_not_allowed");
 }
 
 #[test]
 fn aadsts_errors_carry_code_hint_and_ids_but_no_secret() {
-    let mut s = setup("aadsts");
-    let login = s.start_login(None);
+    let mut s = Realm::new("flow-aadsts");
+    let login = s.login_request();
     s.emu.control(json!({"fail_next": {"endpoint": "token", "mode": "aadsts:7000222"}}));
-    let (code, e) = err_code(ffi::pve_entraid_login, &login);
+    let (code, e) = err_code(pve_entraid_login, &login);
     assert_eq!(code, "idp.error");
     assert_eq!(e["aadsts"], 7000222);
     assert!(e["hint"].as_str().unwrap().contains("expired"));
     assert!(e["trace_id"].is_string() && e["correlation_id"].is_string(), "{e}");
 
     s.config["client_secret"] = json!("wrong~secret");
-    let login = s.start_login(None);
-    let (code, e) = err_code(ffi::pve_entraid_login, &login);
+    let login = s.login_request();
+    let (code, e) = err_code(pve_entraid_login, &login);
     assert_eq!(code, "idp.error");
     assert_eq!(e["aadsts"], 7000215, "{e}");
     assert!(!e.to_string().contains("wrong~secret"));
@@ -165,79 +113,79 @@ fn aadsts_errors_carry_code_hint_and_ids_but_no_secret() {
 
 #[test]
 fn transport_faults_map_to_their_codes() {
-    let mut s = setup("faults");
+    let mut s = Realm::new("flow-faults");
     s.emu.control(json!({"fail_next": {"endpoint": "discovery", "mode": "garbage"}}));
-    assert_eq!(err_code(ffi::pve_entraid_auth_url, &s.base("entra")).0, "idp.bad_response");
+    assert_eq!(err_code(pve_entraid_auth_url, &s.request()).0, "idp.bad_response");
     s.emu.control(json!({"fail_next": {"endpoint": "discovery", "mode": "status500"}}));
-    assert_eq!(err_code(ffi::pve_entraid_auth_url, &s.base("entra")).0, "idp.error");
-    let login = s.start_login(None);
+    assert_eq!(err_code(pve_entraid_auth_url, &s.request()).0, "idp.error");
+    let login = s.login_request();
     s.emu.control(json!({"fail_next": {"endpoint": "token", "mode": "truncated"}}));
-    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "idp.bad_response");
+    assert_eq!(err_code(pve_entraid_login, &login).0, "idp.bad_response");
     s.config["timeout_ms"] = json!(800);
-    let login = s.start_login(None);
+    let login = s.login_request();
     s.emu.control(json!({"fail_next": {"endpoint": "token", "mode": "hang"}}));
-    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "idp.timeout");
+    assert_eq!(err_code(pve_entraid_login, &login).0, "idp.timeout");
     s.config["authority"] = json!("http://127.0.0.1:9");
     s.config["tenant"] = json!("contoso.example");
-    assert_eq!(err_code(ffi::pve_entraid_auth_url, &s.base("entra")).0, "idp.unreachable");
+    assert_eq!(err_code(pve_entraid_auth_url, &s.request()).0, "idp.unreachable");
 }
 
 #[test]
 fn key_rotation_is_picked_up_once() {
-    let s = setup("rotate");
-    ok(ffi::pve_entraid_login, &s.start_login(None));
+    let s = Realm::new("flow-rotate");
+    ok(pve_entraid_login, &s.login_request());
     s.emu.control(json!({"rotate_keys": true}));
-    let login = s.start_login(None);
+    let login = s.login_request();
     s.emu.reset_stats();
-    ok(ffi::pve_entraid_login, &login);
-    assert_eq!(s.stat("jwks"), 1, "one refetch for the new kid");
+    ok(pve_entraid_login, &login);
+    assert_eq!(s.count("jwks"), 1, "one refetch for the new kid");
     // A second rotation within 5 minutes is not refetched: rate limit.
     s.emu.control(json!({"rotate_keys": true}));
-    let login = s.start_login(None);
-    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "token.unknown_kid");
+    let login = s.login_request();
+    assert_eq!(err_code(pve_entraid_login, &login).0, "token.unknown_kid");
 }
 
 #[test]
 fn group_overage_is_resolved_through_graph() {
-    let s = setup("overage");
-    let login = s.start_login(Some("bob@contoso.example"));
+    let s = Realm::new("flow-overage");
+    let login = s.login_request_for("bob@contoso.example");
     s.emu.reset_stats();
-    let res = ok(ffi::pve_entraid_login, &login);
+    let res = ok(pve_entraid_login, &login);
     assert_eq!(res["claims"]["oid"], BOB_OID);
     assert_eq!(res["claims"]["groups_overage"], true);
     assert!(res["groups"].as_array().unwrap().len() >= 200, "{}", res["groups"]);
-    assert_eq!(s.stat("graph"), 1);
+    assert_eq!(s.count("graph"), 1);
 }
 
 #[test]
 fn certificate_credential_logs_in() {
-    let mut s = setup("cert");
+    let mut s = Realm::new("flow-cert");
     s.config.as_object_mut().unwrap().remove("client_secret");
     s.config["client_cert_file"] = json!(entra_emulator::client_cert_path());
     s.config["client_key_file"] = json!(entra_emulator::client_key_path());
-    let res = ok(ffi::pve_entraid_login, &s.start_login(None));
+    let res = ok(pve_entraid_login, &s.login_request());
     assert_eq!(res["claims"]["oid"], ALICE_OID);
 }
 
 #[test]
 fn guests_are_refused_by_map() {
-    let s = setup("guest");
-    let res = ok(ffi::pve_entraid_login, &s.start_login(Some("guest@fabrikam.example")));
-    let mut map = s.base("entra");
+    let s = Realm::new("flow-guest");
+    let res = ok(pve_entraid_login, &s.login_request_for("guest@fabrikam.example"));
+    let mut map = s.request();
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
-    assert_eq!(err_code(ffi::pve_entraid_map, &map).0, "access.guest");
+    assert_eq!(err_code(pve_entraid_map, &map).0, "access.guest");
 }
 
 #[test]
 fn check_reports_each_step() {
-    let mut s = setup("check");
-    let res = ok(ffi::pve_entraid_check, &s.base("entra"));
+    let mut s = Realm::new("flow-check");
+    let res = ok(pve_entraid_check, &s.request());
     let steps = res["steps"].as_array().unwrap();
     assert!(steps.iter().all(|st| st["ok"] == true), "{res}");
     s.config["client_secret"] = json!("wrong~secret");
-    let res = ok(ffi::pve_entraid_check, &s.base("entra"));
+    let res = ok(pve_entraid_check, &s.request());
     let cred = res["steps"].as_array().unwrap().iter().find(|st| st["step"] == "credentials").unwrap().clone();
     assert_eq!(cred["ok"], false);
     assert!(cred["fix"].as_str().unwrap().contains("Value"), "{cred}");
@@ -247,37 +195,38 @@ fn check_reports_each_step() {
 #[test]
 fn bad_requests() {
     let big = vec![b' '; 256 * 1024 + 1];
-    assert_eq!(call(ffi::pve_entraid_auth_url, &big).1["error"]["code"], "request.too_large");
-    assert_eq!(call(ffi::pve_entraid_auth_url, b"{not json").1["error"]["code"], "request.invalid");
-    assert_eq!(call(ffi::pve_entraid_login, b"[]").1["error"]["code"], "request.invalid");
-    let (c, _, text) = call(ffi::pve_entraid_auth_url, json!({"realm": "entra", "config": {"tenant": 5, "client_secret": CLIENT_SECRET}}).to_string().as_bytes());
-    assert_eq!(c, pve_entraid_result::PVE_ENTRAID_CONFIG_INVALID);
-    assert!(!text.contains(CLIENT_SECRET));
-    let v = unsafe { CStr::from_ptr(ffi::pve_entraid_version()) }.to_str().unwrap();
+    assert_eq!(code_of(&call_raw(pve_entraid_auth_url, &big).1), "request.too_large");
+    assert_eq!(code_of(&call_raw(pve_entraid_auth_url, b"{not json").1), "request.invalid");
+    assert_eq!(code_of(&call_raw(pve_entraid_login, b"[]").1), "request.invalid");
+    // call() also checks that the answer does not carry the secret.
+    let (rc, _) = call(pve_entraid_auth_url, &json!({"realm": "entra", "config": {"tenant": 5, "client_secret": CLIENT_SECRET}}));
+    assert_eq!(rc, 3, "config.invalid");
+    // SAFETY: the version is a static NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(abi_harness::pve_entraid_version()) }.to_str().unwrap();
     assert!(v.starts_with("pve-entraid/"));
 }
 
 #[test]
 fn login_hint_is_passed_and_bounded() {
-    let s = setup("hint");
-    let mut req = s.base("entra");
+    let s = Realm::new("flow-hint");
+    let mut req = s.request();
     req["login_hint"] = json!("bob@contoso.example");
-    let url = ok(ffi::pve_entraid_auth_url, &req)["url"].as_str().unwrap().to_string();
+    let url = ok(pve_entraid_auth_url, &req)["url"].as_str().unwrap().to_string();
     assert!(url.contains("login_hint=bob%40contoso.example"), "{url}");
     req["login_hint"] = json!("x".repeat(300));
-    assert_eq!(err_code(ffi::pve_entraid_auth_url, &req).0, "request.invalid");
+    assert_eq!(err_code(pve_entraid_auth_url, &req).0, "request.invalid");
 }
 
 #[test]
 fn another_home_tenant_signs_in_only_when_allowed() {
     use entra_emulator::{CAROL_OID, FABRIKAM_TENANT};
-    let mut s = setup("carol");
+    let mut s = Realm::new("flow-carol");
     s.config["tenant"] = json!("organizations");
     s.config["allowed_tenants"] = json!([TENANT, FABRIKAM_TENANT]);
-    let res = ok(ffi::pve_entraid_login, &s.start_login(Some("carol@fabrikam.example")));
+    let res = ok(pve_entraid_login, &s.login_request_for("carol@fabrikam.example"));
     assert_eq!(res["claims"]["tid"], FABRIKAM_TENANT);
     assert_eq!(res["claims"]["oid"], CAROL_OID);
     s.config["allowed_tenants"] = json!([TENANT]);
-    let login = s.start_login(Some("carol@fabrikam.example"));
-    assert_eq!(err_code(ffi::pve_entraid_login, &login).0, "token.tenant_not_allowed");
+    let login = s.login_request_for("carol@fabrikam.example");
+    assert_eq!(err_code(pve_entraid_login, &login).0, "token.tenant_not_allowed");
 }

@@ -14,6 +14,9 @@ fn header_is_current() {
         .generate()
         .expect("cbindgen generates the header")
         .write(&mut generated);
+    // cbindgen.toml: the constants of `pve_entraid_result` are `PVE_ENTRAID_<CODE>`, without `RESULT_`.
+    let generated = String::from_utf8(generated).expect("header is UTF-8").replace("PVE_ENTRAID_RESULT_", "PVE_ENTRAID_");
+    let generated = generated.into_bytes();
     let path = root.join("include/pve_entraid.h");
     if std::env::var_os("UPDATE_HEADER").is_some() {
         std::fs::write(&path, &generated).expect("write include/pve_entraid.h");

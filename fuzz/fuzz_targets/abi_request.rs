@@ -30,13 +30,13 @@ struct Offline;
 
 impl Transport for Offline {
     fn get(&self, _: &str, _: u64) -> Result<HttpResponse> {
-        Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "offline"))
+        Err(Error::new(Code::IdpUnreachable, "offline"))
     }
     fn post_form(&self, _: &str, _: &[(&str, &str)], _: u64) -> Result<HttpResponse> {
-        Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "offline"))
+        Err(Error::new(Code::IdpUnreachable, "offline"))
     }
     fn post_json(&self, _: &str, _: &str, _: &str, _: u64) -> Result<HttpResponse> {
-        Err(Error::new(Code::PVE_ENTRAID_IDP_UNREACHABLE, "offline"))
+        Err(Error::new(Code::IdpUnreachable, "offline"))
     }
 }
 
@@ -52,7 +52,7 @@ fn through_abi(body: &[u8]) {
         (rc, answer)
     };
     let answer: Value = serde_json::from_slice(&answer).expect("answer is JSON");
-    assert_ne!(rc, Code::PVE_ENTRAID_INTERNAL_PANIC as u32, "panic inside map: {answer}");
+    assert_ne!(rc, Code::InternalPanic as u32, "panic inside map: {answer}");
     let code = Code::from_u32(rc).expect("returned code is a known code");
     assert_eq!(answer["ok"], Value::Bool(rc == 0), "ok flag disagrees with code {rc}");
     if rc != 0 {

@@ -51,7 +51,7 @@ fn key_for(kid: &str) -> Result<Jwk> {
     if kid == KID {
         Ok(trusted_key().clone())
     } else {
-        Err(Error::new(Code::PVE_ENTRAID_TOKEN_UNKNOWN_KID, "unknown kid"))
+        Err(Error::new(Code::TokenUnknownKid, "unknown kid"))
     }
 }
 

@@ -30,6 +30,7 @@ eval { PVE::EntraID::Lib::call('map', {}) };
 my $err = $@;
 ok(ref($err) && $err->isa('PVE::Exception'), 'wrapper dies with a PVE::Exception');
 is($err->{code}, 400, 'request.invalid is a 400');
+is(PVE::EntraID::Lib::error_of($err)->{api_status}, 400, "the status is the library's api_status");
 like("$err", qr/\(request\.invalid\)\n$/, 'message ends with the code');
 is(PVE::EntraID::Lib::error_of($err)->{code}, 'request.invalid', 'structured error kept');
 
@@ -61,9 +62,9 @@ PVE::EntraID::XS::call('map', '{"realm": "entra"}') for 1 .. 200000;
 my $growth = rss_kib() - $rss_before;
 cmp_ok($growth, '<', 8 * 1024, "answers are freed (RSS grew $growth KiB over 200000 calls)");
 
-is(PVE::EntraID::Lib::http_status_for('token.expired'), 401, 'token.* is a 401');
-is(PVE::EntraID::Lib::http_status_for('state.expired'), 400, 'state.* is a 400');
-is(PVE::EntraID::Lib::http_status_for('internal.panic'), 500, 'internal.* is a 500');
-is(PVE::EntraID::Lib::http_status_for('identity.pin_mismatch'), 403, 'pin mismatch is a 403');
+my $own = PVE::EntraID::Lib::error('access.denied', 403, 'user account disabled');
+is($own->{code}, 403, 'an error of the Perl side carries its status');
+is(PVE::EntraID::Lib::error_of($own)->{code}, 'access.denied', 'and its code as data');
+like("$own", qr/^user account disabled \(access\.denied\)\n$/, 'message ends with the code');
 
 done_testing();

@@ -15,11 +15,13 @@ use pve_entraid as _;
 pub type Entry = unsafe extern "C" fn(*const u8, usize, *mut *mut c_char) -> u32;
 
 extern "C" {
+    pub fn pve_entraid_version() -> *const c_char;
     pub fn pve_entraid_auth_url(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_login(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_map(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_check(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_free(s: *mut c_char);
+    pub fn pve_entraid_result_code(r: u32) -> *const c_char;
 }
 
 pub const ENTRIES: [(&str, Entry); 4] = [
@@ -70,22 +72,25 @@ pub fn code_of(answer: &Value) -> String {
     }
 }
 
-/// docs/DESIGN.md "Stable error codes": the number of each code string.
+/// The contract: docs/DESIGN.md "Stable error codes", the number of each code string. Written out
+/// here on purpose (not derived from the library) so that a changed code fails tests/codes.rs.
+pub const CODE_TABLE: &[(&str, u32)] = &[
+    ("ok", 0), ("request.invalid", 1), ("request.too_large", 2), ("config.invalid", 3),
+    ("config.secret", 4), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
+    ("state.realm_mismatch", 13), ("state.key", 14), ("state.binding_mismatch", 15), ("idp.unreachable", 20),
+    ("idp.timeout", 21), ("idp.bad_response", 22), ("idp.error", 23), ("discovery.invalid", 24),
+    ("jwks.invalid", 25), ("idp.tls", 26), ("token.malformed", 30), ("token.unsupported_alg", 31),
+    ("token.bad_signature", 32), ("token.issuer_mismatch", 34), ("token.audience_mismatch", 35),
+    ("token.azp_mismatch", 36), ("token.expired", 37), ("token.not_yet_valid", 38), ("token.issued_in_future", 39),
+    ("token.nonce_missing", 40), ("token.nonce_mismatch", 41), ("token.version", 42),
+    ("token.tenant_not_allowed", 43), ("token.missing_claim", 44), ("token.unknown_kid", 45),
+    ("access.denied", 50), ("access.guest", 51), ("identity.pin_mismatch", 52), ("graph.error", 60),
+    ("cache.io", 70), ("internal.panic", 90), ("internal.error", 91),
+];
+
+/// The number of a code string, per the contract table.
 pub fn code_number(code: &str) -> Option<u32> {
-    const TABLE: &[(&str, u32)] = &[
-        ("ok", 0), ("request.invalid", 1), ("request.too_large", 2), ("config.invalid", 3),
-        ("config.secret", 4), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
-        ("state.realm_mismatch", 13), ("state.key", 14), ("idp.unreachable", 20), ("idp.timeout", 21),
-        ("idp.bad_response", 22), ("idp.error", 23), ("discovery.invalid", 24), ("jwks.invalid", 25),
-        ("token.malformed", 30), ("token.unsupported_alg", 31), ("token.bad_signature", 32),
-        ("token.issuer_mismatch", 34), ("token.audience_mismatch", 35), ("token.azp_mismatch", 36),
-        ("token.expired", 37), ("token.not_yet_valid", 38), ("token.issued_in_future", 39),
-        ("token.nonce_missing", 40), ("token.nonce_mismatch", 41), ("token.version", 42),
-        ("token.tenant_not_allowed", 43), ("token.missing_claim", 44), ("token.unknown_kid", 45),
-        ("access.denied", 50), ("access.guest", 51), ("identity.pin_mismatch", 52), ("graph.error", 60),
-        ("cache.io", 70), ("internal.panic", 90), ("internal.error", 91),
-    ];
-    TABLE.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+    CODE_TABLE.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
 }
 
 /// Runs `f` and fails the test if it took longer than `limit`: a hang is a bug, not slowness.
@@ -151,13 +156,19 @@ impl Realm {
         call(pve_entraid_auth_url, &self.request())
     }
 
-    /// auth_url, then the browser's trip through the emulator's authorize endpoint: the login
-    /// request for the code and state it came back with.
+    /// auth_url, then the browser's trip through the emulator's authorize endpoint as [`USER`]:
+    /// the login request for the code and state it came back with.
     pub fn login_request(&self) -> Value {
+        self.login_request_for(USER)
+    }
+
+    /// As [`Realm::login_request`], for another user of the emulator.
+    pub fn login_request_for(&self, user: &str) -> Value {
         let (rc, auth) = self.auth_url();
         assert_eq!(rc, 0, "auth_url failed: {auth}");
         let url = auth["result"]["url"].as_str().expect("auth_url gives a url");
-        let (code, state) = entra_emulator::authorize(url, Some(USER)).expect("emulator authorizes");
+        let (code, state) = entra_emulator::authorize(url, Some(user)).expect("emulator authorizes");
+        assert_eq!(state, auth["result"]["state"].as_str().unwrap(), "the emulator returns the state unchanged");
         let mut req = self.request();
         req["code"] = code.into();
         req["state"] = state.into();

@@ -1,7 +1,9 @@
 package PVE::EntraID::Lib;
 
 # Calls into libpve_entraid through PVE::EntraID::XS: a Perl hash in, the library's result
-# hash out, or a PVE::Exception whose message names the library's stable error code.
+# hash out, or a PVE::Exception carrying the library's error hash (stable code, message, and the
+# HTTP status to answer with: docs/DESIGN.md "Stable error codes"). Callers read the code from
+# that hash (error_of), never from the message.
 
 use strict;
 use warnings;
@@ -10,34 +12,6 @@ use JSON;
 
 use PVE::Exception;
 use PVE::EntraID::XS;
-
-# HTTP status per error code family: the caller's fault (4xx) or ours/the IdP's (5xx).
-my $status_by_code = {
-    'request.invalid' => 400,
-    'request.too_large' => 400,
-    'config.invalid' => 500,
-    'config.secret' => 500,
-    'state.key' => 500,
-    'idp.unreachable' => 503,
-    'idp.timeout' => 504,
-    'idp.bad_response' => 502,
-    'idp.error' => 401,
-    'discovery.invalid' => 502,
-    'jwks.invalid' => 502,
-    'graph.error' => 502,
-    'cache.io' => 500,
-    'access.denied' => 403,
-    'access.guest' => 403,
-    'identity.pin_mismatch' => 403,
-};
-
-sub http_status_for {
-    my ($code) = @_;
-    return $status_by_code->{$code} if $status_by_code->{$code};
-    return 400 if $code =~ m/^state\./;
-    return 401 if $code =~ m/^token\./;
-    return 500;
-}
 
 sub version {
     return PVE::EntraID::XS::version();
@@ -51,20 +25,27 @@ sub call {
     my ($rc, $answer) = PVE::EntraID::XS::call($method, $json->encode($request));
     my $res = defined($answer) ? eval { $json->decode($answer) } : undef;
     if (ref($res) ne 'HASH') {
-        die PVE::Exception->new("pve-entraid: unreadable answer from the library (internal.error)\n",
-            code => 500, entraid => { code => 'internal.error' });
+        die error('internal.error', 500, 'pve-entraid: unreadable answer from the library');
     }
     return $res->{result} if $rc == 0 && $res->{ok};
 
     my $err = ref($res->{error}) eq 'HASH' ? $res->{error} : {};
-    my $code = $err->{code} // 'internal.error';
+    my $code = $err->{code} //= 'internal.error';
     my $msg = $err->{message} // 'unknown error';
     $msg =~ s/\s+$//;
     my $text = "$msg ($code)";
     $text .= " [AADSTS$err->{aadsts}]" if defined($err->{aadsts});
     $text .= " - $err->{hint}" if defined($err->{hint});
     $text .= " correlation id $err->{correlation_id}" if defined($err->{correlation_id});
-    die PVE::Exception->new("$text\n", code => http_status_for($code), entraid => $err);
+    die PVE::Exception->new("$text\n", code => $err->{api_status} // 500, entraid => $err);
+}
+
+# An error raised by the Perl side in the shape of the library's: $code is a stable code of
+# docs/DESIGN.md, $status the HTTP status to answer with.
+sub error {
+    my ($code, $status, $msg) = @_;
+    return PVE::Exception->new("$msg ($code)\n", code => $status,
+        entraid => { code => $code, message => $msg, api_status => $status });
 }
 
 # The library's error hash carried by an exception from call(), or undef.

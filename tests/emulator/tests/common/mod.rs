@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const REDIRECT: &str = "https://pve1.example:8006";
 
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The project's captured Entra documents (tests/fixtures/entra, provenance in SOURCES.txt).
+    let path = format!("{}/../fixtures/entra/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
 }
 
