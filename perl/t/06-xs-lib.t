@@ -65,6 +65,7 @@ cmp_ok($growth, '<', 8 * 1024, "answers are freed (RSS grew $growth KiB over 200
 my $own = PVE::EntraID::Lib::error('access.denied', 403, 'user account disabled');
 is($own->{code}, 403, 'an error of the Perl side carries its status');
 is(PVE::EntraID::Lib::error_of($own)->{code}, 'access.denied', 'and its code as data');
-like("$own", qr/^user account disabled \(access\.denied\)\n$/, 'message ends with the code');
+is($own->{msg}, "user account disabled (access.denied)\n", "message ends with the code");
+like("$own", qr/^403 user account disabled/, "stringified as PVE::Exception does: status first");
 
 done_testing();
