@@ -28,6 +28,7 @@ enum pve_entraid_result
   PVE_ENTRAID_STATE_REPLAYED = 12,
   PVE_ENTRAID_STATE_REALM_MISMATCH = 13,
   PVE_ENTRAID_STATE_KEY = 14,
+  PVE_ENTRAID_STATE_BINDING_MISMATCH = 15,
   PVE_ENTRAID_IDP_UNREACHABLE = 20,
   PVE_ENTRAID_IDP_TIMEOUT = 21,
   PVE_ENTRAID_IDP_BAD_RESPONSE = 22,
@@ -75,7 +76,7 @@ const char *pve_entraid_version(void);
 
 // Builds the Entra authorization URL and a sealed state.
 //
-// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "login_hint"?}`.
+// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "binding_hash", "login_hint"?}`.
 // Result: `{"url", "state"}`. No network request when discovery is cached.
 //
 // `req` points to `req_len` bytes of UTF-8 JSON (no NUL terminator needed); it is only read
@@ -89,10 +90,10 @@ const char *pve_entraid_version(void);
 // writing one pointer.
 pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char **out);
 
-// Completes a login: checks the state (sealed, realm, expiry, single use), exchanges the code,
+// Completes a login: checks the state (sealed, realm, expiry, browser binding, single use), exchanges the code,
 // validates the ID token and resolves group overage.
 //
-// Request: `{"realm", "config", "cache_dir"?, "code", "state", "redirect_url", "state_key_file"}`.
+// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
 // Result: `{"claims": {...}, "groups": [...], "username"}`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //

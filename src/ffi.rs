@@ -93,7 +93,7 @@ pub extern "C" fn pve_entraid_version() -> *const c_char {
 
 /// Builds the Entra authorization URL and a sealed state.
 ///
-/// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "login_hint"?}`.
+/// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "binding_hash", "login_hint"?}`.
 /// Result: `{"url", "state"}`. No network request when discovery is cached.
 ///
 /// `req` points to `req_len` bytes of UTF-8 JSON (no NUL terminator needed); it is only read
@@ -110,10 +110,10 @@ pub unsafe extern "C" fn pve_entraid_auth_url(req: *const u8, req_len: usize, ou
     panic_boundary!(out, unsafe { run(req, req_len, out, crate::flow::auth_url) })
 }
 
-/// Completes a login: checks the state (sealed, realm, expiry, single use), exchanges the code,
+/// Completes a login: checks the state (sealed, realm, expiry, browser binding, single use), exchanges the code,
 /// validates the ID token and resolves group overage.
 ///
-/// Request: `{"realm", "config", "cache_dir"?, "code", "state", "redirect_url", "state_key_file"}`.
+/// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
 /// Result: `{"claims": {...}, "groups": [...], "username"}`.
 /// Memory and ownership as for `pve_entraid_auth_url`.
 ///
@@ -184,6 +184,7 @@ pub extern "C" fn pve_entraid_result_code(r: u32) -> *const c_char {
         PVE_ENTRAID_CONFIG_SECRET => "config.secret", PVE_ENTRAID_STATE_INVALID => "state.invalid",
         PVE_ENTRAID_STATE_EXPIRED => "state.expired", PVE_ENTRAID_STATE_REPLAYED => "state.replayed",
         PVE_ENTRAID_STATE_REALM_MISMATCH => "state.realm_mismatch", PVE_ENTRAID_STATE_KEY => "state.key",
+        PVE_ENTRAID_STATE_BINDING_MISMATCH => "state.binding_mismatch",
         PVE_ENTRAID_IDP_UNREACHABLE => "idp.unreachable", PVE_ENTRAID_IDP_TIMEOUT => "idp.timeout",
         PVE_ENTRAID_IDP_BAD_RESPONSE => "idp.bad_response", PVE_ENTRAID_IDP_ERROR => "idp.error",
         PVE_ENTRAID_DISCOVERY_INVALID => "discovery.invalid", PVE_ENTRAID_JWKS_INVALID => "jwks.invalid",

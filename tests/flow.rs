@@ -8,6 +8,10 @@ use pve_entraid::error::pve_entraid_result;
 use pve_entraid::ffi;
 use serde_json::{json, Value};
 
+/// A browser binding key (32 bytes 0x42, base64url) and its SHA-256.
+const BINDING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
+const BINDING_HASH: &str = "Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw";
+
 type Entry = unsafe extern "C" fn(*const u8, usize, *mut *mut c_char) -> pve_entraid_result;
 
 fn call(f: Entry, req: &[u8]) -> (pve_entraid_result, Value, String) {
@@ -54,7 +58,8 @@ fn setup(name: &str) -> Setup {
 impl Setup {
     fn base(&self, realm: &str) -> Value {
         json!({"realm": realm, "config": self.config, "cache_dir": self.dir.join("cache"),
-               "state_key_file": self.dir.join("priv/state.key"), "redirect_url": "https://pve.example:8006"})
+               "state_key_file": self.dir.join("priv/state.key"), "redirect_url": "https://pve.example:8006",
+               "binding_hash": BINDING_HASH, "binding_key": BINDING_KEY})
     }
 
     /// auth_url + authorize: the login request, ready to send.
@@ -88,6 +93,11 @@ fn alice_logs_in_and_is_mapped() {
     assert_eq!(res["claims"]["tid"], TENANT);
     assert_eq!(res["username"], "alice@contoso.example");
     assert_eq!(res["claims"]["groups_overage"], false);
+    // one call per login: the mapping comes with it (here without a groups_map)
+    assert_eq!(res["userid"], "alice@contoso.example@entra");
+    assert_eq!(res["identity"], json!({"tid": TENANT, "oid": ALICE_OID}));
+    assert_eq!(res["pve_groups"], json!([]));
+    assert_eq!(res["email"], "alice@contoso.example");
 
     let mut map = s.base("entra");
     map["config"]["groups_map"] = json!({"6f7e8d9c-1111-4111-8111-000000000001": "admins"});
@@ -131,6 +141,38 @@ fn state_replay_and_other_realm_are_refused() {
     let mut forged = s.start_login(None);
     forged["state"] = json!("AAAA".repeat(40));
     assert_eq!(err_code(ffi::pve_entraid_login, &forged).0, "state.invalid");
+}
+
+#[test]
+fn the_state_is_bound_to_the_browser_that_started_the_login() {
+    let s = setup("binding");
+    // The attacker signs in with his own account and plants his code and state in the victim's
+    // tab: the victim's browser holds another binding key (here: 32 bytes 0..31).
+    let planted = s.start_login(None);
+    let mut victim = planted.clone();
+    victim["binding_key"] = json!("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+    s.emu.reset_stats();
+    assert_eq!(err_code(ffi::pve_entraid_login, &victim).0, "state.binding_mismatch");
+    assert_eq!(s.stat("token"), 0, "refused before the code is redeemed");
+    // Compared before the state is consumed: the state is not burnt by the mismatch.
+    ok(ffi::pve_entraid_login, &planted);
+
+    // The hash itself (what auth_url got) is not the key.
+    let mut hash_only = s.start_login(None);
+    hash_only["binding_key"] = json!(BINDING_HASH);
+    assert_eq!(err_code(ffi::pve_entraid_login, &hash_only).0, "state.binding_mismatch");
+
+    // Both ends are required, 43 canonical base64url characters.
+    for (field, bad) in [("binding_key", Value::Null), ("binding_key", json!(format!("{BINDING_KEY}="))), ("binding_key", json!("short"))] {
+        let mut req = s.start_login(None);
+        req[field] = bad;
+        assert_eq!(err_code(ffi::pve_entraid_login, &req).0, "request.invalid", "{field}");
+    }
+    for bad in [Value::Null, json!(""), json!(&BINDING_HASH[..42]), json!(BINDING_HASH.replace('Q', "+"))] {
+        let mut req = s.base("entra");
+        req["binding_hash"] = bad.clone();
+        assert_eq!(err_code(ffi::pve_entraid_auth_url, &req).0, "request.invalid", "{bad}");
+    }
 }
 
 #[test]
@@ -220,9 +262,14 @@ fn certificate_credential_logs_in() {
 }
 
 #[test]
-fn guests_are_refused_by_map() {
-    let s = setup("guest");
+fn guests_are_refused_by_login() {
+    let mut s = setup("guest");
+    // login maps the identity itself (one call per login): the guest is refused there
+    assert_eq!(err_code(ffi::pve_entraid_login, &s.start_login(Some("guest@fabrikam.example"))).0, "access.guest");
+    s.config["allow_guests"] = json!(true);
     let res = ok(ffi::pve_entraid_login, &s.start_login(Some("guest@fabrikam.example")));
+    // and `map` agrees when the realm does not allow guests
+    s.config["allow_guests"] = json!(false);
     let mut map = s.base("entra");
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();

@@ -19,7 +19,7 @@ is($pdata->{plugins}->{openid}, 'PVE::Auth::OpenId', 'openid registered in the s
 my $opts = $pdata->{options}->{entraid};
 my @expected = qw(tenant-id client-id client-key cloud allowed-tenants username-claim autocreate
     groups-map groups-autocreate groups-sync required-groups allow-guests prompt acr-values scopes
-    default comment client-cert client-cert-key);
+    default comment client-cert client-cert-key tfa);
 for my $p (@expected) {
     ok($opts->{$p}, "option $p");
     ok($pdata->{propertyList}->{$p}, "property $p is registered");
@@ -78,7 +78,7 @@ for my $name (qw(auth_url login)) {
     is($info->{method}, 'POST', "$name: POST");
 }
 is_deeply([sort keys %{ PVE::API2::EntraID->map_method_by_name('login')->{returns}->{properties} }],
-    [sort qw(username ticket CSRFPreventionToken cap clustername)], 'login returns the /access/ticket shape');
+    [sort qw(username ticket CSRFPreventionToken cap clustername NeedTFA)], 'login returns the /access/ticket shape');
 
 # schemas the Domains API builds
 my $create = PVE::Auth::Plugin->createSchema();

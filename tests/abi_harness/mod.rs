@@ -30,6 +30,9 @@ pub const ENTRIES: [(&str, Entry); 4] = [
 ];
 
 pub const USER: &str = "alice@contoso.example";
+/// A browser binding key (32 bytes 0x42, base64url) and its SHA-256, as the web UI sends them.
+pub const BINDING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
+pub const BINDING_HASH: &str = "Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw";
 pub const PANIC_CODE: u32 = 90;
 
 /// One call with raw request bytes. Checks what every answer must satisfy: it exists, it is
@@ -75,7 +78,7 @@ pub fn code_number(code: &str) -> Option<u32> {
     const TABLE: &[(&str, u32)] = &[
         ("ok", 0), ("request.invalid", 1), ("request.too_large", 2), ("config.invalid", 3),
         ("config.secret", 4), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
-        ("state.realm_mismatch", 13), ("state.key", 14), ("idp.unreachable", 20), ("idp.timeout", 21),
+        ("state.realm_mismatch", 13), ("state.key", 14), ("state.binding_mismatch", 15), ("idp.unreachable", 20), ("idp.timeout", 21),
         ("idp.bad_response", 22), ("idp.error", 23), ("discovery.invalid", 24), ("jwks.invalid", 25),
         ("token.malformed", 30), ("token.unsupported_alg", 31), ("token.bad_signature", 32),
         ("token.issuer_mismatch", 34), ("token.audience_mismatch", 35), ("token.azp_mismatch", 36),
@@ -144,6 +147,8 @@ impl Realm {
             "realm": self.realm, "config": self.config, "cache_dir": self.cache_dir(),
             "redirect_url": "https://pve1.example:8006",
             "state_key_file": self.scratch.0.join("priv/state.key"),
+            // The browser binding: hash for auth_url, the key itself for login (BINDING_*).
+            "binding_hash": BINDING_HASH, "binding_key": BINDING_KEY,
         })
     }
 

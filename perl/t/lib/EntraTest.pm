@@ -15,7 +15,7 @@ use HTTP::Tiny;
 use IPC::Open2;
 
 use base 'Exporter';
-our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP
+our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP $BINDING_KEY $BINDING_HASH
     setup_cluster start_emulator stop_emulator add_realm update_realm api_call domains_call
     browser_authorize emulator_control slurp);
 
@@ -27,6 +27,9 @@ our $CLIENT_ID = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 our $SECRET = 's3cr~et.Value_with~tilde';
 our $ALICE_OID = '0a1b2c3d-0000-4000-8000-00000000a11c';
 our $ALICE_GROUP = '6f7e8d9c-1111-4111-8111-000000000001';
+# the browser binding the web UI makes: 32 bytes (here 0x42) and their SHA-256, base64url
+our $BINDING_KEY = 'QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI';
+our $BINDING_HASH = 'Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw';
 
 # Creates the /etc/pve stand-in: nodes (each with the package marker unless listed in
 # `unmarked`), user.cfg with root@pam, and points the plugin's paths into it.

@@ -131,6 +131,29 @@ sub verify_ticket {
     return $user;
 }
 
+# as upstream: verify_username, then enabled and not expired
+sub check_user_enabled {
+    my ($usercfg, $username, $noerr) = @_;
+    my $data = PVE::Auth::Plugin::verify_username($username, $noerr) && $usercfg->{users}->{$username};
+    die "no such user ('$username')\n" if !$data && !$noerr;
+    return undef if !$data;
+    return 1 if $data->{enable} && !($data->{expire} && $data->{expire} < time());
+    die "user '$username' is disabled or expired\n" if !$noerr;
+    return undef;
+}
+
+sub add_user_group {
+    my ($username, $usercfg, $group) = @_;
+    $usercfg->{users}->{$username}->{groups}->{$group} = 1;
+    $usercfg->{groups}->{$group}->{users}->{$username} = 1;
+}
+
+# upstream asks PVE::RS::TFA for a challenge; users of these doubles have no TFA entries
+sub authenticate_2nd_new {
+    my ($username, $realm, $tfa_response, $tfa_challenge) = @_;
+    return undef;
+}
+
 sub assemble_csrf_prevention_token {
     my ($username) = @_;
     my $timestamp = sprintf("%08X", time());

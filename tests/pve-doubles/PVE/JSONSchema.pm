@@ -66,6 +66,14 @@ register_format('pve-configid-list', sub {
     return $list;
 });
 
+# upstream's EMAIL_RE (pve-common)
+sub pve_verify_email {
+    my ($email, $noerr) = @_;
+    return $email if $email =~ /^[\w\+\-\~]+(\.[\w\+\-\~]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*$/;
+    return undef if $noerr;
+    die "value does not look like a valid email address\n";
+}
+
 sub check_format {
     my ($format, $value) = @_;
     return if !defined($format);
