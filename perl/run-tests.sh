@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the Perl tests (perl/t) against the PVE test doubles and the freshly built XS module.
+# Runs the Perl tests (perl/t) on the REAL upstream PVE code through the contract harness
+# (tests/upstream), under perl -T, for PVE 9 and PVE 8 (or the one version given: pve9|pve8).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 if [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
     bash perl/build.sh
 fi
-exec prove -r -I tests/pve-doubles -I perl -I perl/blib/lib -I perl/blib/arch -I perl/t/lib perl/t
+PVE_ENTRAID_TEST_LIB="perl/t/lib:perl:perl/blib/lib:perl/blib/arch" \
+    exec bash tests/upstream/run.sh "${1:-all}" perl/t

@@ -39,9 +39,9 @@ my $snapshot = sub { join("\0", map { slurp($_) // '' } "$dir/user.cfg", "$dir/d
 my $before = $snapshot->();
 
 expect_error(fails('auth_url', { realm => 'pam', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH }), 400, 'request.invalid', 'pam realm');
-like($PVE::SafeSyslog::LINES[-1], qr/realm 'pam' is of type 'pam', not 'entraid'/, 'wrong type explained in syslog');
+like($UpstreamTest::SYSLOG[-1], qr/realm 'pam' is of type 'pam', not 'entraid'/, 'wrong type explained in syslog');
 expect_error(fails('auth_url', { realm => 'nosuch', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH }), 400, 'request.invalid', 'unknown realm');
-like($PVE::SafeSyslog::LINES[-1], qr/'nosuch' does not exist/, 'unknown realm explained in syslog');
+like($UpstreamTest::SYSLOG[-1], qr/'nosuch' does not exist/, 'unknown realm explained in syslog');
 unlike($errors[-1], qr/nosuch/, 'not to the anonymous caller');
 expect_error(fails('login', { realm => 'pam', code => 'c', state => 's', 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY }),
     400, 'request.invalid', 'login with pam realm');
@@ -67,7 +67,7 @@ ok($err->{code} >= 400 && $err->{code} < 600, 'AADSTS error is a 4xx/5xx') ;
 my ($ref) = "$err" =~ m/\(idp\.error, reference ([0-9a-f]{8})\)/;
 ok($ref, 'names idp.error and a reference');
 unlike("$err", qr/AADSTS|70008|correlation/, 'but neither the AADSTS code nor the correlation id');
-like($PVE::SafeSyslog::LINES[-1], qr/^err: entraid login failure; ref=\Q$ref\E realm=entra .*code=idp\.error aadsts=70008 correlation_id=\S+/,
+like($UpstreamTest::SYSLOG[-1], qr/^err: entraid login failure; ref=\Q$ref\E realm=entra .*code=idp\.error aadsts=70008 correlation_id=\S+/,
     'syslog: same reference, realm, code, AADSTS and correlation id');
 is($snapshot->(), $before, 'nothing written');
 
@@ -94,7 +94,7 @@ is($snapshot->(), $before, 'nothing written on any failure');
 ok(!-e "$priv/entra.identities.json", 'no pins file');
 
 unlike(join("\n", @errors), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any error text');
-unlike(join("\n", @PVE::SafeSyslog::LINES), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any syslog line');
+unlike(join("\n", @UpstreamTest::SYSLOG), qr/\Q$SECRET\E|s3cr~et/, 'no secret in any syslog line');
 unlike(join("\n", @errors), qr/ at \S+\.pm line \d+/, 'no Perl stack location in any error');
 
 done_testing();

@@ -3,6 +3,7 @@
 use strict;
 use warnings;
 
+use EntraTest; # the real PVE modules PVE::EntraID::Lib loads (PVE::Exception)
 use JSON;
 use Test::More;
 use PVE::EntraID::XS;

@@ -16,7 +16,7 @@ my $redirect = 'https://pve1.example.com:8006';
 
 domains_call('create', {
     realm => 'entra', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
-    'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key", autocreate => 1,
+    'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key"), autocreate => 1,
 });
 ok(!-e "$dir/priv/entraid/entra.secret", 'no secret file for a certificate realm');
 

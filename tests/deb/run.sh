@@ -123,8 +123,11 @@ xs_version="$(LD_LIBRARY_PATH="$root$privlib" perl -I"$root$vendorarch" -MPVE::E
 check "PVE::EntraID::XS loads from the package, version() is pve-entraid/$crate_version (got '$xs_version')" \
     test "$xs_version" = "pve-entraid/$crate_version"
 
-# --- Perl modules and tools compile against the PVE test doubles ---
-perl_inc=(-I"$repo/tests/pve-doubles" -I"$root$vendorlib" -I"$root$vendorarch")
+# --- Perl modules and tools compile against the real upstream PVE 9 Perl (tests/upstream) ---
+pristine="$work/pristine"
+mapfile -t upstream_inc < <(bash "$repo/tests/upstream/pristine-root.sh" "$pristine" pve9)
+export PVE_ENTRAID_IPC_HEADER="${PVE_ENTRAID_UPSTREAM:-$repo/../shared/upstream}/pve9/pve-cluster/src/pmxcfs/cfs-ipc-ops.h"
+perl_inc=(-I"$root$vendorlib" -I"$root$vendorarch" "${upstream_inc[@]}")
 for m in PVE/Auth/EntraID.pm PVE/API2/EntraID.pm PVE/EntraID/Lib.pm; do
     check "perl -c $m" env LD_LIBRARY_PATH="$root$privlib" perl "${perl_inc[@]}" -c "$root$vendorlib/$m"
 done
@@ -165,7 +168,7 @@ check "prerm remove without PVE exits 0" run_script "$bare" "$ctrl/prerm" remove
 pve="$work/pve"
 node="$(hostname -s)"
 cp -a "$root" "$pve"
-cp -a tests/integrate/fixtures/pristine/. "$pve/"
+cp -a "$pristine"/. "$pve/"
 mkdir -p "$pve/etc/pve/nodes/$node" "$pve/etc/pve/priv/entraid"
 echo 'not-a-real-secret' > "$pve/etc/pve/priv/entraid/entra.secret"
 printf 'entraid: entra\n\ttenant-id 11111111-2222-3333-4444-555555555555\n' > "$pve/etc/pve/domains.cfg"
@@ -194,7 +197,7 @@ else
     not_ok "prerm remove on a PVE root exits 0" "$msg"
 fi
 for f in "${hooked[@]}"; do
-    check "prerm restored $f byte for byte" cmp "$pve$f" "tests/integrate/fixtures/pristine$f"
+    check "prerm restored $f byte for byte" cmp "$pve$f" "$pristine$f"
 done
 check "postrm remove exits 0" run_script "$pve" "$ctrl/postrm" remove
 check "postrm purge exits 0" run_script "$pve" "$ctrl/postrm" purge
@@ -207,7 +210,7 @@ check "postrm purge kept domains.cfg" grep -q '^entraid: entra' "$pve/etc/pve/do
 droot="$work/dpkg-root"
 mkdir -p "$droot/var/lib/dpkg/info" "$droot/var/lib/dpkg/updates" "$droot/etc/pve/nodes/$node"
 touch "$droot/var/lib/dpkg/status"
-cp -a tests/integrate/fixtures/pristine/. "$droot/"
+cp -a "$pristine"/. "$droot/"
 dpkg_root() { dpkg --root="$droot" --force-script-chrootless --force-depends --log=/dev/null "$@"; }
 check "dpkg --root installs the package" dpkg_root --install "$deb"
 check "dpkg --root: package is installed and configured" \
@@ -217,7 +220,7 @@ for f in "${hooked[@]}"; do
 done
 check "dpkg --root purges the package" dpkg_root --purge pve-entraid
 for f in "${hooked[@]}"; do
-    check "dpkg --root purge restored $f byte for byte" cmp "$droot$f" "tests/integrate/fixtures/pristine$f"
+    check "dpkg --root purge restored $f byte for byte" cmp "$droot$f" "$pristine$f"
 done
 check "dpkg --root purge left none of the package's files" \
     bash -c 'for p in /usr/lib/pve-entraid /usr/sbin/pve-entraid /var/cache/pve-entraid /var/lib/pve-entraid \

@@ -1,10 +1,10 @@
 #!/usr/bin/perl
-# The `make demo` login: a throw-away /etc/pve (PVE test doubles), the bundled Entra emulator,
+# The `make demo` login: a throw-away /etc/pve (real upstream PVE code, tmpfs /etc/pve), the bundled Entra emulator,
 # an entraid realm added as `pveum realm add` does, and one browser-less login that ends with
 # a PVE ticket.
 use strict;
 use warnings;
-no warnings 'once'; # @PVE::SafeSyslog::LINES is filled by the test double
+no warnings 'once'; # @UpstreamTest::SYSLOG is filled by the harness's syslog spy
 
 use JSON;
 use EntraTest;
@@ -15,7 +15,7 @@ sub step { print "\n== $_[0]\n"; }
 
 step('throw-away cluster');
 my $dir = setup_cluster();
-print "/etc/pve stand-in: $dir (node pve1 with the pve-entraid marker)\n";
+print "/etc/pve: $dir (tmpfs in a private mount namespace; node pve1 with the pve-entraid marker)\n";
 
 step('Entra emulator');
 my $url = start_emulator();
@@ -52,7 +52,7 @@ print "PVE groups:           ", join(', ', sort keys %{ $user->{groups} // {} })
 print "ticket:               $res->{ticket}\n";
 print "CSRFPreventionToken:  $res->{CSRFPreventionToken}\n";
 print "identity pin:         ", slurp("$dir/priv/entraid/entra.identities.json") =~ s/\s+/ /gr, "\n";
-print "syslog:               $_\n" for @PVE::SafeSyslog::LINES;
+print "syslog:               $_\n" for @UpstreamTest::SYSLOG;
 
 die "demo: ticket does not verify\n"
     if (PVE::AccessControl::verify_ticket($res->{ticket}) // '') ne $res->{username};

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Load test (tests/e2e/load.sh): many Entra logins at once through the real Perl path
 # (PVE::API2::EntraID -> PVE::EntraID::Lib -> XS -> libpve_entraid) in forked workers that share
-# one /etc/pve stand-in and one cache_dir, against the emulator with injected latency.
+# one /etc/pve (tmpfs, real upstream PVE code) and one cache_dir, against the emulator with injected latency.
 # Asserts correctness (every login succeeds, every state is used exactly once, no cache file
 # is corrupt afterwards); prints timing, never asserts it.
 use strict;

@@ -12,5 +12,6 @@ fi
 if [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
     bash perl/build.sh
 fi
-exec perl -I tests/pve-doubles -I perl -I perl/blib/lib -I perl/blib/arch -I perl/t/lib \
+# on the real upstream PVE 9 code (PVE_ENTRAID_PVE=pve8 for PVE 8) through the contract harness
+exec perl -T -I tests/upstream/lib -I perl/t/lib \
     tests/e2e/load.pl

@@ -3,7 +3,8 @@
 # (tests/upstream/lib/UpstreamTest.pm), under perl -T, once per PVE version.
 #   tests/upstream/run.sh [pve9|pve8|all] [test files or dirs, default tests/upstream/t]
 # Environment: PVE_ENTRAID_UPSTREAM (dir with pve9/ and pve8/, default ../shared/upstream of
-# the checkout; scripts/fetch-upstream.sh makes one), PVE_ENTRAID_PERL_BIN (default perl).
+# the checkout; scripts/fetch-upstream.sh makes one), PVE_ENTRAID_PERL_BIN (default perl),
+# PVE_ENTRAID_TEST_LIB (':'-separated extra -I dirs for the tests, e.g. perl/t/lib).
 # Needs root (private mount namespace with a tmpfs /etc/pve per test file).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -20,16 +21,19 @@ perl="${PVE_ENTRAID_PERL_BIN:-perl}"
 upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
 for v in $versions; do
     if [ ! -f "$upstream/$v/pve-access-control/src/PVE/AccessControl.pm" ]; then
-        echo "$0: no upstream tree $upstream/$v (run scripts/fetch-upstream.sh)" >&2
-        exit 1
+        # a machine without the pinned trees (CI on a fresh checkout) fetches them once
+        echo "$0: no upstream tree $upstream/$v, fetching the pinned commits" >&2
+        bash scripts/fetch-upstream.sh "$upstream"
     fi
 done
 # the XS binding of the project's library (tests that only need the integrate tool skip it)
 if [ -e target/release/libpve_entraid.so ] && [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
     bash perl/build.sh
 fi
+inc="-I$root/tests/upstream/lib"
+IFS=: read -r -a extra <<< "${PVE_ENTRAID_TEST_LIB:-}"
+for d in "${extra[@]}"; do [ -n "$d" ] && inc="$inc -I$(cd "$d" && pwd)"; done
 for v in $versions; do
     echo "== $v ($upstream/$v)"
-    PVE_ENTRAID_PVE="$v" PVE_ENTRAID_UPSTREAM="$upstream" \
-        prove -r --exec "$perl -T -I$root/tests/upstream/lib" "$@"
+    PVE_ENTRAID_PVE="$v" PVE_ENTRAID_UPSTREAM="$upstream" prove -r --exec "$perl -T $inc" "$@"
 done

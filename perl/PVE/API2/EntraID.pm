@@ -7,8 +7,6 @@ package PVE::API2::EntraID;
 use strict;
 use warnings;
 
-use JSON;
-
 use PVE::Cluster qw(cfs_read_file cfs_write_file);
 use PVE::AccessControl;
 use PVE::Auth::Plugin;
@@ -18,7 +16,6 @@ use PVE::Exception qw(raise);
 use PVE::JSONSchema qw(get_standard_option);
 use PVE::RPCEnvironment;
 use PVE::SafeSyslog;
-use PVE::Tools;
 
 use PVE::RESTHandler;
 
@@ -76,7 +73,7 @@ my sub anonymous_failure {
     my $code = code_of($err);
     my $lib = PVE::EntraID::Lib::error_of($err) // {};
     my $reference = sprintf('%08x', int(rand(0xffffffff)));
-    my $detail = "$err";
+    my $detail = ref($err) && eval { $err->isa('PVE::Exception') } ? $err->{msg} : "$err";
     $detail =~ s/ at \S+ line \d+\.?\n?$//;
     $detail =~ s/\s+/ /g;
     $detail =~ s/\s+$//;
@@ -172,16 +169,6 @@ __PACKAGE__->register_method ({
         }
         return $url;
     }});
-
-my sub read_pins {
-    my ($realm) = @_;
-    my $path = PVE::Auth::EntraID::identities_path($realm);
-    return {} if !-e $path;
-    my $pins = eval { decode_json(PVE::Tools::file_get_contents($path)) };
-    raise("identity pins $path are unreadable, refusing logins until it is fixed"
-        . " (internal.error)\n", code => 500) if ref($pins) ne 'HASH';
-    return $pins;
-}
 
 my sub denied {
     my ($msg) = @_;
@@ -281,14 +268,13 @@ my sub apply_login {
     PVE::AccessControl::lock_user_config(sub {
         eval {
             my $usercfg = cfs_read_file('user.cfg');
-            my $pins = read_pins($realm);
+            my $pins = PVE::Auth::EntraID::read_identity_pins($realm);
             my $new_pin = check_pin($pins, $login, !!$usercfg->{users}->{$userid}, $section);
             my $changed = apply_user_mapping($usercfg, $section, $login, $realm);
             # the pin first: if user.cfg then fails, the same identity logs in again
             if ($new_pin) {
                 $pins->{$login->{username}} = $new_pin;
-                PVE::Tools::file_set_contents(PVE::Auth::EntraID::identities_path($realm),
-                    JSON->new->canonical->pretty->encode($pins), 0600);
+                PVE::Auth::EntraID::write_identity_pins($realm, $pins);
             }
             cfs_write_file('user.cfg', $usercfg) if $changed;
         };

@@ -39,24 +39,19 @@ PVE::JSONSchema::register_format('pve-entraid-tenant', sub {
     die "value is neither a tenant GUID, a verified domain, 'organizations' nor 'common'\n";
 });
 
-PVE::JSONSchema::register_format('pve-entraid-guid-list', sub {
-    my ($value, $noerr) = @_;
-    for my $id (PVE::Tools::split_list($value)) {
-        next if $id =~ m/^$guid_re$/;
-        return undef if $noerr;
-        die "'$id' is not a GUID\n";
-    }
-    return $value;
+# One item each: PVE's check_format reads a format named 'X-list' as a list of 'X'.
+PVE::JSONSchema::register_format('pve-entraid-guid', sub {
+    my ($id, $noerr) = @_;
+    return $id if $id =~ m/^$guid_re$/;
+    return undef if $noerr;
+    die "'$id' is not a GUID\n";
 });
 
-PVE::JSONSchema::register_format('pve-entraid-group-list', sub {
-    my ($value, $noerr) = @_;
-    for my $id (PVE::Tools::split_list($value)) {
-        next if $id =~ m/^$group_key_re$/;
-        return undef if $noerr;
-        die "'$id' is not a group GUID or app role name\n";
-    }
-    return $value;
+PVE::JSONSchema::register_format('pve-entraid-group', sub {
+    my ($id, $noerr) = @_;
+    return $id if $id =~ m/^$group_key_re$/;
+    return undef if $noerr;
+    die "'$id' is not a group GUID or app role name\n";
 });
 
 PVE::JSONSchema::register_format('pve-entraid-groups-map', sub {
@@ -74,7 +69,7 @@ sub type {
 }
 
 # Only properties no other realm type registers: client-id, client-key, autocreate,
-# username-claim, prompt, scopes, acr-values, groups-autocreate, default and comment
+# username-claim, prompt, scopes, acr-values, groups-autocreate, default, comment and tfa
 # come from the openid/pve types, and registering one twice makes Plugin->init() die.
 sub properties {
     return {
@@ -130,17 +125,17 @@ sub properties {
             optional => 1,
         },
         'client-cert' => {
-            description => "Path of a PEM certificate registered for the app, used instead of"
-                . " a client secret; copied to /etc/pve/priv/entraid, never stored here.",
+            description => "PEM text of a certificate registered for the app, used instead of"
+                . " a client secret; stored in /etc/pve/priv/entraid, never in domains.cfg.",
             type => 'string',
-            maxLength => 4096,
+            maxLength => 16384,
             optional => 1,
         },
         'client-cert-key' => {
-            description => "Path of the PEM private key of 'client-cert'; copied to"
-                . " /etc/pve/priv/entraid (mode 0600), never stored here.",
+            description => "PEM text of the private key of 'client-cert'; stored in"
+                . " /etc/pve/priv/entraid (mode 0600), never in domains.cfg.",
             type => 'string',
-            maxLength => 4096,
+            maxLength => 16384,
             optional => 1,
         },
     };
@@ -170,6 +165,7 @@ sub options {
         tfa => { optional => 1 },
         default => { optional => 1 },
         comment => { optional => 1 },
+        tfa => { optional => 1 },
     };
 }
 
@@ -186,28 +182,57 @@ my @credential_keys = ('client-key', 'client-cert', 'client-cert-key');
 sub check_config {
     my ($class, $realm, $config, $create, $skip_schema_check) = @_;
 
-    my $settings = $class->SUPER::check_config($realm, $config, $create, $skip_schema_check);
-
+    # before SUPER: a PEM text has line feeds, which SectionConfig refuses in any setting
     my $pending = {};
+    my $settings = { %$config };
     for my $k (@credential_keys) {
         my $v = delete $settings->{$k};
         $pending->{$k} = $v if defined($v);
     }
     $pending_credentials->{$realm} = $pending if %$pending;
 
-    return $settings;
+    return $class->SUPER::check_config($realm, $settings, $create, $skip_schema_check);
+}
+
+# Settings that restrict who may log in. SectionConfig drops a line it cannot parse, which
+# would silently lift the restriction; such a value is kept as it is instead (and written
+# back unchanged), and library_config refuses the realm's logins until it is fixed.
+my $restrictions = { 'tenant-id' => 1, 'allowed-tenants' => 1, 'required-groups' => 1, tfa => 1 };
+
+sub check_value {
+    my ($class, $type, $key, $value, $realm, $skip_schema_check) = @_;
+    my $checked = eval { $class->SUPER::check_value($type, $key, $value, $realm, $skip_schema_check) };
+    my $err = $@ or return $checked;
+    die $err if $skip_schema_check || !$restrictions->{$key} || !defined($value)
+        || $value =~ m/[\n\r]/;
+    warn "realm '$realm': invalid '$key' kept, its logins are refused until it is fixed: $err";
+    return $value;
+}
+
+# Dies when a restricting setting of the realm is invalid (see check_value).
+sub assert_restrictions_valid {
+    my ($realm, $section) = @_;
+    for my $key (sort keys %$restrictions) {
+        next if !defined($section->{$key});
+        eval { __PACKAGE__->SUPER::check_value('entraid', $key, $section->{$key}, $realm) };
+        die "realm '$realm' refuses logins: its '$key' in domains.cfg is invalid ($@)"
+            . " - fix it with 'pveum realm modify $realm --$key ...'\n" if $@;
+    }
 }
 
 # Checks the schema cannot express, on the realm's settings after the change.
 sub check_realm_settings {
     my ($settings) = @_;
-    if (defined(my $claim = $settings->{'username-claim'})) {
-        die "username-claim must be one of upn, preferred_username, email, oid\n"
-            if $claim !~ m/^(?:upn|preferred_username|email|oid)$/;
-    }
+    my $claim = $settings->{'username-claim'} // 'upn';
+    die "username-claim must be one of upn, preferred_username, email, oid\n"
+        if $claim !~ m/^(?:upn|preferred_username|email|oid)$/;
     my $tenant = $settings->{'tenant-id'} // '';
+    return if $tenant !~ m/^(?:organizations|common)$/;
     die "tenant-id '$tenant' needs 'allowed-tenants' (the tenant GUIDs that may sign in)\n"
-        if $tenant =~ m/^(?:organizations|common)$/ && !$settings->{'allowed-tenants'};
+        if !$settings->{'allowed-tenants'};
+    # any allowed tenant's admin can set these to another tenant's user name (nOAuth)
+    die "username-claim '$claim' is editable in every tenant and cannot name users of a"
+        . " '$tenant' realm: use upn or oid\n" if $claim =~ m/^(?:email|preferred_username)$/;
 }
 
 sub authenticate_user {
@@ -244,30 +269,33 @@ my sub write_private_file {
     PVE::Tools::file_set_contents($path, $content, 0600);
 }
 
-my sub read_pem {
-    my ($path, $what) = @_;
-    die "$what '$path' is not a readable file\n" if !-f $path || !-r _;
-    die "$what '$path' is larger than 64 KiB\n" if -s _ > 65536;
-    my $pem = PVE::Tools::file_get_contents($path);
-    die "$what '$path' is not PEM\n" if $pem !~ m/^-----BEGIN [A-Z ]+-----$/m;
-    return $pem;
+# PEM text, never a path: the API runs as root and must not read files for its callers, nor
+# tell them whether a path exists.
+my $pem_labels = { 'client-cert' => 'CERTIFICATE', 'client-cert-key' => '(?:RSA )?PRIVATE KEY' };
+
+my sub check_pem {
+    my ($key, $pem) = @_;
+    my $label = $pem_labels->{$key};
+    die "$key must be PEM text (-----BEGIN ...), e.g. --$key \"\$(cat FILE)\"\n"
+        if $pem !~ m/^-----BEGIN ($label)-----\r?\n[A-Za-z0-9+\/=\r\n]+-----END \1-----\r?$/m;
+    return $pem =~ s/\r\n/\n/gr; # pasted from Windows
 }
 
+# A realm may be added without a credential (then 'pve-entraid set-secret' keeps the secret off
+# the command line); until it has one, its logins fail with config.secret.
 my sub store_credentials {
-    my ($realm, $pending, $create) = @_;
+    my ($realm, $pending) = @_;
 
     my $cert = $pending->{'client-cert'};
     my $key = $pending->{'client-cert-key'};
     die "client-cert and client-cert-key must be given together\n"
         if defined($cert) != defined($key);
-    die "either client-key or client-cert/client-cert-key is required\n"
-        if $create && !defined($cert) && !defined($pending->{'client-key'});
 
-    # read both PEM files first, so a bad path changes nothing
+    # check both first, so a bad one changes nothing
     my ($cert_pem, $key_pem);
     if (defined($cert)) {
-        $cert_pem = read_pem($cert, 'client-cert');
-        $key_pem = read_pem($key, 'client-cert-key');
+        $cert_pem = check_pem('client-cert', $cert);
+        $key_pem = check_pem('client-cert-key', $key);
     }
     if (defined(my $secret = $pending->{'client-key'})) {
         die "client-key must not be empty\n" if $secret eq '';
@@ -281,13 +309,29 @@ my sub store_credentials {
     }
 }
 
+# Identity pins: user name (the user ID without '\@<realm>') => { tid, oid }. Callers hold PVE's
+# user-config lock (PVE::AccessControl::lock_user_config) around read and write.
+sub read_identity_pins {
+    my ($realm) = @_;
+    my $path = identities_path($realm);
+    return {} if !-e $path;
+    my $pins = eval { JSON::PP::decode_json(PVE::Tools::file_get_contents($path)) };
+    die "identity pins $path are unreadable\n" if ref($pins) ne 'HASH';
+    return $pins;
+}
+
+sub write_identity_pins {
+    my ($realm, $pins) = @_;
+    write_private_file(identities_path($realm), JSON::PP->new->canonical->pretty->encode($pins));
+}
+
 sub on_add_hook {
     my ($class, $realm, $config, %param) = @_;
     my $pending = delete($pending_credentials->{$realm}) // {};
     assert_all_nodes_have_plugin();
     check_realm_settings($config);
     delete $config->{$_} for @credential_keys;
-    store_credentials($realm, $pending, 1);
+    store_credentials($realm, $pending);
 }
 
 sub on_update_hook {
@@ -298,13 +342,15 @@ sub on_update_hook {
     my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
     check_realm_settings({ %$stored, %$config });
     delete $config->{$_} for @credential_keys;
-    store_credentials($realm, $pending, 0);
+    store_credentials($realm, $pending);
 }
 
+# The identity pins stay, like PVE keeps the realm's users: a realm added again under the same
+# name binds each existing user to the same Entra identity as before.
 sub on_delete_hook {
     my ($class, $realm, $config) = @_;
     delete $pending_credentials->{$realm};
-    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm), identities_path($realm)) {
+    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
         unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
     }
 }
@@ -324,6 +370,8 @@ my sub groups_map_hash {
 sub library_config {
     my ($realm, $section, $http_proxy) = @_;
 
+    assert_restrictions_valid($realm, $section);
+
     my $cfg = {
         tenant => $section->{'tenant-id'},
         client_id => $section->{'client-id'},
@@ -336,7 +384,9 @@ sub library_config {
         allowed_tenants => [PVE::Tools::split_list($section->{'allowed-tenants'})],
         required_groups => [PVE::Tools::split_list($section->{'required-groups'})],
     };
-    $cfg->{scopes} = $section->{scopes} if defined($section->{scopes});
+    # the default PVE shows for this inherited openid property ('openid' is always added)
+    $cfg->{scopes} = $section->{scopes}
+        // __PACKAGE__->get_property_schema('entraid', 'scopes')->{default};
     $cfg->{prompt} = $section->{prompt} if defined($section->{prompt});
     $cfg->{acr_values} = $section->{'acr-values'} if defined($section->{'acr-values'});
     $cfg->{http_proxy} = $http_proxy if defined($http_proxy) && $http_proxy ne '';

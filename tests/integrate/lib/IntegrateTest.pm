@@ -1,28 +1,22 @@
 package IntegrateTest;
 
-# Shared helpers of the pve-entraid-integrate tests: a throw-away root tree holding copies
-# of the pristine fixtures, and a runner for the tool with --root.
+# Shared helpers of the pve-entraid-integrate tests, on the REAL upstream files through the
+# contract harness (tests/upstream/lib/UpstreamTest.pm, PVE_ENTRAID_PVE selects pve9/pve8):
+# a throw-away root holding copies of the four upstream files the hooks touch, and a runner
+# for the tool with --root whose own 'perl -c' check sees the real upstream modules.
 
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
-use File::Basename qw(dirname);
-use File::Copy qw(copy);
-use File::Find;
-use File::Path qw(make_path);
-use File::Temp;
+use UpstreamTest ();
 
 use base qw(Exporter);
 our @EXPORT = qw(
-    $TOOL $FIXTURES $DOUBLES @HOOK_FILES
-    make_root run_tool slurp spew tree_bytes block_count perl_check
+    $TOOL @HOOK_FILES
+    make_root run_tool slurp spew tree_bytes block_count perl_check pristine
 );
 
-my $here = dirname(abs_path(__FILE__));
-our $TOOL = abs_path("$here/../../../integrate/pve-entraid-integrate");
-our $FIXTURES = abs_path("$here/../fixtures/pristine");
-our $DOUBLES = abs_path("$here/../doubles");
+our $TOOL = $UpstreamTest::INTEGRATE;
 
 our @HOOK_FILES = qw(
     /usr/share/perl5/PVE/AccessControl.pm
@@ -31,53 +25,27 @@ our @HOOK_FILES = qw(
     /usr/share/pve-manager/index.html.tpl
 );
 
-sub slurp {
-    my ($path) = @_;
-    open(my $fh, '<:raw', $path) or die "open '$path': $!\n";
-    local $/;
-    return scalar(<$fh>);
+*slurp = \&UpstreamTest::slurp;
+*spew = \&UpstreamTest::spew;
+
+# the unmodified upstream bytes of an installed path
+sub pristine {
+    my ($file) = @_;
+    return slurp("$UpstreamTest::TREE/$UpstreamTest::HOOK_SOURCES{$file}");
 }
 
-sub spew {
-    my ($path, $data) = @_;
-    make_path(dirname($path));
-    open(my $fh, '>:raw', $path) or die "open '$path': $!\n";
-    print $fh $data;
-    close($fh) or die "close '$path': $!\n";
-}
-
-# A fresh root with the pristine fixtures and /etc/pve/nodes/<node> for each given node.
-# The File::Temp object removes the tree when it goes out of scope.
+# A fresh root with the real upstream files and /etc/pve/nodes/<node> for each given node,
+# removed at exit.
 sub make_root {
     my (@nodes) = @_;
-    my $dir = File::Temp->newdir('pve-entraid-integrate-XXXXXX', TMPDIR => 1);
-    find(
-        {
-            no_chdir => 1,
-            wanted => sub {
-                return if !-f $_;
-                my $rel = substr($_, length($FIXTURES));
-                make_path(dirname("$dir$rel"));
-                copy($_, "$dir$rel") or die "copy '$_': $!\n";
-            },
-        },
-        $FIXTURES,
-    );
-    make_path("$dir/etc/pve/nodes/$_") for @nodes;
-    return $dir;
+    my ($root) = UpstreamTest::install_hooks(apply => 0, nodes => \@nodes);
+    return $root;
 }
 
 # runs the tool; returns (exit code, combined stdout and stderr)
 sub run_tool {
     my ($root, @args) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!\n";
-    if (!$pid) {
-        open(STDERR, '>&', \*STDOUT);
-        exec($^X, $TOOL, @args, '--root', "$root") or exit(127);
-    }
-    my $output = do { local $/; <$out> } // '';
-    close($out);
-    return ($? >> 8, $output);
+    return UpstreamTest::run_integrate($root, @args);
 }
 
 # path => bytes of every hook file under root (undef when absent)
@@ -93,17 +61,11 @@ sub block_count {
     return $begin == $end ? $begin : -1;
 }
 
-# perl -c of a fixture against the test doubles; returns undef if it compiles, else the error
+# perl -T -c of a file against the real upstream modules; undef if it compiles, else the output
 sub perl_check {
-    my ($path, @inc) = @_;
-    my $pid = open(my $out, '-|') // die "fork: $!\n";
-    if (!$pid) {
-        open(STDERR, '>&', \*STDOUT);
-        exec($^X, (map { "-I$_" } @inc, $DOUBLES), '-c', $path) or exit(127);
-    }
-    my $output = do { local $/; <$out> } // '';
-    close($out);
-    return $? == 0 ? undef : $output;
+    my ($path) = @_;
+    my ($rc, $out) = UpstreamTest::run_perl({}, '-c', $path);
+    return $rc == 0 ? undef : $out;
 }
 
 1;

@@ -1,11 +1,9 @@
-#!/usr/bin/perl
+#!/usr/bin/perl -T
 # apply on pristine fixtures, idempotence, byte-exact revert
 
 use strict;
 use warnings;
 
-use FindBin;
-use lib "$FindBin::Bin/../lib";
 use Test::More;
 
 use IntegrateTest;

@@ -1,12 +1,10 @@
-#!/usr/bin/perl
+#!/usr/bin/perl -T
 # a missing or ambiguous anchor, or an edit that would not compile, leaves that file
 # untouched while the other hooks are applied (exit 2)
 
 use strict;
 use warnings;
 
-use FindBin;
-use lib "$FindBin::Bin/../lib";
 use Test::More;
 
 use IntegrateTest;
@@ -77,7 +75,9 @@ my $root = make_root('pve1');
 spew("$root/usr/share/perl5/PVE/RESTHandler.pm", "package PVE::RESTHandler;\ndie qq{dependency broken\\n};\n");
 my ($rc, $out) = run_tool($root, 'apply', '--node', 'pve1');
 is($rc, 0, 'broken dependency: apply exits 0') or diag($out);
-like($out, qr/^\Q$API\E: does not compile on this system even without the hook \(dependency broken\); checking its syntax only$/m,
+# (the first line of the compile error is not necessarily the dependency's own: with the real
+# tree, perl may first trip over an optional module the tool's loader stubs)
+like($out, qr/^\Q$API\E: does not compile on this system even without the hook \(.+\); checking its syntax only$/m,
     'broken dependency: says the full check was not possible');
 is(block_count(slurp("$root$API")), 1, 'broken dependency: hook applied after the syntax check');
 

@@ -1,12 +1,10 @@
-#!/usr/bin/perl
+#!/usr/bin/perl -T
 # a PVE upgrade replaces hooked files: status notices it, apply (the dpkg trigger) hooks the
 # new file again, and revert after an upstream change removes only our blocks
 
 use strict;
 use warnings;
 
-use FindBin;
-use lib "$FindBin::Bin/../lib";
 use Test::More;
 
 use IntegrateTest;
@@ -19,7 +17,7 @@ my ($rc, $out) = run_tool($root, 'apply', '--node', 'pve1');
 is($rc, 0, 'apply') or diag($out);
 
 # the upgrade installs a new upstream version, without our block
-my $upgraded = slurp("$IntegrateTest::FIXTURES$ACL") =~ s/^1;$/sub new_in_upgrade { return 1; }\n\n1;/mr;
+my $upgraded = pristine($ACL) =~ s/^1;$/sub new_in_upgrade { return 1; }\n\n1;/mr;
 spew("$root$ACL", $upgraded);
 
 ($rc, $out) = run_tool($root, 'status', '--node', 'pve1');
@@ -52,7 +50,7 @@ like($out, qr/^hook http-unauthenticated\s+\Q$HTTP\E\s+applied$/m, 'status: bloc
 is($rc, 0, 'revert exits 0');
 like($out, qr/^\Q$HTTP\E: changed since the hook was applied \(PVE upgrade\?\), removing only the pve-entraid blocks$/m,
     'revert says it only strips our blocks');
-my $expected = slurp("$IntegrateTest::FIXTURES$HTTP") =~ s/my \$require_auth = 1;/my \$require_auth = 1; # changed upstream/r;
+my $expected = pristine($HTTP) =~ s/my \$require_auth = 1;/my \$require_auth = 1; # changed upstream/r;
 is(slurp("$root$HTTP"), $expected, 'only our block removed, the upstream change kept');
 like($out, qr/^\Q$ACL\E: restored from backup/m, 'unchanged files are restored from backup');
 
@@ -68,6 +66,6 @@ is($rc, 0, 'apply replaces it');
 unlike(slurp("$root$HTTP"), qr/old-login/, 'outdated block gone');
 is(block_count(slurp("$root$HTTP")), 1, 'one block left');
 run_tool($root, 'revert', '--node', 'pve1');
-is(slurp("$root$HTTP"), slurp("$IntegrateTest::FIXTURES$HTTP"), 'revert still restores the pristine file');
+is(slurp("$root$HTTP"), pristine($HTTP), 'revert still restores the pristine file');
 
 done_testing();

@@ -1,12 +1,10 @@
-#!/usr/bin/perl
+#!/usr/bin/perl -T
 # the node marker: written by apply, removed by revert, and status warns loudly about
 # any cluster node without it
 
 use strict;
 use warnings;
 
-use FindBin;
-use lib "$FindBin::Bin/../lib";
 use Test::More;
 
 use IntegrateTest;
@@ -17,7 +15,7 @@ is($rc, 0, 'apply on pve1');
 ok(-f "$root/etc/pve/nodes/pve1/pve-entraid", 'marker written for this node');
 ok(!-e "$root/etc/pve/nodes/$_/pve-entraid", "no marker written for $_") for qw(pve2 pve3);
 
-my ($cargo_version) = slurp("$FindBin::Bin/../../../Cargo.toml") =~ m/^version = "([^"]+)"/m;
+my ($cargo_version) = slurp("$UpstreamTest::REPO/Cargo.toml") =~ m/^version = "([^"]+)"/m;
 is(slurp("$root/etc/pve/nodes/pve1/pve-entraid"), "pve-entraid $cargo_version\n", 'marker holds the package version (Cargo.toml)');
 
 ($rc, $out) = run_tool($root, 'status', '--node', 'pve1');

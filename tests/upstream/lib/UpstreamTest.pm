@@ -137,6 +137,7 @@ BEGIN {
     unshift @INC, $STANDINS, @PROJECT_LIB, @UPSTREAM_LIB;
 }
 
+
 # --- files ------------------------------------------------------------------------------------
 
 sub slurp {
@@ -252,7 +253,6 @@ sub load_pve {
     my ($pos) = grep { !ref($INC[$_]) && $INC[$_] eq $first_upstream } 0 .. $#INC;
     splice(@INC, $pos // 0, 0, "$root/usr/share/perl5");
 
-    spy_syslog();
     require PVE::AccessControl;
     require PVE::RPCEnvironment;
     require PVE::API2::Domains;
@@ -265,8 +265,8 @@ sub load_pve {
 }
 
 # Every PVE::SafeSyslog::syslog() call of the process as "<priority>: <message>", in order.
-# The real syslog() still runs (to the journal when there is one); the spy is installed
-# before any module imports syslog, so every caller goes through it.
+# The real syslog() still runs (to the journal when there is one); the spy is installed when
+# UpstreamTest loads, before any module imports syslog, so every caller goes through it.
 our @SYSLOG;
 my $spied;
 sub spy_syslog {
@@ -280,6 +280,7 @@ sub spy_syslog {
         return $real->(@_);
     };
 }
+BEGIN { spy_syslog(); } # before any module imports syslog()
 
 # --- API calls through the real RESTHandler --------------------------------------------------
 
@@ -301,7 +302,7 @@ sub spy_syslog {
 
 # Calls one API method like pvedaemon does (find_handler, real parameter validation of
 # PVE::RESTHandler::handle, result verification) as `user` (default root@pam), without the
-# HTTP layer's permission check. Dies with the handler's error.
+# HTTP layer's permission check. Dies with the handler's error. user => undef: anonymous.
 sub api_call {
     my ($method, $path, $param, %opt) = @_;
     UpstreamTest::API2::setup();
@@ -310,7 +311,7 @@ sub api_call {
     die "no handler for $method $path\n" if !$handler || !$info;
     my $rpcenv = PVE::RPCEnvironment::get();
     $rpcenv->init_request();
-    $rpcenv->set_user($opt{user} // 'root@pam');
+    $rpcenv->set_user(exists $opt{user} ? $opt{user} : 'root@pam');
     return $handler->handle($info, { %$uri_param, %{ $param // {} } }, 1);
 }
 
@@ -351,12 +352,13 @@ sub http_request {
 # --- CLIs ---------------------------------------------------------------------------------------
 
 # Runs a Perl script in a child (same namespace, same @INC, under -T unless taint => 0).
-# First argument may be an options hash: { taint, stdin, env => {...} }.
+# First argument may be an options hash: { taint, stdin, env => {...}, inc => [dirs] }
+# (inc replaces the @INC passed on, e.g. [pristine_inc()] for a node without pve-entraid).
 # Returns (exit code, combined stdout+stderr).
 sub run_perl {
     my $opt = ref($_[0]) eq 'HASH' ? shift : {};
     my ($script, @args) = @_;
-    my @inc = map { "-I$_" } grep { !ref($_) } @INC;
+    my @inc = map { "-I$_" } grep { !ref($_) } @{ $opt->{inc} // \@INC };
     my @cmd = ($PERL, (($opt->{taint} // 1) ? ('-T') : ()), @inc, $script, @args);
     local $ENV{PERL5LIB} = join(':', grep { !ref($_) } @INC) if defined($opt->{taint}) && !$opt->{taint};
     local @ENV{ keys %{ $opt->{env} // {} } } = values %{ $opt->{env} // {} };
@@ -367,6 +369,9 @@ sub run_perl {
     waitpid($pid, 0);
     return ($? >> 8, $output);
 }
+
+# @INC of a node WITHOUT pve-entraid: stand-ins and the unmodified upstream trees only
+sub pristine_inc { return ($STANDINS, @UPSTREAM_LIB); }
 
 # the real pveum (pve-access-control/src/pveum) of the selected tree
 sub run_pveum {

@@ -111,7 +111,11 @@ $res = req('PUT', '/access/domains/entra', { delete => 'client-key' });
 }
 
 # --- certificate credential: both PEM files copied into priv, paths not in domains.cfg
-$res = req('PUT', '/access/domains/entra', { 'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key" });
+# the form the schema documents: PEM text (current plugin) or, before that, PEM file paths
+my $as_text = PVE::Auth::EntraID->properties()->{'client-cert'}->{description} =~ m/PEM text/;
+$res = req('PUT', '/access/domains/entra', $as_text
+    ? { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") }
+    : { 'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key" });
 is($res->{status}, 200, 'PUT client-cert/client-cert-key') or diag($res->{message});
 is(slurp("$priv/entra.crt"), slurp("$keys/client.crt"), "certificate in $priv/entra.crt");
 is(slurp("$priv/entra.key"), slurp("$keys/client.key"), "its key in $priv/entra.key");
@@ -119,11 +123,11 @@ is((stat("$priv/entra.key"))[2] & 07777, 0600, 'key file mode 0600');
 ok(!-e "$priv/entra.secret", 'switching to a certificate removes the secret');
 unlike(slurp('/etc/pve/domains.cfg'), qr/client-cert|BEGIN/, 'no certificate path or PEM in domains.cfg');
 
-# --- delete the realm: section and every private file gone, other realms kept
+# --- delete the realm: section and credential files gone (identity pins stay, issue 10.3), other realms kept
 $res = req('DELETE', '/access/domains/entra');
 is($res->{status}, 200, 'DELETE /access/domains/entra');
 unlike(slurp('/etc/pve/domains.cfg'), qr/entra/, 'section removed');
-ok(!-e "$priv/entra.$_", "priv/entraid/entra.$_ removed") for qw(secret crt key identities.json);
+ok(!-e "$priv/entra.$_", "priv/entraid/entra.$_ removed") for qw(secret crt key);
 is(join('', map { section_of(slurp('/etc/pve/domains.cfg'), $_, $_) } qw(pam pve)), $pam_pve, 'pam and pve kept');
 
 # --- without a ticket nothing but the list works

@@ -45,6 +45,20 @@ is_deeply(\%got, \%expect, "$PVE auth_handler: anonymous calls are exactly upstr
 my $err = do { eval { auth_handler('GET', '/access/entraid/login', undef, undef) }; $@ };
 like(ref($err) ? $err->{msg} : $err, qr/No ticket/, 'other entraid calls without a ticket: "No ticket"');
 
+# the same calls on a node WITHOUT pve-entraid (unmodified upstream HTTPServer): the entraid
+# POSTs need a ticket there, so the hook is what opens them
+my ($rc, $out) = run_perl({ inc => [UpstreamTest::pristine_inc()] }, '-e', q{
+    use PVE::RPCEnvironment; use PVE::HTTPServer;
+    my $server = bless { rpcenv => PVE::RPCEnvironment->init('priv') }, 'PVE::HTTPServer';
+    for my $call (@ARGV) {
+        my ($m, $u) = split(/ /, $call);
+        my $ok = eval { $server->auth_handler($m, $u, undef, undef, undef, '127.0.0.1'); 1 } ? 1 : 0;
+        print "$call=$ok\n";
+    }
+}, 'POST /access/entraid/login', 'POST /access/entraid/auth-url', 'POST /access/openid/login');
+is($out =~ s/^(?!POST ).*\n//mgr, "POST /access/entraid/login=0\nPOST /access/entraid/auth-url=0\nPOST /access/openid/login=1\n",
+    'unhooked upstream HTTPServer: entraid calls need a ticket, openid ones do not') or diag($out);
+
 # with a ticket made by the real code, the user's calls pass (and CSRF is required by the
 # real code only for non-root euids, so root passes without it as pvedaemon does)
 my ($ticket, $csrf) = login_ticket('root@pam');
