@@ -94,7 +94,9 @@ pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char
 // validates the ID token and resolves group overage.
 //
 // Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
-// Result: `{"claims": {...}, "groups": [...], "username"}`.
+// Result: `{"claims": {...}, "groups": [...], "username"}` and the mapping as `pve_entraid_map`
+// gives it, without the pin: `"userid", "pve_groups", "managed_groups", "identity", "firstname",
+// "lastname", "email"`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //
 // # Safety
@@ -104,7 +106,7 @@ pve_entraid_result pve_entraid_login(const uint8_t *req, size_t req_len, char **
 // Maps login claims to a PVE user id, groups and identity pin. Pure: no I/O.
 //
 // Request: `{"realm", "config", "claims", "groups", "username", "pin": null | {"tid", "oid"}}`.
-// Result: `{"userid", "pve_groups", "managed_groups", "new_pin", "firstname", "lastname", "email"}`.
+// Result: `{"userid", "pve_groups", "managed_groups", "identity", "new_pin", "firstname", "lastname", "email"}`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //
 // # Safety
