@@ -161,8 +161,6 @@ sub options {
         prompt => { optional => 1 },
         'acr-values' => { optional => 1 },
         scopes => { optional => 1 },
-        # the base plugin's TFA requirement; the login answers with a TFA challenge (API2/EntraID.pm)
-        tfa => { optional => 1 },
         default => { optional => 1 },
         comment => { optional => 1 },
         tfa => { optional => 1 },
