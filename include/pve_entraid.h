@@ -77,7 +77,7 @@ const char *pve_entraid_version(void);
 
 // Builds the Entra authorization URL and a sealed state.
 //
-// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "login_hint"?}`.
+// Request: `{"realm", "config", "cache_dir"?, "redirect_url", "state_key_file", "binding_hash", "login_hint"?}`.
 // Result: `{"url", "state"}`. No network request when discovery is cached.
 //
 // `req` points to `req_len` bytes of UTF-8 JSON (no NUL terminator needed); it is only read
@@ -91,11 +91,13 @@ const char *pve_entraid_version(void);
 // writing one pointer.
 pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char **out);
 
-// Completes a login: checks the state (sealed, realm, expiry, single use), exchanges the code,
+// Completes a login: checks the state (sealed, realm, expiry, browser binding, single use), exchanges the code,
 // validates the ID token and resolves group overage.
 //
-// Request: `{"realm", "config", "cache_dir"?, "code", "state", "redirect_url", "state_key_file"}`.
-// Result: `{"claims": {...}, "groups": [...], "username"}`.
+// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
+// Result: `{"claims": {...}, "groups": [...], "username"}` and the mapping as `pve_entraid_map`
+// gives it, without the pin: `"userid", "pve_groups", "managed_groups", "identity", "firstname",
+// "lastname", "email"`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //
 // # Safety
@@ -105,7 +107,7 @@ pve_entraid_result pve_entraid_login(const uint8_t *req, size_t req_len, char **
 // Maps login claims to a PVE user id, groups and identity pin. Pure: no I/O.
 //
 // Request: `{"realm", "config", "claims", "groups", "username", "pin": null | {"tid", "oid"}}`.
-// Result: `{"userid", "pve_groups", "managed_groups", "new_pin", "firstname", "lastname", "email"}`.
+// Result: `{"userid", "pve_groups", "managed_groups", "identity", "new_pin", "firstname", "lastname", "email"}`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //
 // # Safety

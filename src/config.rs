@@ -340,9 +340,13 @@ impl RealmConfig {
     }
 }
 
-/// Group GUIDs compare case-insensitively; app role names stay as they are.
+/// Group GUIDs compare case-insensitively; app role names stay as they are. A key may be scoped
+/// to one tenant as `<tenant GUID>:<group GUID or app role>` (see `mapping::member_keys`).
 pub fn normalize_group_key(k: &str) -> String {
     let k = k.trim();
+    if let Some((tid, rest)) = k.split_once(':').filter(|(tid, _)| is_guid(tid)) {
+        return format!("{}:{}", tid.to_ascii_lowercase(), normalize_group_key(rest));
+    }
     if is_guid(k) {
         k.to_ascii_lowercase()
     } else {

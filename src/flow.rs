@@ -12,12 +12,19 @@ use crate::config::UsernameClaim;
 use crate::discovery::Discovery;
 use crate::error::{Code, Error, Result};
 use crate::graph;
+use crate::mapping;
 use crate::oidc;
 use crate::request::{invalid, Env, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
 fn discovery<'a>(req: &'a Request, env: &'a Env) -> Discovery<'a> {
     Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now }
+}
+
+/// The request's binding value `name` (see `state::parse_binding`).
+fn binding(req: &Request, name: &str) -> Result<[u8; state::BINDING_LEN]> {
+    state::parse_binding(req.str(name)?)
+        .ok_or_else(|| invalid(format!("`{name}` must be 32 bytes as base64url without padding (43 characters)")))
 }
 
 fn state_key(req: &Request) -> Result<[u8; 32]> {
@@ -36,6 +43,7 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     if login_hint.is_some_and(|h| h.len() > 256 || !h.chars().all(|c| c.is_ascii_graphic())) {
         return Err(invalid("`login_hint` must be a sign-in name of at most 256 printable characters"));
     }
+    let binding_hash = binding(req, "binding_hash")?;
     let key = state_key(req)?;
     let provider = discovery(req, env).provider()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -45,6 +53,7 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
         pkce_verifier: verifier.secret().clone(),
         redirect_url: redirect_url.clone(),
         expires_at: env.now + STATE_LIFETIME_SECS,
+        binding_hash,
     };
     // The `state` is not a bare random CSRF token but the sealed login state (stateless callback).
     let sealed = state::seal(&key, &login)?;
@@ -71,15 +80,20 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     Ok(json!({"url": url.as_str(), "state": sealed}))
 }
 
-/// Exchanges the code and returns `{"claims", "groups", "username"}`.
+/// Exchanges the code and returns `{"claims", "groups", "username"}` and the mapping
+/// (`mapping::map_identity`): `userid`, `pve_groups`, `managed_groups`, `identity`, names, email.
 pub fn login(req: &Request, env: &Env) -> Result<Value> {
     let code = req.str("code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));
     }
     let state_text = req.str("state")?;
+    let binding_key = binding(req, "binding_key")?;
     let key = state_key(req)?;
     let login = state::open(&key, state_text, &req.realm, env.now)?;
+    // Before consuming and before any request to Entra: an attacker's code and state planted in
+    // a victim's browser (login CSRF) fail here at no cost.
+    state::verify_binding(&login, &binding_key)?;
     // Consumed before the exchange, so two racing callbacks cannot both use it.
     state::consume(req.cache_dir.as_deref(), state_text, login.expires_at, env.now)?;
 
@@ -112,7 +126,14 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
         claims.groups.clone()
     };
     let username = username(&claims, req.cfg.username_claim)?;
-    Ok(json!({"claims": claims, "groups": groups, "username": username}))
+    // One call per login: the mapping travels with the claims, and Perl only compares the pin
+    // and updates user.cfg under PVE's lock.
+    let claims_json = serde_json::to_value(&claims).map_err(|_| Error::new(Code::InternalError, "serialising the claims"))?;
+    let mut mapped = mapping::map_identity(&req.cfg, &req.realm, claims_json.as_object().unwrap_or(&serde_json::Map::new()), groups.clone(), &username)?;
+    mapped["claims"] = claims_json;
+    mapped["groups"] = json!(groups);
+    mapped["username"] = json!(username);
+    Ok(mapped)
 }
 
 /// The PVE user name per `username_claim`; names (not oid) are lower-cased because Entra treats

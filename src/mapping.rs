@@ -3,20 +3,33 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::config::{is_guid, normalize_group_key};
+use crate::config::{is_guid, normalize_group_key, RealmConfig, Tenant};
 use crate::error::{Code, Error, Result};
 use crate::request::{invalid, Request};
 
-/// PVE user names may not contain whitespace, `:` or `/`, and a user id is at most 64 characters.
+/// Characters a user name from Entra may not carry into PVE, beyond whitespace, control and
+/// non-ASCII characters: `:` separates user.cfg fields and ticket parts, `,` the members of a
+/// group or ACL line, `/` API paths, `%` PVE's text encoding, `;`/`=` property strings, and `!`
+/// API token ids (`user@realm!token`).
+const UNSAFE_IN_USER_NAME: &[char] = &[':', ',', '/', '%', ';', '=', '!'];
+
+/// The PVE user id `<name>@<realm>`; `access.denied` naming the rule when the name is unsafe.
 fn check_user_name(name: &str, realm: &str) -> Result<String> {
-    let userid = format!("{name}@{realm}");
-    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/') {
-        return Err(Error::new(Code::AccessDenied, "the user name from Entra is not a valid PVE user name"));
+    let denied = |why: &str| Error::new(Code::AccessDenied, format!("the user name from Entra {why}; choose another username_claim or rename the account"));
+    if name.is_empty() {
+        return Err(denied("is empty"));
     }
-    if userid.chars().count() > 64 {
-        return Err(Error::new(Code::AccessDenied, "the user id would be longer than PVE's 64 characters; choose another username_claim"));
+    if !name.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(denied("contains whitespace, control or non-ASCII characters"));
+    }
+    if name.contains(UNSAFE_IN_USER_NAME) {
+        return Err(denied("contains one of the characters : , / % ; = ! that PVE user names cannot carry"));
+    }
+    let userid = format!("{name}@{realm}");
+    if userid.len() > 64 {
+        return Err(denied("gives a user id longer than PVE's 64 characters"));
     }
     Ok(userid)
 }
@@ -47,9 +60,32 @@ fn pin_of(v: &Value, name: &str) -> Result<Option<(String, String)>> {
     }
 }
 
-pub fn map(req: &Request) -> Result<Value> {
-    let cfg = &req.cfg;
-    let claims = req.body.get("claims").and_then(Value::as_object).ok_or_else(|| invalid("`claims` is required"))?;
+/// The group-map and required-groups keys a membership `m` of a user of tenant `tid` matches:
+/// always the tenant-scoped `<tid>:<m>`; the unscoped `<m>` only when the tenant is trusted to
+/// define it. In a single-tenant realm that is every token's tenant. In an `organizations`/
+/// `common` realm it is the first of `allowed_tenants` (the home tenant that owns the app
+/// registration): any other allowed tenant's admin can assign app roles of the app to their own
+/// users, so their roles and groups count only through keys scoped to their tenant.
+fn member_keys(cfg: &RealmConfig, tid: &str, memberships: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    let unscoped_trusted = match &cfg.tenant {
+        Tenant::Single(_) => true,
+        Tenant::Multi { allowed, .. } => allowed.first().is_some_and(|home| home == tid),
+    };
+    let mut keys = BTreeSet::new();
+    for m in memberships {
+        let m = normalize_group_key(&m);
+        keys.insert(format!("{tid}:{m}"));
+        if unscoped_trusted {
+            keys.insert(m);
+        }
+    }
+    keys
+}
+
+/// From a validated identity to the PVE user id, its groups and the identity to pin:
+/// `{userid, pve_groups, managed_groups, identity: {tid, oid}, firstname, lastname, email}`.
+/// `claims` is the `claims` object of a login answer; `groups` the groups Graph resolved.
+pub fn map_identity(cfg: &RealmConfig, realm: &str, claims: &Map<String, Value>, groups: Vec<String>, username: &str) -> Result<Value> {
     let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
     let tid = text("tid").ok_or_else(|| invalid("`claims.tid` is required"))?.to_ascii_lowercase();
     let oid = text("oid").ok_or_else(|| invalid("`claims.oid` is required"))?.to_ascii_lowercase();
@@ -67,43 +103,47 @@ pub fn map(req: &Request) -> Result<Value> {
         return Err(Error::new(Code::AccessGuest, "guest accounts are not allowed in this realm (allow_guests)"));
     }
 
-    let userid = check_user_name(req.str("username")?, &req.realm)?;
+    let userid = check_user_name(username, realm)?;
 
     // Memberships: resolved groups (covers overage), groups in the token, and app roles.
-    let mut member_of: BTreeSet<String> = BTreeSet::new();
-    for g in strings(req.body.get("groups"), "groups")?
-        .into_iter()
-        .chain(strings(claims.get("groups"), "claims.groups")?)
-        .chain(strings(claims.get("roles"), "claims.roles")?)
-    {
-        member_of.insert(normalize_group_key(&g));
-    }
+    let memberships = groups.into_iter().chain(strings(claims.get("groups"), "claims.groups")?).chain(strings(claims.get("roles"), "claims.roles")?);
+    let member_of = member_keys(cfg, &tid, memberships);
     if !cfg.required_groups.is_empty() && !cfg.required_groups.iter().any(|g| member_of.contains(g)) {
         return Err(Error::new(Code::AccessDenied, "the user is in none of the realm's required_groups"));
     }
     let pve_groups: BTreeSet<&String> = cfg.groups_map.iter().filter(|(k, _)| member_of.contains(*k)).map(|(_, v)| v).collect();
     let managed_groups: BTreeSet<&String> = cfg.groups_map.values().collect();
 
-    let new_pin = match pin_of(req.body.get("pin").unwrap_or(&Value::Null), "pin")? {
-        Some((ptid, poid)) if ptid != tid || poid != oid => {
-            return Err(Error::new(
-                Code::IdentityPinMismatch,
-                format!("{userid} is bound to another Entra identity; an administrator must remove the old binding first"),
-            ))
-        }
-        Some(_) => Value::Null,
-        None => json!({"tid": tid, "oid": oid}),
-    };
-
     Ok(json!({
         "userid": userid,
         "pve_groups": pve_groups,
         "managed_groups": managed_groups,
-        "new_pin": new_pin,
+        "identity": {"tid": tid, "oid": oid},
         "firstname": text("given_name"),
         "lastname": text("family_name"),
         "email": text("email"),
     }))
+}
+
+/// The `map` entry point: `map_identity` plus the comparison with a stored pin
+/// (`new_pin` is the identity when none was stored).
+pub fn map(req: &Request) -> Result<Value> {
+    let claims = req.body.get("claims").and_then(Value::as_object).ok_or_else(|| invalid("`claims` is required"))?;
+    let mut mapped = map_identity(&req.cfg, &req.realm, claims, strings(req.body.get("groups"), "groups")?, req.str("username")?)?;
+    let identity = mapped["identity"].clone();
+    let (tid, oid) = (identity["tid"].as_str().unwrap_or_default(), identity["oid"].as_str().unwrap_or_default());
+    let new_pin = match pin_of(req.body.get("pin").unwrap_or(&Value::Null), "pin")? {
+        Some((ptid, poid)) if ptid != tid || poid != oid => {
+            return Err(Error::new(
+                Code::IdentityPinMismatch,
+                format!("{} is bound to another Entra identity; an administrator must remove the old binding first", mapped["userid"].as_str().unwrap_or_default()),
+            ))
+        }
+        Some(_) => Value::Null,
+        None => identity,
+    };
+    mapped["new_pin"] = new_pin;
+    Ok(mapped)
 }
 
 #[cfg(test)]
@@ -196,5 +236,45 @@ mod tests {
             let e = map(&r).unwrap_err();
             assert!(matches!(e.code, Code::AccessDenied | Code::RequestInvalid), "{name}");
         }
+    }
+
+    #[test]
+    fn user_names_outside_the_safe_set_are_denied_with_the_reason() {
+        // `bob@pve,x` would become group member `bob@pve` in user.cfg's comma-separated lists.
+        for name in ["bob@pve,x", "a;b", "a=b", "a%3ab", "alice!tok", "alice\n", "al\u{0}ice", "alice\tx", "jürgen@contoso.example", "a\u{2028}b"] {
+            let e = map(&req(json!({}), json!({"username": name}))).unwrap_err();
+            assert_eq!(e.code, Code::AccessDenied, "{name:?}");
+            assert!(e.message.contains("user name from Entra"), "{}", e.message);
+        }
+        // Guest UPNs and apostrophes are fine.
+        for name in ["alice_fabrikam.example#ext#@contoso.onmicrosoft.com", "o'brien@contoso.example", "a+b~c@x.y"] {
+            map(&req(json!({}), json!({"username": name}))).unwrap();
+        }
+    }
+
+    #[test]
+    fn tenant_scoped_group_keys_in_multi_tenant_realms() {
+        const OTHER: &str = "99999999-8888-7777-6666-555555555555";
+        let multi = json!({"tenant": "organizations", "allowed_tenants": [TID, OTHER],
+            "groups_map": {"PVE.Admin": "admins", format!("{OTHER}:PVE.Admin"): "other-admins",
+                           format!("{}:PVE.Auditor", OTHER.to_uppercase()): "other-auditors"}});
+        let from_other = json!({"claims": {"tid": OTHER, "iss": format!("https://login.microsoftonline.com/{OTHER}/v2.0"),
+            "groups": [], "roles": ["PVE.Admin", "PVE.Auditor"]}});
+        // Another allowed tenant's admin assigns the app role to his own user: only the keys
+        // scoped to his tenant count, never the unscoped `PVE.Admin`.
+        let out = map(&req(multi.clone(), from_other.clone())).unwrap();
+        assert_eq!(out["pve_groups"], json!(["other-admins", "other-auditors"]));
+        // The home tenant (first allowed) keeps the unscoped keys.
+        let out = map(&req(multi.clone(), json!({"claims": {"groups": [], "roles": ["PVE.Admin"]}}))).unwrap();
+        assert_eq!(out["pve_groups"], json!(["admins"]));
+        // required_groups follows the same rule.
+        let mut gated = multi.clone();
+        gated["required_groups"] = json!(["PVE.Admin"]);
+        assert_eq!(map(&req(gated.clone(), from_other.clone())).unwrap_err().code, Code::AccessDenied);
+        gated["required_groups"] = json!([format!("{OTHER}:PVE.Admin")]);
+        map(&req(gated, from_other)).unwrap();
+        // Single tenant: unscoped keys apply, keys scoped to another tenant do not.
+        let single = json!({"groups_map": {"PVE.Admin": "admins", format!("{OTHER}:PVE.Admin"): "x", format!("{TID}:PVE.Admin"): "y"}});
+        assert_eq!(map(&req(single, json!({"claims": {"groups": []}}))).unwrap()["pve_groups"], json!(["admins", "y"]));
     }
 }

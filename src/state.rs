@@ -1,5 +1,5 @@
 //! The OAuth `state` parameter, stateless and cluster-safe: everything the callback needs
-//! (realm, nonce, PKCE verifier, redirect URL, expiry) is sealed with XChaCha20-Poly1305 under a
+//! (realm, nonce, PKCE verifier, redirect URL, expiry, browser binding) is sealed with XChaCha20-Poly1305 under a
 //! key file replicated to all nodes, so the callback may land on any node. Single use is enforced
 //! per node by a bounded cache of consumed states; issuing a state writes nothing.
 
@@ -23,8 +23,11 @@ pub const STATE_LIFETIME_SECS: u64 = 600;
 pub const MAX_CONSUMED: usize = 10_000;
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
-/// Binds the ciphertext to its purpose and format version.
-const AAD: &[u8] = b"pve-entraid state v1";
+/// Binds the ciphertext to its purpose and format version (v2: with the browser binding).
+const AAD: &[u8] = b"pve-entraid state v2";
+/// The browser binding: a secret of this many random bytes stays in the browser that started the
+/// login; only its SHA-256 travels (sealed) through Entra and back.
+pub const BINDING_LEN: usize = 32;
 
 /// What a state carries from auth_url to login.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +37,36 @@ pub struct LoginState {
     pub pkce_verifier: String,
     pub redirect_url: String,
     pub expires_at: u64,
+    /// SHA-256 of the browser's binding key (RFC 9700 §4.7.1: the state is bound to the user agent).
+    pub binding_hash: [u8; BINDING_LEN],
+}
+
+/// Reads a binding value: exactly 32 bytes as canonical base64url without padding (43 chars).
+pub fn parse_binding(text: &str) -> Option<[u8; BINDING_LEN]> {
+    if text.len() != 43 {
+        return None;
+    }
+    let bytes: [u8; BINDING_LEN] = b64url_decode(text)?.try_into().ok()?;
+    // One spelling per value: the last character may carry unused bits that must be zero.
+    (b64url(&bytes) == text).then_some(bytes)
+}
+
+/// The binding hash the state carries for a binding key.
+pub fn binding_hash_of(key: &[u8; BINDING_LEN]) -> [u8; BINDING_LEN] {
+    Sha256::digest(key).into()
+}
+
+/// Checks the browser's binding key against the sealed hash, in constant time.
+pub fn verify_binding(s: &LoginState, key: &[u8; BINDING_LEN]) -> Result<()> {
+    let hash = binding_hash_of(key);
+    let diff = hash.iter().zip(s.binding_hash.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    if std::hint::black_box(diff) != 0 {
+        return Err(Error::new(
+            Code::StateBindingMismatch,
+            "the login was not started in this browser (or its session storage was cleared); start the login again",
+        ));
+    }
+    Ok(())
 }
 
 fn key_error(msg: String) -> Error {
@@ -87,7 +120,7 @@ pub fn random_token(n: usize) -> Result<String> {
 
 pub fn seal(key: &[u8; KEY_LEN], s: &LoginState) -> Result<String> {
     let plain = json!({"realm": s.realm, "nonce": s.nonce, "pkce": s.pkce_verifier,
-                       "redirect_url": s.redirect_url, "exp": s.expires_at})
+                       "redirect_url": s.redirect_url, "exp": s.expires_at, "bind": b64url(&s.binding_hash)})
     .to_string();
     let mut nonce = [0u8; NONCE_LEN];
     random_bytes(&mut nonce)?;
@@ -121,6 +154,7 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
         pkce_verifier: text("pkce")?,
         redirect_url: text("redirect_url")?,
         expires_at: v.get("exp").and_then(Value::as_u64).ok_or_else(invalid)?,
+        binding_hash: v.get("bind").and_then(Value::as_str).and_then(parse_binding).ok_or_else(invalid)?,
     };
     if s.realm != realm {
         return Err(Error::new(Code::StateRealmMismatch, "the login was started for another realm"));
@@ -187,7 +221,7 @@ mod tests {
     }
 
     fn sample(exp: u64) -> LoginState {
-        LoginState { realm: "entra".into(), nonce: "n".into(), pkce_verifier: "v".into(), redirect_url: "https://pve:8006".into(), expires_at: exp }
+        LoginState { realm: "entra".into(), nonce: "n".into(), pkce_verifier: "v".into(), redirect_url: "https://pve:8006".into(), expires_at: exp, binding_hash: binding_hash_of(&[5u8; 32]) }
     }
 
     #[test]
@@ -206,6 +240,30 @@ mod tests {
             assert_eq!(open(&key, bad, "entra", 999).unwrap_err().code, Code::StateInvalid);
         }
         assert_ne!(seal(&key, &sample(1000)).unwrap(), s, "random nonce per state");
+    }
+
+    #[test]
+    fn binding_key_must_match_the_sealed_hash() {
+        let key = [7u8; 32];
+        let s = open(&key, &seal(&key, &sample(1000)).unwrap(), "entra", 999).unwrap();
+        verify_binding(&s, &[5u8; 32]).unwrap();
+        let mut other = [5u8; 32];
+        other[31] ^= 1;
+        assert_eq!(verify_binding(&s, &other).unwrap_err().code, Code::StateBindingMismatch);
+        // The hash itself is no key: sending what auth_url got back does not pass.
+        assert_eq!(verify_binding(&s, &binding_hash_of(&[5u8; 32])).unwrap_err().code, Code::StateBindingMismatch);
+    }
+
+    #[test]
+    fn binding_values_are_canonical_base64url_of_32_bytes() {
+        let text = b64url(&[0xffu8; 32]);
+        assert_eq!(text.len(), 43);
+        assert_eq!(parse_binding(&text), Some([0xffu8; 32]));
+        // last character with non-zero unused bits, padding, wrong length, other alphabet
+        let non_canonical = format!("{}_", &text[..42]);
+        for bad in [non_canonical.as_str(), &format!("{text}="), &text[..42], "", &b64url(&[1u8; 31]), &b64url(&[1u8; 33]), &text.replace('_', "/")] {
+            assert_eq!(parse_binding(bad), None, "{bad}");
+        }
     }
 
     #[test]

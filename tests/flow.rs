@@ -3,7 +3,7 @@
 
 mod abi_harness;
 
-use abi_harness::{call, call_raw, code_of, pve_entraid_auth_url, pve_entraid_check, pve_entraid_login, pve_entraid_map, Entry, Realm};
+use abi_harness::{call, call_raw, code_of, BINDING_HASH, BINDING_KEY, pve_entraid_auth_url, pve_entraid_check, pve_entraid_login, pve_entraid_map, Entry, Realm};
 use entra_emulator::{ALICE_OID, BOB_OID, CLIENT_ID, CLIENT_SECRET, TENANT};
 use serde_json::{json, Value};
 
@@ -36,6 +36,11 @@ fn alice_logs_in_and_is_mapped() {
     assert_eq!(res["claims"]["tid"], TENANT);
     assert_eq!(res["username"], "alice@contoso.example");
     assert_eq!(res["claims"]["groups_overage"], false);
+    // one call per login: the mapping comes with it (here without a groups_map)
+    assert_eq!(res["userid"], "alice@contoso.example@entra");
+    assert_eq!(res["identity"], json!({"tid": TENANT, "oid": ALICE_OID}));
+    assert_eq!(res["pve_groups"], json!([]));
+    assert_eq!(res["email"], "alice@contoso.example");
 
     let mut map = s.request();
     map["config"]["groups_map"] = json!({"6f7e8d9c-1111-4111-8111-000000000001": "admins"});
@@ -168,14 +173,51 @@ fn certificate_credential_logs_in() {
 }
 
 #[test]
-fn guests_are_refused_by_map() {
-    let s = Realm::new("flow-guest");
+fn guests_are_refused_by_login() {
+    let mut s = Realm::new("flow-guest");
+    // login maps the identity itself (one call per login): the guest is refused there
+    assert_eq!(err_code(pve_entraid_login, &s.login_request_for("guest@fabrikam.example")).0, "access.guest");
+    s.config["allow_guests"] = json!(true);
     let res = ok(pve_entraid_login, &s.login_request_for("guest@fabrikam.example"));
+    // and `map` agrees when the realm does not allow guests
+    s.config["allow_guests"] = json!(false);
     let mut map = s.request();
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
     assert_eq!(err_code(pve_entraid_map, &map).0, "access.guest");
+}
+
+#[test]
+fn the_state_is_bound_to_the_browser_that_started_the_login() {
+    let s = Realm::new("flow-binding");
+    // The attacker signs in with his own account and plants his code and state in the victim's
+    // tab: the victim's browser holds another binding key (here: 32 bytes 0..31).
+    let planted = s.login_request();
+    let mut victim = planted.clone();
+    victim["binding_key"] = json!("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+    s.emu.reset_stats();
+    assert_eq!(err_code(pve_entraid_login, &victim).0, "state.binding_mismatch");
+    assert_eq!(s.count("token"), 0, "refused before the code is redeemed");
+    // Compared before the state is consumed: the state is not burnt by the mismatch.
+    ok(pve_entraid_login, &planted);
+
+    // The hash itself (what auth_url got) is not the key.
+    let mut hash_only = s.login_request();
+    hash_only["binding_key"] = json!(BINDING_HASH);
+    assert_eq!(err_code(pve_entraid_login, &hash_only).0, "state.binding_mismatch");
+
+    // Both ends are required, 43 canonical base64url characters.
+    for bad in [Value::Null, json!(format!("{BINDING_KEY}=")), json!("short")] {
+        let mut req = s.login_request();
+        req["binding_key"] = bad.clone();
+        assert_eq!(err_code(pve_entraid_login, &req).0, "request.invalid", "{bad}");
+    }
+    for bad in [Value::Null, json!(""), json!(&BINDING_HASH[..42]), json!(BINDING_HASH.replace('Q', "+"))] {
+        let mut req = s.request();
+        req["binding_hash"] = bad.clone();
+        assert_eq!(err_code(pve_entraid_auth_url, &req).0, "request.invalid", "{bad}");
+    }
 }
 
 #[test]

@@ -75,7 +75,7 @@ for my $name (qw(auth_url login)) {
     is($info->{method}, 'POST', "$name: POST");
 }
 is_deeply([sort keys %{ PVE::API2::EntraID->map_method_by_name('login')->{returns}->{properties} }],
-    [sort qw(username ticket CSRFPreventionToken cap clustername)], 'login returns the /access/ticket shape');
+    [sort qw(username ticket CSRFPreventionToken cap clustername NeedTFA)], 'login returns the /access/ticket shape');
 
 # schemas the Domains API builds
 my $create = PVE::Auth::Plugin->createSchema();

@@ -26,14 +26,15 @@ my $redirect = 'https://pve1.example.com:8006';
 
 sub start_login {
     my ($hint, $realm) = @_;
-    my $url = api_call('auth_url', { realm => $realm // 'entra', 'redirect-url' => $redirect });
+    my $url = api_call('auth_url', { realm => $realm // 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH });
     return browser_authorize($url, $hint);
 }
 
 sub login_as {
     my ($hint, %extra) = @_;
     my ($code, $state) = start_login($hint, $extra{realm});
-    return api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect, %extra });
+    return api_call('login', { realm => 'entra', code => $code, state => $state,
+        'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY, %extra });
 }
 
 sub error_of_call {
@@ -42,7 +43,7 @@ sub error_of_call {
     return $@;
 }
 
-my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH });
 like($url, qr{^http://127\.0\.0\.1:\d+/\Q$TENANT\E/oauth2/v2\.0/authorize\?}, 'auth-url returns the authorize URL');
 like($url, qr/[?&]client_id=\Q$CLIENT_ID\E(&|$)/, 'with the client id');
 like($url, qr/[?&]code_challenge_method=S256/, 'with PKCE');
@@ -50,7 +51,7 @@ unlike($url, qr/\Q$SECRET\E|s3cr/, 'never with the secret');
 
 # first login of alice: autocreate, mapped groups, pin
 my ($code, $state) = start_login('alice@contoso.example');
-my $res = api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+my $res = api_call('login', { realm => 'entra', code => $code, state => $state, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY });
 my $userid = 'alice@contoso.example@entra';
 is($res->{username}, $userid, 'user id from upn and realm');
 like($res->{ticket}, qr/^PVE:\Q$userid\E:[0-9A-F]{8}::\S+$/, 'PVE ticket');
@@ -76,9 +77,9 @@ like(join("\n", @UpstreamTest::SYSLOG), qr/entraid login; realm=entra user=\Q$us
     'success logged with realm, user, oid, tid');
 
 # the same state and code again
-my $err = error_of_call(sub { api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect }) });
+my $err = error_of_call(sub { api_call('login', { realm => 'entra', code => $code, state => $state, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY }) });
 is($err->{code}, 400, 'replayed state is a 400');
-like("$err", qr/\(state\.replayed\)/, 'with code state.replayed');
+like("$err", qr/\(state\.replayed, reference [0-9a-f]{8}\)/, 'with code state.replayed');
 
 # sync: only groups the map manages lose members; 'manual' is untouched
 update_realm('entra', 'groups-autocreate' => 1);
@@ -91,7 +92,7 @@ PVE::AccessControl::lock_user_config(sub {
     PVE::Cluster::cfs_write_file('user.cfg', $cfg);
 });
 $res = login_as('alice@contoso.example');
-is($res->{username}, $userid, 'second login, without realm parameter');
+is($res->{username}, $userid, 'second login');
 $usercfg = PVE::Cluster::cfs_read_file('user.cfg');
 is_deeply([sort keys %{ $usercfg->{users}->{$userid}->{groups} }], [qw(admins manual ops)],
     'auditors (managed, lost) removed; ops autocreated; manual (unmanaged) kept');
@@ -104,12 +105,15 @@ my $other_pin = { 'alice@contoso.example' => { tid => $TENANT, oid => '0a1b2c3d-
 PVE::Tools::file_set_contents("$priv/entra.identities.json", encode_json($other_pin), 0600);
 $err = error_of_call(sub { login_as('alice@contoso.example') });
 is($err->{code}, 403, 'other identity with the same user name is a 403');
-like("$err", qr/\(identity\.pin_mismatch\)/, 'with code identity.pin_mismatch');
+like("$err", qr/\(identity\.pin_mismatch, reference [0-9a-f]{8}\)/, 'with code identity.pin_mismatch');
 is(slurp("$dir/user.cfg"), $user_before, 'user.cfg untouched');
 is_deeply(decode_json(slurp("$priv/entra.identities.json")), $other_pin, 'pins untouched');
-like($UpstreamTest::SYSLOG[-1], qr/^err: entraid login failure; realm=entra user=alice\@contoso.example oid=\Q$ALICE_OID\E tid=\Q$TENANT\E .*code=identity\.pin_mismatch/,
+like($UpstreamTest::SYSLOG[-1], qr/^err: entraid login failure; ref=[0-9a-f]{8} realm=entra user=alice\@contoso.example\@entra oid=\Q$ALICE_OID\E tid=\Q$TENANT\E .*code=identity\.pin_mismatch/,
     'failure logged with realm, user, oid, tid and code');
-unlink("$priv/entra.identities.json");
+# the right pin again (a user that exists without a pin would need an admin's approval)
+PVE::Tools::file_set_contents("$priv/entra.identities.json",
+    encode_json({ 'alice@contoso.example' => { tid => $TENANT, oid => $ALICE_OID } }), 0600);
+my $pins_before = slurp("$priv/entra.identities.json");
 
 # required-groups gate
 {
@@ -117,24 +121,25 @@ unlink("$priv/entra.identities.json");
     ok(eval { update_realm('entra', 'required-groups' => $other_group); 1 }, 'required-groups stored') or diag($@);
     $err = error_of_call(sub { login_as('alice@contoso.example') });
     is(ref($err) && $err->{code}, 403, 'user outside required-groups is a 403');
-    like("$err", qr/\(access\.denied\)/, 'with code access.denied');
-    ok(!-e "$priv/entra.identities.json", 'no pin written for a refused login');
+    like("$err", qr/\(access\.denied, reference [0-9a-f]{8}\)/, 'with code access.denied');
+    is(slurp("$priv/entra.identities.json"), $pins_before, 'no pin written for a refused login');
     eval { update_realm('entra', 'required-groups' => "$other_group;PVE.Admin") };
     is(eval { login_as('alice@contoso.example')->{username} }, $userid, 'app role satisfies required-groups');
     eval { update_realm('entra', delete => 'required-groups') };
 }
-unlink("$priv/entra.identities.json");
 
 # guests
 $err = error_of_call(sub { login_as('guest@fabrikam.example') });
 is($err->{code}, 403, 'guest refused');
-like("$err", qr/\(access\.guest\)/, 'with code access.guest');
+like("$err", qr/\(access\.guest, reference [0-9a-f]{8}\)/, 'with code access.guest');
 ok(!grep({ /fabrikam/ } keys %{ PVE::Cluster::cfs_read_file('user.cfg')->{users} }), 'no guest user created');
 
 # no autocreate: unknown users are refused, and the realm parameter pins the realm
 $err = error_of_call(sub { login_as('alice@contoso.example', realm => 'aaa') });
-is($err->{code}, 401, 'realm without autocreate refuses an unknown user');
-like("$err", qr/does not exist.*\(access\.denied\)/, 'saying so');
+is($err->{code}, 403, 'realm without autocreate refuses an unknown user');
+like("$err", qr/\baccess denied \(access\.denied, reference [0-9a-f]{8}\)$/, 'saying only that, to an anonymous caller');
+like($UpstreamTest::SYSLOG[-1], qr/code=access\.denied msg=user '\S+' does not exist and realm 'aaa' does not autocreate/,
+    'syslog says why');
 
 # group overage: bob's 250 groups come from Graph
 $res = login_as('bob@contoso.example');

@@ -20,18 +20,18 @@ domains_call('create', {
 });
 ok(!-e "$dir/priv/entraid/entra.secret", 'no secret file for a certificate realm');
 
-my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH });
 my ($code, $state) = browser_authorize($url, 'alice@contoso.example');
-my $res = api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+my $res = api_call('login', { realm => 'entra', code => $code, state => $state, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY });
 is($res->{username}, 'alice@contoso.example@entra', 'login with the certificate credential');
 
 # a proxy that refuses connections: the code exchange cannot reach the IdP, so the proxy is used
-($code, $state) = browser_authorize(api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect }),
+($code, $state) = browser_authorize(api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH }),
     'alice@contoso.example');
 open(my $fh, '>', "$dir/datacenter.cfg") or die $!;
 print $fh "keyboard: en-us\nhttp_proxy: http://127.0.0.1:9\n";
 close($fh);
-eval { api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect }) };
-like("$@", qr/\(idp\.(unreachable|timeout)\)/, 'datacenter.cfg http_proxy is used for the IdP');
+eval { api_call('login', { realm => 'entra', code => $code, state => $state, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY }) };
+like("$@", qr/\(idp\.(unreachable|timeout), reference/, 'datacenter.cfg http_proxy is used for the IdP');
 
 done_testing();

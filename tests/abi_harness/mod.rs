@@ -32,6 +32,9 @@ pub const ENTRIES: [(&str, Entry); 4] = [
 ];
 
 pub const USER: &str = "alice@contoso.example";
+/// A browser binding key (32 bytes 0x42, base64url) and its SHA-256, as the web UI sends them.
+pub const BINDING_KEY: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI";
+pub const BINDING_HASH: &str = "Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw";
 pub const PANIC_CODE: u32 = 90;
 
 /// One call with raw request bytes. Checks what every answer must satisfy: it exists, it is
@@ -149,6 +152,8 @@ impl Realm {
             "realm": self.realm, "config": self.config, "cache_dir": self.cache_dir(),
             "redirect_url": "https://pve1.example:8006",
             "state_key_file": self.scratch.0.join("priv/state.key"),
+            // The browser binding: hash for auth_url, the key itself for login (BINDING_*).
+            "binding_hash": BINDING_HASH, "binding_key": BINDING_KEY,
         })
     }
 

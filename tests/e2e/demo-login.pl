@@ -33,7 +33,7 @@ printf("client secret stored in %s (mode %04o), not in domains.cfg\n",
     'priv/entraid/entra.secret', (stat("$dir/priv/entraid/entra.secret"))[2] & 07777);
 
 step('POST /access/entraid/auth-url');
-my $authorize = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+my $authorize = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH });
 print "authorize URL: $authorize\n";
 
 step('browser: GET authorize (login_hint=alice@contoso.example), read the redirect');
@@ -41,7 +41,7 @@ my ($code, $state, $location) = browser_authorize($authorize, 'alice@contoso.exa
 print "302 Location: ", substr($location, 0, 100), "...\n";
 
 step('POST /access/entraid/login');
-my $res = api_call('login', { code => $code, state => $state, 'redirect-url' => $redirect });
+my $res = api_call('login', { realm => 'entra', code => $code, state => $state, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY });
 my $usercfg = PVE::Cluster::cfs_read_file('user.cfg');
 my $user = $usercfg->{users}->{ $res->{username} };
 

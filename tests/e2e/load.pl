@@ -89,11 +89,11 @@ my ($done, $wall) = run_workers('login', sub {
 	my %r = (worker => $n);
 	eval {
 	    my $t0 = time();
-	    my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect });
+	    my $url = api_call('auth_url', { realm => 'entra', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH });
 	    $r{auth_s} = time() - $t0;
 	    ($r{code}, $r{state}) = browser_authorize($url, $user);
 	    my $t1 = time();
-	    my $res = api_call('login', { code => $r{code}, state => $r{state}, 'redirect-url' => $redirect });
+	    my $res = api_call('login', { realm => 'entra', code => $r{code}, state => $r{state}, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY });
 	    $r{login_s} = time() - $t1;
 	    $r{flow_s} = time() - $t0;
 	    $r{username} = $res->{username};
@@ -123,7 +123,7 @@ my ($replays) = run_workers('replay', sub {
     my ($n) = @_;
     my @mine;
     for my $r (grep { ($_->{worker} + 1) % $workers == $n } @used) {
-	my $res = eval { api_call('login', { code => $r->{code}, state => $r->{state}, 'redirect-url' => $redirect }) };
+	my $res = eval { api_call('login', { realm => 'entra', code => $r->{code}, state => $r->{state}, 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY }) };
 	push @mine, { state => $r->{state}, code => $@ ? error_code($@) : 'accepted' };
     }
     return \@mine;

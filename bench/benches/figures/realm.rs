@@ -30,6 +30,9 @@ impl Realm {
             "cache_dir": self.dir.join("cache"),
             "redirect_url": "https://pve1.example:8006",
             "state_key_file": self.dir.join("state.key"),
+            // browser binding: SHA-256 (for auth_url) of the key (for login), 32 bytes 0x42
+            "binding_hash": "Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw",
+            "binding_key": "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI",
         })
     }
 

@@ -7,8 +7,6 @@ package PVE::API2::EntraID;
 use strict;
 use warnings;
 
-use JSON;
-
 use PVE::Cluster qw(cfs_read_file cfs_write_file);
 use PVE::AccessControl;
 use PVE::Auth::Plugin;
@@ -18,7 +16,6 @@ use PVE::Exception qw(raise);
 use PVE::JSONSchema qw(get_standard_option);
 use PVE::RPCEnvironment;
 use PVE::SafeSyslog;
-use PVE::Tools;
 
 use PVE::RESTHandler;
 
@@ -31,14 +28,72 @@ my $redirect_url_schema = {
     maxLength => 255,
 };
 
-# Anything that is not already a PVE::Exception becomes a 500 without Perl's "at ... line".
-my sub to_exception {
+# The browser binding (RFC 9700 4.7.1): the client keeps 32 random bytes for the duration of
+# the login, sends their SHA-256 to auth-url (sealed into the state) and the bytes to login.
+my $binding_pattern = qr/[A-Za-z0-9_-]{43}/;
+my $binding_hash_schema = {
+    description => "Base64url (no padding) SHA-256 of 32 random bytes that the client keeps"
+        . " until it calls 'login' with them as 'binding-key'.",
+    type => 'string',
+    pattern => $binding_pattern,
+};
+my $binding_key_schema = {
+    description => "Base64url (no padding) of the 32 random bytes whose SHA-256 was sent to"
+        . " 'auth-url' as 'binding-hash'.",
+    type => 'string',
+    pattern => $binding_pattern,
+};
+
+# The stable code of a failure: the library's, or the one our own messages end with.
+my sub code_of {
     my ($err) = @_;
-    return $err if ref($err) && eval { $err->isa('PVE::Exception') };
-    my $msg = "$err";
-    $msg =~ s/ at \S+ line \d+\.?\n?$//;
-    chomp $msg;
-    return PVE::Exception->new("$msg (internal.error)\n", code => 500);
+    my $lib = PVE::EntraID::Lib::error_of($err);
+    return $lib->{code} if $lib && $lib->{code};
+    return $1 if "$err" =~ m/\(([a-z]+\.[a-z_]+)\)\s*$/;
+    return 'internal.error';
+}
+
+# What an anonymous caller is told, per code family: short and generic; the detail (AADSTS,
+# hint, trace/correlation ids, paths, account state) goes only to syslog under the same reference.
+my $generic_message = {
+    state => 'the login is no longer valid; start it again',
+    token => 'Entra ID returned an identity that was not accepted',
+    access => 'access denied',
+    identity => 'access denied',
+    idp => 'Entra ID could not complete the login',
+    discovery => 'Entra ID could not complete the login',
+    jwks => 'Entra ID could not complete the login',
+    graph => 'Entra ID could not complete the login',
+    request => 'invalid request',
+};
+
+my sub anonymous_failure {
+    my ($what, $err, $ctx) = @_;
+
+    my $code = code_of($err);
+    my $lib = PVE::EntraID::Lib::error_of($err) // {};
+    my $reference = sprintf('%08x', int(rand(0xffffffff)));
+    my $detail = ref($err) && eval { $err->isa('PVE::Exception') } ? $err->{msg} : "$err";
+    $detail =~ s/ at \S+ line \d+\.?\n?$//;
+    $detail =~ s/\s+/ /g;
+    $detail =~ s/\s+$//;
+    my $line = "entraid $what failure; ref=$reference realm=" . ($ctx->{realm} // '-')
+        . " user=" . ($ctx->{username} // '-')
+        . " oid=" . ($ctx->{oid} // '-')
+        . " tid=" . ($ctx->{tid} // '-')
+        . " rhost=" . ($ctx->{rhost} // '-')
+        . " code=$code";
+    $line .= " aadsts=$lib->{aadsts}" if defined($lib->{aadsts});
+    $line .= " correlation_id=$lib->{correlation_id}" if defined($lib->{correlation_id});
+    $line .= " trace_id=$lib->{trace_id}" if defined($lib->{trace_id});
+    $line .= " msg=$detail";
+    syslog('err', '%s', $line);
+
+    my ($family) = $code =~ m/^([a-z]+)\./;
+    my $message = $generic_message->{$family // ''} // 'login failed';
+    my $status = PVE::EntraID::Lib::http_status_for($code);
+    return PVE::Exception->new("$message ($code, reference $reference)\n", code => $status,
+        entraid => { code => $code, reference => $reference });
 }
 
 my sub entraid_section {
@@ -60,22 +115,6 @@ my sub base_request {
         cache_dir => $PVE::Auth::EntraID::CACHE_DIR,
         state_key_file => "$PVE::Auth::EntraID::PRIV_DIR/state.key",
     };
-}
-
-my sub log_failure {
-    my ($what, $exc, $ctx) = @_;
-    my $err = PVE::EntraID::Lib::error_of($exc) // {};
-    my $code = $err->{code} // ($exc->{msg} =~ m/\(([a-z]+\.[a-z_]+)\)\s*$/ ? $1 : 'unknown');
-    my $line = "entraid $what failure; realm=" . ($ctx->{realm} // '-')
-        . " user=" . ($ctx->{username} // '-')
-        . " oid=" . ($ctx->{oid} // '-')
-        . " tid=" . ($ctx->{tid} // '-')
-        . " rhost=" . ($ctx->{rhost} // '-')
-        . " code=$code";
-    $line .= " aadsts=$err->{aadsts}" if defined($err->{aadsts});
-    $line .= " correlation_id=$err->{correlation_id}" if defined($err->{correlation_id});
-    $line .= " trace_id=$err->{trace_id}" if defined($err->{trace_id});
-    syslog('err', '%s', $line);
 }
 
 __PACKAGE__->register_method ({
@@ -105,6 +144,7 @@ __PACKAGE__->register_method ({
         properties => {
             realm => get_standard_option('realm'),
             'redirect-url' => $redirect_url_schema,
+            'binding-hash' => $binding_hash_schema,
         },
     },
     returns => {
@@ -120,74 +160,139 @@ __PACKAGE__->register_method ({
             my $section = entraid_section(cfs_read_file('domains.cfg'), $realm);
             my $request = base_request($realm, $section);
             $request->{redirect_url} = $param->{'redirect-url'};
+            $request->{binding_hash} = $param->{'binding-hash'};
             PVE::EntraID::Lib::call('auth_url', $request)->{url};
         };
         if (my $err = $@) {
-            my $exc = to_exception($err);
-            log_failure('auth-url', $exc, { realm => $realm });
-            die $exc;
+            my $rpcenv = PVE::RPCEnvironment::get();
+            die anonymous_failure('auth-url', $err, { realm => $realm, rhost => $rpcenv->get_client_ip() });
         }
         return $url;
     }});
 
-my sub read_pins {
-    my ($realm) = @_;
-    my $path = PVE::Auth::EntraID::identities_path($realm);
-    return {} if !-e $path;
-    my $pins = eval { decode_json(PVE::Tools::file_get_contents($path)) };
-    raise("identity pins $path are unreadable, refusing logins until it is fixed"
-        . " (internal.error)\n", code => 500) if ref($pins) ne 'HASH';
-    return $pins;
+my sub denied {
+    my ($msg) = @_;
+    raise("$msg (access.denied)\n", code => 403);
 }
 
-# Applies the library's mapping to user.cfg; returns true when something changed.
-my sub apply_user_mapping {
-    my ($usercfg, $section, $mapped, $realm) = @_;
+# The identity a login proved against the user's pin, under the user-config lock. Returns the
+# pin to store, or undef. A user the admin created (not this login) is pinned only with the
+# admin's approval (`pve-entraid pin`), unless its name is the immutable object id: otherwise
+# whoever first signs in with a matching name would take the account over (nOAuth).
+my sub check_pin {
+    my ($pins, $login, $user_exists, $section) = @_;
 
-    my $userid = $mapped->{userid};
+    my ($name, $identity) = ($login->{username}, $login->{identity});
+    if (my $pin = $pins->{$name}) {
+        return undef if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
+        raise("$login->{userid} is bound to another Entra identity; an administrator must remove"
+            . " the old binding first (identity.pin_mismatch)\n", code => 403);
+    }
+    raise("$login->{userid} exists but is bound to no Entra identity yet; an administrator must"
+        . " approve it with 'pve-entraid pin' (tid $identity->{tid}, oid $identity->{oid})"
+        . " (identity.pin_mismatch)\n", code => 403)
+        if $user_exists && ($section->{'username-claim'} // 'upn') ne 'oid';
+    return $identity;
+}
+
+# e-mail addresses PVE itself accepts, on one line (the format allows a trailing newline).
+my sub safe_email {
+    my ($email) = @_;
+    return undef if !defined($email) || $email =~ m/[^\x21-\x7e]/;
+    return PVE::JSONSchema::pve_verify_email($email, 1);
+}
+
+# Applies the library's mapping to user.cfg with PVE's own helpers; returns true when
+# something changed.
+my sub apply_user_mapping {
+    my ($usercfg, $section, $login, $realm) = @_;
+
+    my $userid = $login->{userid};
     my $changed = 0;
-    my $user = $usercfg->{users}->{$userid};
-    if (!$user) {
-        raise("user '$userid' does not exist and realm '$realm' does not autocreate users"
-            . " (access.denied)\n", code => 401) if !$section->{autocreate};
-        $user = $usercfg->{users}->{$userid} = { enable => 1, expire => 0 };
-        for my $k (qw(email firstname lastname)) {
-            $user->{$k} = $mapped->{$k} if defined($mapped->{$k}) && $mapped->{$k} ne '';
+    if (!$usercfg->{users}->{$userid}) {
+        denied("user '$userid' does not exist and realm '$realm' does not autocreate users")
+            if !$section->{autocreate};
+        my $user = $usercfg->{users}->{$userid} = { enable => 1, expire => 0 };
+        $user->{firstname} = $login->{firstname} if length($login->{firstname} // '');
+        $user->{lastname} = $login->{lastname} if length($login->{lastname} // '');
+        if (defined(my $email = $login->{email})) {
+            if (defined(safe_email($email))) {
+                $user->{email} = $email;
+            } else {
+                syslog('warning', '%s', "entraid realm=$realm: not storing the e-mail claim of"
+                    . " $userid, it is no valid e-mail address");
+            }
         }
         $changed = 1;
     }
-    raise("user account disabled (access.denied)\n", code => 401) if !$user->{enable};
-    raise("user account expired (access.denied)\n", code => 401)
-        if $user->{expire} && $user->{expire} < time();
+    denied("user account disabled or expired")
+        if !PVE::AccessControl::check_user_enabled($usercfg, $userid, 1);
 
-    my %wanted = map { $_ => 1 } @{ $mapped->{pve_groups} // [] };
+    my %wanted = map { $_ => 1 } @{ $login->{pve_groups} // [] };
     for my $group (sort keys %wanted) {
-        my $g = $usercfg->{groups}->{$group};
-        if (!$g) {
+        if (!$usercfg->{groups}->{$group}) {
             if (!$section->{'groups-autocreate'}) {
                 syslog('warning', '%s', "entraid realm=$realm: mapped group '$group' does not"
                     . " exist and groups-autocreate is off, not adding $userid");
                 next;
             }
-            $g = $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
+            $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
         }
-        next if $g->{users}->{$userid};
-        $g->{users}->{$userid} = 1;
-        $user->{groups}->{$group} = 1;
+        next if $usercfg->{groups}->{$group}->{users}->{$userid};
+        PVE::AccessControl::add_user_group($userid, $usercfg, $group);
         $changed = 1;
     }
     if ($section->{'groups-sync'}) {
         # only groups the map manages; memberships an admin gave by hand stay
-        for my $group (@{ $mapped->{managed_groups} // [] }) {
+        for my $group (@{ $login->{managed_groups} // [] }) {
             next if $wanted{$group};
             my $g = $usercfg->{groups}->{$group} or next;
             next if !$g->{users}->{$userid};
             delete $g->{users}->{$userid};
-            delete $user->{groups}->{$group};
+            delete $usercfg->{users}->{$userid}->{groups}->{$group};
             $changed = 1;
         }
     }
     return $changed;
+}
+
+# Pin check and user.cfg update, both under PVE's user-config lock.
+my sub apply_login {
+    my ($realm, $section, $login) = @_;
+
+    my $userid = $login->{userid};
+    PVE::Auth::Plugin::verify_username($userid, 1)
+        or denied("'$userid' is not a valid PVE user id");
+
+    my $inner_err;
+    PVE::AccessControl::lock_user_config(sub {
+        eval {
+            my $usercfg = cfs_read_file('user.cfg');
+            my $pins = PVE::Auth::EntraID::read_identity_pins($realm);
+            my $new_pin = check_pin($pins, $login, !!$usercfg->{users}->{$userid}, $section);
+            my $changed = apply_user_mapping($usercfg, $section, $login, $realm);
+            # the pin first: if user.cfg then fails, the same identity logs in again
+            if ($new_pin) {
+                $pins->{$login->{username}} = $new_pin;
+                PVE::Auth::EntraID::write_identity_pins($realm, $pins);
+            }
+            cfs_write_file('user.cfg', $usercfg) if $changed;
+        };
+        $inner_err = $@;
+    }, "entraid login failed");
+    die $inner_err if $inner_err;
+}
+
+# The TFA challenge PVE asks of this user, as /access/ticket does after a password: undef when
+# the user has no TFA entries and the realm requires none.
+my sub tfa_challenge {
+    my ($userid, $realm) = @_;
+    my $challenge = eval { PVE::AccessControl::authenticate_2nd_new($userid, $realm, undef, undef) };
+    if (my $err = $@) {
+        chomp(my $msg = "$err");
+        denied("second factor: $msg");
+    }
+    return $challenge;
 }
 
 __PACKAGE__->register_method ({
@@ -195,7 +300,9 @@ __PACKAGE__->register_method ({
     path => 'login',
     method => 'POST',
     protected => 1,
-    description => "Verify the Microsoft Entra ID authorization code and create a ticket.",
+    description => "Verify the Microsoft Entra ID authorization code and create a ticket. When"
+        . " the user has TFA entries or the realm requires TFA, the answer is a TFA challenge"
+        . " ticket ('NeedTFA'), completed through /access/ticket with 'tfa-challenge'.",
     parameters => {
         additionalProperties => 0,
         properties => {
@@ -211,9 +318,9 @@ __PACKAGE__->register_method ({
             },
             'redirect-url' => $redirect_url_schema,
             realm => get_standard_option('realm', {
-                optional => 1,
-                description => "Realm that started the login; found from the state if omitted.",
+                description => "Realm that started the login (the one given to auth-url).",
             }),
+            'binding-key' => $binding_key_schema,
         },
     },
     returns => {
@@ -221,8 +328,9 @@ __PACKAGE__->register_method ({
             username => { type => 'string' },
             ticket => { type => 'string' },
             CSRFPreventionToken => { type => 'string' },
-            cap => { type => 'object' },
+            cap => { type => 'object', optional => 1 },
             clustername => { type => 'string', optional => 1 },
+            NeedTFA => { type => 'boolean', optional => 1 },
         },
     },
     permissions => { user => 'world' },
@@ -230,79 +338,35 @@ __PACKAGE__->register_method ({
         my ($param) = @_;
 
         my $rpcenv = PVE::RPCEnvironment::get();
-        my $ctx = { rhost => $rpcenv->get_client_ip(), realm => $param->{realm} };
+        my $realm = $param->{realm};
+        my $ctx = { rhost => $rpcenv->get_client_ip(), realm => $realm };
 
         my $res = eval {
-            my $domains = cfs_read_file('domains.cfg');
-            my @realms = defined($param->{realm}) ? ($param->{realm})
-                : grep { $domains->{ids}->{$_}->{type} eq 'entraid' } sort keys %{ $domains->{ids} };
-            raise("no entraid realm is configured (request.invalid)\n", code => 400) if !@realms;
+            # only this realm is read: another realm's broken config never blocks this login
+            my $section = entraid_section(cfs_read_file('domains.cfg'), $realm);
+            my $request = base_request($realm, $section);
+            $request->{code} = $param->{code};
+            $request->{state} = $param->{state};
+            $request->{redirect_url} = $param->{'redirect-url'};
+            $request->{binding_key} = $param->{'binding-key'};
+            my $login = PVE::EntraID::Lib::call('login', $request);
+            $ctx->{username} = $login->{userid};
+            $ctx->{oid} = $login->{identity}->{oid};
+            $ctx->{tid} = $login->{identity}->{tid};
 
-            # the state is sealed for one realm; the library refuses it for any other before
-            # doing any I/O, so trying each entraid realm is cheap and safe
-            my ($realm, $section, $login);
-            for my $candidate (@realms) {
-                $section = entraid_section($domains, $candidate);
-                my $request = base_request($candidate, $section);
-                $request->{code} = $param->{code};
-                $request->{state} = $param->{state};
-                $request->{redirect_url} = $param->{'redirect-url'};
-                $ctx->{realm} = $candidate;
-                $login = eval { PVE::EntraID::Lib::call('login', $request) };
-                if (my $err = $@) {
-                    my $lib_err = PVE::EntraID::Lib::error_of($err);
-                    next if $lib_err && $lib_err->{code} eq 'state.realm_mismatch' && @realms > 1;
-                    die $err;
-                }
-                $realm = $candidate;
-                last;
+            apply_login($realm, $section, $login);
+
+            my $userid = $login->{userid};
+            my $res = { username => $userid };
+            if (defined(my $challenge = tfa_challenge($userid, $realm))) {
+                # exactly /access/ticket's answer for a first factor that needs a second one
+                $res->{ticket} = PVE::AccessControl::assemble_ticket("!tfa!$challenge", $userid);
+                $res->{NeedTFA} = 1;
+            } else {
+                $res->{ticket} = PVE::AccessControl::assemble_ticket($userid);
+                $res->{cap} = $rpcenv->compute_api_permission($userid);
             }
-            raise("the login state belongs to no entraid realm (state.realm_mismatch)\n",
-                code => 400) if !$login;
-            $ctx->{realm} = $realm;
-            $ctx->{username} = $login->{username};
-            $ctx->{oid} = $login->{claims}->{oid};
-            $ctx->{tid} = $login->{claims}->{tid};
-
-            my $userid;
-            my $inner_err;
-            PVE::AccessControl::lock_user_config(sub {
-                eval {
-                    my $pins = read_pins($realm);
-                    my $request = base_request($realm, $section);
-                    delete $request->{$_} for qw(cache_dir state_key_file);
-                    $request->{claims} = $login->{claims};
-                    $request->{groups} = $login->{groups};
-                    $request->{username} = $login->{username};
-                    $request->{pin} = $pins->{$login->{username}};
-                    my $mapped = PVE::EntraID::Lib::call('map', $request);
-
-                    $userid = $mapped->{userid};
-                    $ctx->{username} = $userid;
-                    raise("'$userid' is not a valid PVE user id (access.denied)\n", code => 403)
-                        if !PVE::Auth::Plugin::verify_username($userid, 1);
-
-                    my $usercfg = cfs_read_file('user.cfg');
-                    my $changed = apply_user_mapping($usercfg, $section, $mapped, $realm);
-
-                    # the pin first: if user.cfg then fails, the same identity logs in again
-                    if (my $pin = $mapped->{new_pin}) {
-                        $pins->{$login->{username}} = $pin;
-                        PVE::Tools::file_set_contents(PVE::Auth::EntraID::identities_path($realm),
-                            JSON->new->canonical->pretty->encode($pins), 0600);
-                    }
-                    cfs_write_file('user.cfg', $usercfg) if $changed;
-                };
-                $inner_err = $@;
-            }, "entraid login failed");
-            die $inner_err if $inner_err;
-
-            my $res = {
-                ticket => PVE::AccessControl::assemble_ticket($userid),
-                username => $userid,
-                CSRFPreventionToken => PVE::AccessControl::assemble_csrf_prevention_token($userid),
-                cap => $rpcenv->compute_api_permission($userid),
-            };
+            $res->{CSRFPreventionToken} = PVE::AccessControl::assemble_csrf_prevention_token($userid);
             my $clinfo = PVE::Cluster::get_clinfo();
             if ($clinfo->{cluster}->{name} && $rpcenv->check($userid, '/', ['Sys.Audit'], 1)) {
                 $res->{clustername} = $clinfo->{cluster}->{name};
@@ -310,14 +374,14 @@ __PACKAGE__->register_method ({
             $res;
         };
         if (my $err = $@) {
-            my $exc = to_exception($err);
-            log_failure('login', $exc, $ctx);
-            die $exc;
+            die anonymous_failure('login', $err, $ctx);
         }
 
-        syslog('info', '%s', "entraid login; realm=$ctx->{realm} user=$res->{username}"
-            . " oid=$ctx->{oid} tid=$ctx->{tid} rhost=" . ($ctx->{rhost} // '-'));
-        PVE::Cluster::log_msg('info', 'root@pam', "successful entraid auth for user '$res->{username}'");
+        syslog('info', '%s', "entraid login; realm=$realm user=$res->{username}"
+            . " oid=$ctx->{oid} tid=$ctx->{tid} rhost=" . ($ctx->{rhost} // '-')
+            . ($res->{NeedTFA} ? ' tfa=challenge-issued' : ''));
+        PVE::Cluster::log_msg('info', 'root@pam', "successful entraid auth for user '$res->{username}'")
+            if !$res->{NeedTFA};
         return $res;
     }});
 

@@ -19,7 +19,7 @@ BEGIN {
 use UpstreamTest ();
 
 use base 'Exporter';
-our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP
+our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP $BINDING_KEY $BINDING_HASH
     setup_cluster start_emulator stop_emulator add_realm update_realm api_call domains_call
     browser_authorize emulator_control slurp);
 
@@ -27,6 +27,9 @@ our $ROOT = $UpstreamTest::REPO;
 our ($TENANT, $CLIENT_ID, $SECRET, $ALICE_OID, $ALICE_GROUP) = ($UpstreamTest::TENANT,
     $UpstreamTest::CLIENT_ID, $UpstreamTest::SECRET, $UpstreamTest::ALICE_OID, $UpstreamTest::ALICE_GROUP);
 
+# the browser binding the web UI makes: 32 bytes (here 0x42) and their SHA-256, base64url
+our $BINDING_KEY = 'QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI';
+our $BINDING_HASH = 'Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw';
 *start_emulator = \&UpstreamTest::start_emulator;
 *stop_emulator = \&UpstreamTest::stop_emulator;
 *emulator_control = \&UpstreamTest::emulator_control;

