@@ -12,7 +12,7 @@ use PVE::AccessControl;
 use PVE::Auth::Plugin;
 use PVE::Auth::EntraID;
 use PVE::EntraID::Lib;
-use PVE::Exception qw(raise);
+use PVE::Exception;
 use PVE::JSONSchema qw(get_standard_option);
 use PVE::RPCEnvironment;
 use PVE::SafeSyslog;
@@ -44,13 +44,11 @@ my $binding_key_schema = {
     pattern => $binding_pattern,
 };
 
-# The stable code of a failure: the library's, or the one our own messages end with.
+# The stable code of a failure (carried as data by the library's and our own errors).
 my sub code_of {
     my ($err) = @_;
     my $lib = PVE::EntraID::Lib::error_of($err);
-    return $lib->{code} if $lib && $lib->{code};
-    return $1 if "$err" =~ m/\(([a-z]+\.[a-z_]+)\)\s*$/;
-    return 'internal.error';
+    return $lib && $lib->{code} ? $lib->{code} : 'internal.error';
 }
 
 # What an anonymous caller is told, per code family: short and generic; the detail (AADSTS,
@@ -91,7 +89,7 @@ my sub anonymous_failure {
 
     my ($family) = $code =~ m/^([a-z]+)\./;
     my $message = $generic_message->{$family // ''} // 'login failed';
-    my $status = PVE::EntraID::Lib::http_status_for($code);
+    my $status = $lib->{api_status} // 500;
     return PVE::Exception->new("$message ($code, reference $reference)\n", code => $status,
         entraid => { code => $code, reference => $reference });
 }
@@ -99,10 +97,10 @@ my sub anonymous_failure {
 my sub entraid_section {
     my ($domains, $realm) = @_;
     my $section = $domains->{ids}->{$realm};
-    raise("authentication domain '$realm' does not exist (request.invalid)\n", code => 400)
-        if !$section;
-    raise("realm '$realm' is of type '$section->{type}', not 'entraid' (request.invalid)\n",
-        code => 400) if $section->{type} ne 'entraid';
+    die PVE::EntraID::Lib::error('request.invalid', 400,
+        "authentication domain '$realm' does not exist") if !$section;
+    die PVE::EntraID::Lib::error('request.invalid', 400,
+        "realm '$realm' is of type '$section->{type}', not 'entraid'") if $section->{type} ne 'entraid';
     return $section;
 }
 
@@ -172,7 +170,7 @@ __PACKAGE__->register_method ({
 
 my sub denied {
     my ($msg) = @_;
-    raise("$msg (access.denied)\n", code => 403);
+    die PVE::EntraID::Lib::error('access.denied', 403, $msg);
 }
 
 # The identity a login proved against the user's pin, under the user-config lock. Returns the
@@ -185,12 +183,12 @@ my sub check_pin {
     my ($name, $identity) = ($login->{username}, $login->{identity});
     if (my $pin = $pins->{$name}) {
         return undef if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
-        raise("$login->{userid} is bound to another Entra identity; an administrator must remove"
-            . " the old binding first (identity.pin_mismatch)\n", code => 403);
+        die PVE::EntraID::Lib::error('identity.pin_mismatch', 403, "$login->{userid} is bound to"
+            . " another Entra identity; an administrator must remove the old binding first");
     }
-    raise("$login->{userid} exists but is bound to no Entra identity yet; an administrator must"
-        . " approve it with 'pve-entraid pin' (tid $identity->{tid}, oid $identity->{oid})"
-        . " (identity.pin_mismatch)\n", code => 403)
+    die PVE::EntraID::Lib::error('identity.pin_mismatch', 403, "$login->{userid} exists but is"
+        . " bound to no Entra identity yet; an administrator must approve it with 'pve-entraid pin'"
+        . " (tid $identity->{tid}, oid $identity->{oid})")
         if $user_exists && ($section->{'username-claim'} // 'upn') ne 'oid';
     return $identity;
 }
