@@ -47,14 +47,17 @@ test-load: build
 test-fuzz:
 	bash fuzz/run.sh
 
+# both packages (trixie/PVE 9, bookworm/PVE 8): built, linted and install-tested in clean roots
 test-deb:
 	bash tests/deb/run.sh
 
 bench: build
 	bash bench/run.sh
 
+# DIST=trixie (Proxmox VE 9, default) or DIST=bookworm (Proxmox VE 8) -> build/deb/$(DIST)/
+DIST ?= trixie
 deb: deps
-	bash debian/build-deb.sh
+	bash debian/build-deb.sh $(DIST)
 
 clean:
 	cargo clean
