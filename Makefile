@@ -47,6 +47,7 @@ test-load: build
 test-fuzz:
 	bash fuzz/run.sh
 
+# both packages (trixie/PVE 9, bookworm/PVE 8): built, linted and install-tested in clean roots
 test-deb:
 	bash tests/deb/run.sh
 
@@ -54,8 +55,10 @@ bench: build
 	bash bench/run.sh
 	bash scripts/project-figures.sh
 
+# DIST=trixie (Proxmox VE 9, default) or DIST=bookworm (Proxmox VE 8) -> build/deb/$(DIST)/
+DIST ?= trixie
 deb: deps
-	bash debian/build-deb.sh
+	bash debian/build-deb.sh $(DIST)
 
 clean:
 	cargo clean

@@ -50,8 +50,11 @@ if ! cmp -s "$browser_dir/package-lock.json" "$browser_dir/node_modules/.pve-ent
 fi
 
 # --- debian packaging ---
-# dpkg-buildpackage, dh (compat 13), lintian, readelf/nm for tests/deb; git lists the build inputs
-want dpkg-dev debhelper lintian binutils git
+# The package is built and install-tested in clean Debian roots (debian/build-deb.sh,
+# tests/deb): mmdebstrap makes them from Debian's registry, equivs the PVE stand-in packages;
+# the toolchain, debhelper and lintian live in those roots, not here. The host needs
+# dpkg-dev (dpkg-parsechangelog), readelf/nm for tests/deb, git to list the build inputs.
+want dpkg-dev binutils git mmdebstrap equivs
 
 # --- bench / fuzz ---
 # libfuzzer-sys compiles libFuzzer with the C++ compiler. cargo-fuzz itself is installed by
