@@ -59,11 +59,9 @@ is($cfg->{ids}->{keycloak}->{'client-key'}, 'kc-secret', 'openid section untouch
 
 PVE::Cluster::cfs_write_file('domains.cfg', $cfg);
 {
-    local $TODO = 'defect 1: required-groups dropped on parse, so missing on write';
     is(slurp("$dir/domains.cfg"), $text, 'write is byte-exact (upstream key order)');
 }
 {
-    local $TODO = 'defect 1: required-groups has a *-list format upstream does not know';
     is_deeply(\@warnings, [], 'no parse warnings');
 }
 
@@ -71,7 +69,6 @@ PVE::Cluster::cfs_write_file('domains.cfg', $cfg);
 my $lib = PVE::Auth::EntraID::library_config('entra', $entra, 'http://proxy.example:3128');
 is_deeply($lib->{groups_map}, { $ALICE_GROUP => 'admins', 'PVE.Admin' => 'ops' }, 'groups_map object');
 {
-    local $TODO = 'defect 1: required-groups dropped on parse';
     is_deeply($lib->{required_groups}, [$ALICE_GROUP], 'required_groups list');
 }
 is($lib->{http_proxy}, 'http://proxy.example:3128', 'datacenter.cfg proxy passed on');

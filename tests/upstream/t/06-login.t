@@ -90,7 +90,6 @@ spew('/etc/pve/domains.cfg', $domains
 PVE::Tools::file_set_contents('/etc/pve/priv/entraid/locked.secret', $SECRET, 0600);
 $res = login('locked', 'alice@contoso.example');
 {
-    local $TODO = 'defect 1: required-groups dropped on parse, so the login succeeds';
     isnt($res->{status}, 200, 'alice (not in required-groups) is refused');
     ok(!PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'alice@contoso.example@locked'}, 'no user created');
 }
