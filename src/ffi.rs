@@ -187,6 +187,7 @@ pub extern "C" fn pve_entraid_result_code(r: u32) -> *const c_char {
         PVE_ENTRAID_IDP_UNREACHABLE => "idp.unreachable", PVE_ENTRAID_IDP_TIMEOUT => "idp.timeout",
         PVE_ENTRAID_IDP_BAD_RESPONSE => "idp.bad_response", PVE_ENTRAID_IDP_ERROR => "idp.error",
         PVE_ENTRAID_DISCOVERY_INVALID => "discovery.invalid", PVE_ENTRAID_JWKS_INVALID => "jwks.invalid",
+        PVE_ENTRAID_IDP_TLS => "idp.tls",
         PVE_ENTRAID_TOKEN_MALFORMED => "token.malformed", PVE_ENTRAID_TOKEN_UNSUPPORTED_ALG => "token.unsupported_alg",
         PVE_ENTRAID_TOKEN_BAD_SIGNATURE => "token.bad_signature", PVE_ENTRAID_TOKEN_ISSUER_MISMATCH => "token.issuer_mismatch",
         PVE_ENTRAID_TOKEN_AUDIENCE_MISMATCH => "token.audience_mismatch", PVE_ENTRAID_TOKEN_AZP_MISMATCH => "token.azp_mismatch",

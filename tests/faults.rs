@@ -223,13 +223,16 @@ fn an_unwritable_cache_dir_fails_closed_without_crashing() {
 }
 
 #[test]
-fn a_corrupt_consumed_state_cache_does_not_block_logins() {
+fn stray_files_in_the_consumed_state_store_do_not_block_logins() {
     let realm = Realm::new("consumed");
     assert_eq!(realm.full_login(), "ok");
-    std::fs::write(realm.cache_dir().join("consumed-states.json"), b"{\"truncated").unwrap();
+    let root = realm.cache_dir().join("consumed");
+    std::fs::write(root.join("garbage"), b"{\"truncated").unwrap();
+    std::fs::create_dir_all(root.join("123")).unwrap();
+    std::fs::write(root.join("123").join("not-a-fingerprint"), b"x").unwrap();
     let req = realm.login_request();
     assert_eq!(code_of(&realm.login(&req).1), "ok");
-    assert_eq!(code_of(&realm.login(&req).1), "state.replayed", "the rewritten cache records single use again");
-    let bytes = std::fs::read(realm.cache_dir().join("consumed-states.json")).unwrap();
-    assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
+    assert_eq!(code_of(&realm.login(&req).1), "state.replayed", "single use still recorded");
+    assert!(!root.join("123").exists(), "a long-expired bucket is swept");
+    assert!(root.join("garbage").exists(), "a file that is no bucket is left alone");
 }

@@ -77,6 +77,7 @@ pub fn code_number(code: &str) -> Option<u32> {
         ("config.secret", 4), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
         ("state.realm_mismatch", 13), ("state.key", 14), ("idp.unreachable", 20), ("idp.timeout", 21),
         ("idp.bad_response", 22), ("idp.error", 23), ("discovery.invalid", 24), ("jwks.invalid", 25),
+        ("idp.tls", 26),
         ("token.malformed", 30), ("token.unsupported_alg", 31), ("token.bad_signature", 32),
         ("token.issuer_mismatch", 34), ("token.audience_mismatch", 35), ("token.azp_mismatch", 36),
         ("token.expired", 37), ("token.not_yet_valid", 38), ("token.issued_in_future", 39),
@@ -133,6 +134,22 @@ impl Realm {
         let scratch = Scratch::new(name);
         std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
         Realm { emu, scratch, realm: "entra".into(), config }
+    }
+
+    /// A realm on an emulator serving https with a new throw-away CA, written to
+    /// `<scratch>/tls/ca.pem` (trusting it is the test's business: SSL_CERT_FILE).
+    pub fn new_tls(name: &str) -> Realm {
+        let scratch = Scratch::new(name);
+        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &scratch.0.join("tls"));
+        let config = json!({"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                            "authority": emu.url(), "graph_url": emu.url(),
+                            "connect_timeout_ms": 1000, "timeout_ms": 2000});
+        std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
+        Realm { emu, scratch, realm: "entra".into(), config }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.scratch.0.join("tls").join(entra_emulator::CA_FILE)
     }
 
     pub fn cache_dir(&self) -> PathBuf {

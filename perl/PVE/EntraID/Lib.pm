@@ -24,6 +24,7 @@ my $status_by_code = {
     'idp.error' => 401,
     'discovery.invalid' => 502,
     'jwks.invalid' => 502,
+    'idp.tls' => 502,
     'graph.error' => 502,
     'cache.io' => 500,
     'access.denied' => 403,
