@@ -74,6 +74,12 @@ struct Entry {
     keys_failure: Option<(u64, Error)>,
 }
 
+/// Only failures that cost a timeout or cannot be fixed by retrying at once are remembered: an
+/// unreachable, silent or untrusted IdP. A bad answer is cheap and is retried on the next call.
+fn remembered(err: &Error) -> bool {
+    matches!(err.code, Code::PVE_ENTRAID_IDP_UNREACHABLE | Code::PVE_ENTRAID_IDP_TIMEOUT | Code::PVE_ENTRAID_IDP_TLS)
+}
+
 /// The error of a fetch that failed less than [`FAILURE_RETRY_SECS`] ago.
 fn recent_failure(failure: &Option<(u64, Error)>, now: u64) -> Option<Error> {
     failure.as_ref().filter(|(at, _)| *at <= now && now - at < FAILURE_RETRY_SECS).map(|(_, e)| e.clone())
@@ -269,7 +275,9 @@ impl Discovery<'_> {
                 Ok(p)
             }
             Err(err) => {
-                with_entry(&key, |e| e.provider_failure = Some((self.now, err.clone())));
+                if remembered(&err) {
+                    with_entry(&key, |e| e.provider_failure = Some((self.now, err.clone())));
+                }
                 stale.ok_or(err)
             }
         }
@@ -288,7 +296,9 @@ impl Discovery<'_> {
                 Ok(keys)
             }
             Err(err) => {
-                with_entry(&self.memory_key(), |e| e.keys_failure = Some((self.now, err.clone())));
+                if remembered(&err) {
+                    with_entry(&self.memory_key(), |e| e.keys_failure = Some((self.now, err.clone())));
+                }
                 Err(err)
             }
         }

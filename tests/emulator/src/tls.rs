@@ -43,7 +43,11 @@ pub fn server_config(dir: &Path) -> io::Result<Arc<ServerConfig>> {
     let ca_key = KeyPair::generate().map_err(other)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "entra-emulator throw-away test CA");
+    // A name of its own: two emulators' CAs must not be mistaken for each other.
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("entra-emulator throw-away test CA {}", crate::util::random_guid()),
+    );
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).map_err(other)?;
 
