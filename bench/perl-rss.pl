@@ -1,12 +1,22 @@
 #!/usr/bin/perl
-# RSS a Perl process gains by loading PVE::EntraID::XS and libpve_entraid.so (VmRSS from
-# /proc/self/status before and after), then after a first call. JSON is loaded first because
-# every PVE daemon has it already. Prints table rows in bench/run.sh's format.
+# RSS a Perl process (a pvedaemon worker) gains by loading PVE::EntraID::XS and
+# libpve_entraid.so (VmRSS from /proc/self/status before and after), then after a first call,
+# then after real logins over TLS against the emulator given as the first argument (its CA is
+# trusted through SSL_CERT_FILE, set by bench/run.sh): connection pool, trust store and caches
+# included. JSON, HTTP::Tiny and IO::Socket::SSL are loaded first because every PVE daemon has
+# them already. Prints table rows in bench/run.sh's format.
 use strict;
 use warnings;
 
+use Digest::SHA qw(sha256);
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::SSL;
 use JSON;
+use MIME::Base64 qw(encode_base64url);
 use Time::HiRes qw(time);
+
+my $emulator = shift @ARGV;
 
 sub rss_kib {
     open(my $fh, '<', '/proc/self/status') or die "cannot read /proc/self/status: $!\n";
@@ -38,6 +48,38 @@ my ($rc) = PVE::EntraID::XS::call('map', $request);
 die "map call failed with result $rc\n" if $rc != 0;
 my $called = rss_kib();
 
-printf("| RSS added to Perl by loading PVE::EntraID::XS + library | %d KiB (%.2f MB); %d KiB after a first call | <= 5 MB |\n",
+printf("| RSS added to Perl by loading PVE::EntraID::XS + library | %d KiB (%.2f MB); %d KiB after a first call | - |\n",
     $loaded - $before, ($loaded - $before) / 1024, $called - $before);
+
+if ($emulator) {
+    my $dir = tempdir(CLEANUP => 1);
+    my $tenant = '11111111-2222-3333-4444-555555555555';
+    my $base = {
+	realm => 'entra', cache_dir => "$dir/cache", state_key_file => "$dir/priv/state.key",
+	redirect_url => 'https://pve1.example:8006',
+	config => { tenant => $tenant, client_id => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+	    client_secret => 's3cr~et.Value_with~tilde', authority => $emulator, graph_url => $emulator },
+    };
+    my $browser = HTTP::Tiny->new(max_redirect => 0, verify_SSL => 1,
+	SSL_options => { SSL_ca_file => $ENV{SSL_CERT_FILE} });
+    my $logins = 5;
+    for (1 .. $logins) {
+	# The browser binding (issue 10.1): 32 random bytes, their SHA-256 at auth-url.
+	my $binding = join('', map { chr(int(rand(256))) } 1 .. 32);
+	my ($rc, $auth) = PVE::EntraID::XS::call('auth_url', encode_json({ %$base,
+	    binding_hash => encode_base64url(sha256($binding)) }));
+	die "auth_url failed ($rc): $auth\n" if $rc != 0;
+	my $url = decode_json($auth)->{result}->{url} . '&login_hint=alice%40contoso.example';
+	my $res = $browser->get($url);
+	die "authorize: $res->{status} $res->{content}\n" if $res->{status} != 302;
+	my ($query) = $res->{headers}->{location} =~ m/\?(.*)$/;
+	my %p = map { my ($k, $v) = split(/=/, $_, 2); $v =~ s/%([0-9A-Fa-f]{2})/chr(hex($1))/ge; ($k => $v) } split(/&/, $query);
+	($rc, my $answer) = PVE::EntraID::XS::call('login', encode_json({ %$base,
+	    code => $p{code}, state => $p{state}, binding_key => encode_base64url($binding) }));
+	die "login failed ($rc): $answer\n" if $rc != 0;
+    }
+    my $after = rss_kib();
+    printf("| RSS added per worker after %d real logins over TLS (pool, trust store, caches) | %d KiB (%.2f MB) | <= 5 MB |\n",
+	$logins, $after - $before, ($after - $before) / 1024);
+}
 printf("| library load time from Perl (require PVE::EntraID::XS) | %.2f ms (%s) | - |\n", $load_ms, $version);

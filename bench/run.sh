@@ -13,11 +13,12 @@ cd "$root"
 cargo build --release -p pve-entraid --quiet
 [ -f perl/blib/arch/auto/PVE/EntraID/XS/XS.so ] || bash perl/build.sh
 
-# The bench crate is a workspace of its own; its lock file starts as a copy of the root's so
-# that it measures the dependency versions the library ships with.
+# The bench crate is a workspace of its own; its lock file is a fresh copy of the root's on
+# every run (so it measures the dependency versions the library ships with and can never go
+# stale); it is not tracked (.gitignore), so a run leaves the tree clean.
 # Its own target directory: the two workspaces unify features differently (the root's
 # dev-dependencies), and a shared directory would let one overwrite the other's artifacts.
-[ -f bench/Cargo.lock ] || cp Cargo.lock bench/Cargo.lock
+cp Cargo.lock bench/Cargo.lock
 export CARGO_TARGET_DIR="$root/target/bench-crate"
 export PVE_ENTRAID_LIB="$root/target/release/libpve_entraid.so"
 echo "bench: building (release) ..." >&2
@@ -27,4 +28,12 @@ echo
 echo "pve-entraid figures on $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ), $(uname -r)"
 echo
 (cd bench && cargo bench --quiet --bench figures)
-perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl
+# Perl RSS after real logins: the emulator binary over TLS, its throw-away CA as the trust store.
+[ -x target/release/entra-emulator ] || cargo build --release -p entra-emulator --quiet
+tls_dir="$(mktemp -d)"
+target/release/entra-emulator --tls-dir "$tls_dir" --port-file "$tls_dir/port" >/dev/null &
+emu_pid=$!
+trap 'kill $emu_pid 2>/dev/null; rm -rf "$tls_dir"' EXIT
+for _ in $(seq 100); do [ -s "$tls_dir/port" ] && break; sleep 0.1; done
+SSL_CERT_FILE="$tls_dir/ca.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl \
+    "https://127.0.0.1:$(cat "$tls_dir/port")"

@@ -4,15 +4,21 @@
 use serde_json::{json, Value};
 
 use crate::discovery::Discovery;
-use crate::error::Error;
+use crate::error::{Code, Error};
 use crate::graph;
 use crate::request::{check_redirect_url, Env, Request};
 
 fn step(name: &str, outcome: std::result::Result<String, Error>, default_fix: &str) -> Value {
     match outcome {
         Ok(detail) => json!({"step": name, "ok": true, "detail": detail}),
-        Err(e) => json!({"step": name, "ok": false, "code": e.code.as_str(), "detail": e.message,
-                         "fix": e.hint.unwrap_or_else(|| default_fix.to_string())}),
+        Err(e) => {
+            // A transport failure says nothing about the step's own setting (e.g. the secret).
+            let transport = matches!(e.code, Code::IdpUnreachable | Code::IdpTimeout | Code::IdpTls);
+            let fix = e.hint.unwrap_or_else(|| {
+                if transport { "this node could not talk to the authority: check its network, DNS, proxy and trust store".to_string() } else { default_fix.to_string() }
+            });
+            json!({"step": name, "ok": false, "code": e.code.as_str(), "detail": e.message, "fix": fix})
+        }
     }
 }
 

@@ -183,9 +183,8 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::jwt::{b64url, sign_rs256};
-    use rsa::traits::PublicKeyParts;
-    use rsa::RsaPrivateKey;
+    use crate::jwt::{b64url, public_key, rsa_key_from_pem, sign_rs256};
+    use ring::signature::RsaKeyPair;
     use serde_json::json;
     use std::sync::OnceLock;
 
@@ -193,16 +192,19 @@ pub(crate) mod tests {
     pub const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
     pub const NOW: u64 = 1_700_000_000;
 
-    pub fn test_key() -> &'static RsaPrivateKey {
-        static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-        KEY.get_or_init(|| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap())
+    /// A fixed 2048-bit test key (the emulator's first signing key; ring cannot generate RSA keys).
+    pub const TEST_KEY_PEM: &str = include_str!("../tests/emulator/keys/signing-1.key");
+
+    pub fn test_key() -> &'static RsaKeyPair {
+        static KEY: OnceLock<RsaKeyPair> = OnceLock::new();
+        KEY.get_or_init(|| rsa_key_from_pem(TEST_KEY_PEM).expect("PKCS#8 RSA test key"))
     }
 
     /// The test key as an Entra-shaped JWK (no alg).
     pub fn test_jwk_json(kid: &str, issuer: &str) -> Value {
-        let k = test_key().to_public_key();
-        json!({"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid, "n": b64url(&k.n().to_bytes_be()),
-               "e": b64url(&k.e().to_bytes_be()), "issuer": issuer, "cloud_instance_name": "microsoftonline.com"})
+        let k = public_key(test_key());
+        json!({"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid, "n": b64url(&k.n),
+               "e": b64url(&k.e), "issuer": issuer, "cloud_instance_name": "microsoftonline.com"})
     }
 
     pub fn good_claims() -> Value {

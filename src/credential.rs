@@ -1,21 +1,18 @@
 //! The client credential sent to the token endpoint: a secret (client_secret_post, since Entra
 //! secrets contain `~` and other characters that Basic auth handling breaks) or a certificate
-//! (private_key_jwt: an RS256 client assertion with `x5t#S256`, aud = token endpoint, 5 minutes).
+//! (private_key_jwt: a PS256 client assertion with `x5t#S256`, aud = token endpoint, 5 minutes).
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::RsaPrivateKey;
+use ring::signature::RsaKeyPair;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::config::{Credential, RealmConfig};
 use crate::error::{Code, Error, Result};
-use crate::jwt::{b64url, sign_rs256};
+use crate::jwt::{b64url, pem_block, rsa_key_from_pem, sha256, sign, SigningAlg};
 use crate::state::random_token;
 
 pub const ASSERTION_LIFETIME_SECS: u64 = 300;
+/// PS256, the algorithm Microsoft recommends for client assertions (RS256 is also accepted).
+pub const ASSERTION_ALG: SigningAlg = SigningAlg::Ps256;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 fn secret_error(msg: String) -> Error {
@@ -54,36 +51,32 @@ fn secret_param(s: String) -> Result<Vec<(&'static str, String)>> {
 
 /// DER of the first certificate in a PEM file.
 fn first_certificate_der(pem: &str, path: &str) -> Result<Vec<u8>> {
-    let begin = "-----BEGIN CERTIFICATE-----";
-    let start = pem.find(begin).ok_or_else(|| secret_error(format!("{path} holds no PEM certificate")))? + begin.len();
-    let end = pem[start..].find("-----END CERTIFICATE-----").ok_or_else(|| secret_error(format!("{path}: unterminated PEM certificate")))?;
-    let b64: String = pem[start..start + end].chars().filter(|c| !c.is_whitespace()).collect();
-    STANDARD.decode(b64).map_err(|_| secret_error(format!("{path}: the PEM certificate is not valid base64")))
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(secret_error(format!("{path} holds no PEM certificate")));
+    }
+    pem_block(pem, "CERTIFICATE").ok_or_else(|| secret_error(format!("{path}: the PEM certificate is unterminated or not valid base64")))
 }
 
-fn private_key(pem: &str, path: &str) -> Result<RsaPrivateKey> {
-    RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| secret_error(format!("{path} holds no unencrypted RSA private key (PKCS#8 or PKCS#1 PEM)")))
+fn private_key(pem: &str, path: &str) -> Result<RsaKeyPair> {
+    rsa_key_from_pem(pem).ok_or_else(|| secret_error(format!("{path} holds no unencrypted RSA private key (PKCS#8 or PKCS#1 PEM)")))
 }
 
 /// The signed JWT Entra accepts instead of a secret.
 pub fn client_assertion(cfg: &RealmConfig, cert_file: &str, key_file: &str, audience: &str, now: u64) -> Result<String> {
     let der = first_certificate_der(&read_file(cert_file, "client certificate")?, cert_file)?;
     let key = private_key(&read_file(key_file, "client key")?, key_file)?;
-    let header = json!({"alg": "RS256", "typ": "JWT", "x5t#S256": b64url(&Sha256::digest(&der))});
+    let header = json!({"alg": ASSERTION_ALG.name(), "typ": "JWT", "x5t#S256": b64url(&sha256(&der))});
     let claims = json!({
         "aud": audience, "iss": cfg.client_id, "sub": cfg.client_id,
         "jti": random_token(16)?, "iat": now, "nbf": now, "exp": now + ASSERTION_LIFETIME_SECS,
     });
-    Ok(sign_rs256(&key, &header, &claims))
+    sign(&key, ASSERTION_ALG, &header, &claims)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::jwt::Jws;
-    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
     fn cfg(extra: serde_json::Value) -> RealmConfig {
         let mut v = json!({"tenant": "11111111-2222-3333-4444-555555555555", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"});
@@ -113,16 +106,18 @@ mod tests {
     fn assertion_has_the_claims_entra_checks() {
         let dir = std::env::temp_dir().join(format!("pve-entraid-cert-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let key = crate::claims::tests::test_key();
-        std::fs::write(dir.join("c.key"), key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        std::fs::write(dir.join("c.key"), crate::claims::tests::TEST_KEY_PEM).unwrap();
         // Any DER works for the thumbprint; a real certificate is used by the emulator tests.
         std::fs::write(dir.join("c.crt"), "-----BEGIN CERTIFICATE-----\nAAECAw==\n-----END CERTIFICATE-----\n").unwrap();
         let c = cfg(json!({"client_cert_file": dir.join("c.crt"), "client_key_file": dir.join("c.key")}));
         let params = form_params(&c, "https://login/t/oauth2/v2.0/token", 1000).unwrap();
         assert_eq!(params[0].1, ASSERTION_TYPE);
         let jws = Jws::parse(&params[1].1).unwrap();
-        jws.verify_rs256(&key.to_public_key()).unwrap();
-        assert_eq!(jws.header["x5t#S256"], json!(b64url(&Sha256::digest([0u8, 1, 2, 3]))));
+        let public = crate::jwt::public_key(crate::claims::tests::test_key());
+        assert_eq!(jws.alg(), Some("PS256"));
+        jws.verify_ps256(&public).unwrap();
+        assert!(jws.verify_rs256(&public).is_err(), "PSS, not PKCS#1 v1.5");
+        assert_eq!(jws.header["x5t#S256"], json!(b64url(&sha256(&[0u8, 1, 2, 3]))));
         assert_eq!(jws.payload["aud"], "https://login/t/oauth2/v2.0/token");
         assert_eq!(jws.payload["iss"], "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
         assert_eq!(jws.payload["sub"], jws.payload["iss"]);

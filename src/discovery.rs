@@ -1,24 +1,28 @@
 //! Discovery document and JWKS of the tenant, cached in process memory and on disk per realm
 //! (24 h). A JWKS is refetched on an unknown `kid` at most once per 5 minutes, and the last good
-//! documents are kept when a fetch fails, so an Entra hiccup does not stop logins.
+//! documents are kept when a fetch fails, so an Entra hiccup does not stop logins. A failed fetch
+//! is remembered for a minute: meanwhile the stale copy is served (or the failure repeated at
+//! once), so an unreachable Entra cannot hold every worker for a timeout on each anonymous call.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use openidconnect::core::{CoreJwsSigningAlgorithm, CoreProviderMetadata};
-use rsa::{BigUint, RsaPublicKey};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::RealmConfig;
 use crate::error::{Code, Error, Result};
 use crate::http::{display_url, Transport, MAX_METADATA_BODY};
-use crate::jwt::b64url_decode;
+use crate::jwt::{b64url_decode, RsaPublicKey};
 use crate::store;
 
 pub const CACHE_TTL_SECS: u64 = 24 * 3600;
 pub const UNKNOWN_KID_REFETCH_SECS: u64 = 300;
+/// A failed discovery or JWKS fetch is not retried for this long (negative cache).
+pub const FAILURE_RETRY_SECS: u64 = 60;
 
 /// The endpoints we use from the discovery document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,14 +34,28 @@ pub struct Provider {
     pub jwks_uri: String,
 }
 
-/// One usable signing key.
+/// One usable signing key, parsed once when its JWKS is read; cloning shares it.
 #[derive(Clone, Debug)]
-pub struct Jwk {
+pub struct Jwk(Arc<JwkData>);
+
+#[derive(Debug)]
+pub struct JwkData {
     pub kid: String,
+    /// Modulus and exponent as ring verifies with them.
     pub key: RsaPublicKey,
     /// Entra's per-key `issuer` member (may be the `{tenantid}` template).
     pub issuer: Option<String>,
 }
+
+impl Deref for Jwk {
+    type Target = JwkData;
+    fn deref(&self) -> &JwkData {
+        &self.0
+    }
+}
+
+/// A parsed key set, shared between the cache and its readers.
+pub type KeySet = Arc<[Jwk]>;
 
 #[derive(Clone)]
 struct Cached<T> {
@@ -48,9 +66,23 @@ struct Cached<T> {
 #[derive(Default)]
 struct Entry {
     provider: Option<Cached<Provider>>,
-    keys: Option<Cached<Vec<Jwk>>>,
+    keys: Option<Cached<KeySet>>,
     /// When an unknown kid last made us refetch the JWKS (success or not).
     kid_refetch_at: Option<u64>,
+    /// The last failed discovery / JWKS fetch and when it happened.
+    provider_failure: Option<(u64, Error)>,
+    keys_failure: Option<(u64, Error)>,
+}
+
+/// Only failures that cost a timeout or cannot be fixed by retrying at once are remembered: an
+/// unreachable, silent or untrusted IdP. A bad answer is cheap and is retried on the next call.
+fn remembered(err: &Error) -> bool {
+    matches!(err.code, Code::IdpUnreachable | Code::IdpTimeout | Code::IdpTls)
+}
+
+/// The error of a fetch that failed less than [`FAILURE_RETRY_SECS`] ago.
+fn recent_failure(failure: &Option<(u64, Error)>, now: u64) -> Option<Error> {
+    failure.as_ref().filter(|(at, _)| *at <= now && now - at < FAILURE_RETRY_SECS).map(|(_, e)| e.clone())
 }
 
 /// Process-wide cache keyed by discovery URL. A plain Mutex: no threads are started, and the
@@ -114,6 +146,13 @@ pub fn parse_provider(doc: &Value, allow_http: bool) -> Result<Provider> {
 /// Parses a JWKS, keeping the RSA signing keys. Entra's keys carry no `alg`; a key that names an
 /// algorithm other than RS256, or is meant for encryption, is skipped.
 pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>> {
+    // ring accepts 2048..8192-bit moduli; anything outside cannot verify, so it is not kept.
+    let usable = |n: &[u8], e: &[u8]| (256..=1024).contains(&n.len()) && (1..=4).contains(&e.len());
+    let strip = |mut v: Vec<u8>| {
+        let zeros = v.iter().take_while(|b| **b == 0).count();
+        v.drain(..zeros);
+        v
+    };
     let bad = |why: &str| Error::new(Code::JwksInvalid, format!("JWKS: {why}"));
     let keys = doc.get("keys").and_then(Value::as_array).ok_or_else(|| bad("`keys` is missing"))?;
     let mut out = Vec::new();
@@ -125,10 +164,12 @@ pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>> {
         let (Some(kid), Some(n), Some(e)) = (s("kid"), s("n").and_then(b64url_decode), s("e").and_then(b64url_decode)) else {
             continue;
         };
-        let Ok(key) = RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e)) else {
+        let (n, e) = (strip(n), strip(e));
+        if !usable(&n, &e) {
             continue;
-        };
-        out.push(Jwk { kid: kid.to_string(), key, issuer: s("issuer").map(str::to_string) });
+        }
+        let key = RsaPublicKey { n, e };
+        out.push(Jwk(Arc::new(JwkData { kid: kid.to_string(), key, issuer: s("issuer").map(str::to_string) })));
     }
     if out.is_empty() {
         return Err(bad("no usable RSA signing key"));
@@ -191,79 +232,122 @@ impl Discovery<'_> {
         })
     }
 
-    /// The provider metadata: memory, then disk, then network; a stale copy if the network fails.
+    /// The provider metadata: memory, then disk, then network; a stale copy if the network fails
+    /// (or failed less than a minute ago, when the network is not tried again).
     pub fn provider(&self) -> Result<Provider> {
         let key = self.memory_key();
-        let cached = with_entry(&key, |e| e.provider.clone());
+        let (cached, failure) = with_entry(&key, |e| (e.provider.clone(), recent_failure(&e.provider_failure, self.now)));
         if let Some(c) = &cached {
             if self.fresh(c.fetched_at) {
                 return Ok(c.value.clone());
             }
         }
         let allow_http = self.cfg.allows_http();
+        let mut stale = cached.map(|c| c.value);
         if let Some((doc, at)) = self.read_disk("discovery", &key) {
             if let Ok(p) = parse_provider(&doc, allow_http) {
-                let newer = cached.as_ref().is_none_or(|c| at > c.fetched_at);
-                if newer {
-                    with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), fetched_at: at }));
-                }
+                let newer = with_entry(&key, |e| {
+                    let newer = e.provider.as_ref().is_none_or(|c| at > c.fetched_at);
+                    if newer {
+                        e.provider = Some(Cached { value: p.clone(), fetched_at: at });
+                    }
+                    newer
+                });
                 if self.fresh(at) {
                     return Ok(p);
                 }
+                if newer || stale.is_none() {
+                    stale = Some(p);
+                }
             }
+        }
+        if let Some(err) = failure {
+            return stale.ok_or(err);
         }
         let fetched = self.fetch(&key, "discovery").and_then(|doc| Ok((parse_provider(&doc, allow_http)?, doc)));
         match fetched {
             Ok((p, doc)) => {
                 self.write_disk("discovery", &key, &doc);
-                with_entry(&key, |e| e.provider = Some(Cached { value: p.clone(), fetched_at: self.now }));
+                with_entry(&key, |e| {
+                    e.provider = Some(Cached { value: p.clone(), fetched_at: self.now });
+                    e.provider_failure = None;
+                });
                 Ok(p)
             }
-            Err(err) => with_entry(&key, |e| e.provider.as_ref().map(|c| c.value.clone())).ok_or(err),
+            Err(err) => {
+                if remembered(&err) {
+                    with_entry(&key, |e| e.provider_failure = Some((self.now, err.clone())));
+                }
+                stale.ok_or(err)
+            }
         }
     }
 
-    fn fetch_keys(&self, jwks_uri: &str) -> Result<Vec<Jwk>> {
-        let doc = self.fetch(jwks_uri, "JWKS")?;
-        let keys = parse_jwks(&doc)?;
-        self.write_disk("jwks", jwks_uri, &doc);
-        with_entry(&self.memory_key(), |e| {
-            e.keys = Some(Cached { value: keys.clone(), fetched_at: self.now })
-        });
-        Ok(keys)
+    fn fetch_keys(&self, jwks_uri: &str) -> Result<KeySet> {
+        let fetched = self.fetch(jwks_uri, "JWKS").and_then(|doc| Ok((parse_jwks(&doc)?, doc)));
+        match fetched {
+            Ok((keys, doc)) => {
+                self.write_disk("jwks", jwks_uri, &doc);
+                let keys: KeySet = keys.into();
+                with_entry(&self.memory_key(), |e| {
+                    e.keys = Some(Cached { value: keys.clone(), fetched_at: self.now });
+                    e.keys_failure = None;
+                });
+                Ok(keys)
+            }
+            Err(err) => {
+                if remembered(&err) {
+                    with_entry(&self.memory_key(), |e| e.keys_failure = Some((self.now, err.clone())));
+                }
+                Err(err)
+            }
+        }
     }
 
-    /// The current key set (cached, or fetched; the last good set when fetching fails).
-    pub fn keys(&self) -> Result<Vec<Jwk>> {
+    /// The current key set (cached, or fetched; the last good set when fetching fails). Shared,
+    /// not copied: the keys were parsed once when the JWKS was read.
+    pub fn keys(&self) -> Result<KeySet> {
         let provider = self.provider()?;
         let key = self.memory_key();
-        let cached = with_entry(&key, |e| e.keys.clone());
+        let (cached, failure) = with_entry(&key, |e| (e.keys.clone(), recent_failure(&e.keys_failure, self.now)));
         if let Some(c) = &cached {
             if self.fresh(c.fetched_at) {
                 return Ok(c.value.clone());
             }
         }
+        let mut stale = cached.map(|c| c.value);
         if let Some((doc, at)) = self.read_disk("jwks", &provider.jwks_uri) {
             if let Ok(keys) = parse_jwks(&doc) {
-                if cached.as_ref().is_none_or(|c| at > c.fetched_at) {
-                    with_entry(&key, |e| e.keys = Some(Cached { value: keys.clone(), fetched_at: at }));
-                }
+                let keys: KeySet = keys.into();
+                let newer = with_entry(&key, |e| {
+                    let newer = e.keys.as_ref().is_none_or(|c| at > c.fetched_at);
+                    if newer {
+                        e.keys = Some(Cached { value: keys.clone(), fetched_at: at });
+                    }
+                    newer
+                });
                 if self.fresh(at) {
                     return Ok(keys);
                 }
+                if newer || stale.is_none() {
+                    stale = Some(keys);
+                }
             }
+        }
+        if let Some(err) = failure {
+            return stale.ok_or(err);
         }
         match self.fetch_keys(&provider.jwks_uri) {
             Ok(keys) => Ok(keys),
-            Err(err) => with_entry(&key, |e| e.keys.as_ref().map(|c| c.value.clone())).ok_or(err),
+            Err(err) => stale.ok_or(err),
         }
     }
 
     /// The key for `kid`. An unknown kid (Entra rotated its keys) triggers one synchronous
     /// refetch, rate-limited to once per 5 minutes so forged kids cannot make us hammer Entra.
     pub fn key(&self, kid: &str) -> Result<Jwk> {
-        if let Some(k) = self.keys()?.into_iter().find(|k| k.kid == kid) {
-            return Ok(k);
+        if let Some(k) = self.keys()?.iter().find(|k| k.kid == kid) {
+            return Ok(k.clone());
         }
         let key = self.memory_key();
         let may_refetch = with_entry(&key, |e| {
@@ -281,7 +365,7 @@ impl Discovery<'_> {
         }
         let provider = self.provider()?;
         match self.fetch_keys(&provider.jwks_uri) {
-            Ok(keys) => keys.into_iter().find(|k| k.kid == kid).ok_or_else(unknown),
+            Ok(keys) => keys.iter().find(|k| k.kid == kid).cloned().ok_or_else(unknown),
             Err(_) => Err(unknown()),
         }
     }
@@ -491,5 +575,34 @@ pub(crate) mod tests {
         let cold = test_cfg("http://127.0.0.1:1006");
         let e = Discovery { cfg: &cold, realm: "r", cache_dir: None, http: &idp, now: 1 }.provider().unwrap_err();
         assert_eq!(e.code, Code::IdpUnreachable);
+    }
+
+    #[test]
+    fn failed_fetches_are_not_retried_for_a_minute() {
+        // Cold: the failure is answered from memory, without a request, until a minute passed.
+        let cfg = test_cfg("http://127.0.0.1:1007");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        *idp.fail.borrow_mut() = true;
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
+        assert_eq!(d(50_000).provider().unwrap_err().code, Code::IdpUnreachable);
+        assert_eq!(idp.count(), 1);
+        for t in [50_001, 50_030, 50_000 + FAILURE_RETRY_SECS - 1] {
+            assert_eq!(d(t).provider().unwrap_err().code, Code::IdpUnreachable);
+        }
+        assert_eq!(idp.count(), 1, "negative cache");
+        *idp.fail.borrow_mut() = false;
+        d(50_000 + FAILURE_RETRY_SECS).keys().unwrap();
+        assert_eq!(idp.count(), 3, "retried after a minute, then the JWKS");
+        // Warm but stale: the stale copy is served at once while the failure is remembered.
+        *idp.fail.borrow_mut() = true;
+        let later = 50_100 + CACHE_TTL_SECS;
+        let kid = d(later).keys().unwrap()[0].kid.clone();
+        let after_first = idp.count();
+        assert!(after_first > 3, "one refresh attempt");
+        for t in later..later + 30 {
+            assert_eq!(d(t).key(&kid).unwrap().kid, kid);
+        }
+        assert_eq!(idp.count(), after_first, "no new attempt within the minute");
     }
 }

@@ -1,10 +1,22 @@
-//! Outgoing HTTP: one ureq agent per request with the realm's proxy and timeouts, TLS through
-//! rustls checked against the system trust store (/etc/ssl/certs, so CAs added with
-//! update-ca-certificates work), no redirects, capped bodies. Transport failures map to
-//! `idp.unreachable` / `idp.timeout` / `idp.bad_response`; HTTP error statuses are returned
-//! to the caller, which knows how to read that endpoint's error body.
+//! Outgoing HTTP through one ureq agent per process: the system trust store (/etc/ssl/certs, so
+//! CAs added with update-ca-certificates work) is loaded once and again only when it changes,
+//! and connections to the authority and Graph are kept alive for the next call. The agent is
+//! made lazily and dropped after a `fork` (pid check), starts no thread (names are resolved in
+//! the calling thread and remembered for a minute), and every request carries the realm's proxy
+//! and timeouts, no redirects and a body cap. Transport failures map to `idp.unreachable` /
+//! `idp.timeout` / `idp.tls` / `idp.bad_response`; HTTP error statuses are returned to the
+//! caller, which knows how to read that endpoint's error body.
 
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use ureq::config::Config;
+use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
 use crate::config::RealmConfig;
@@ -14,6 +26,16 @@ use crate::error::{Code, Error, Result};
 pub const MAX_BODY: u64 = 1024 * 1024;
 /// Cap for discovery and JWKS documents.
 pub const MAX_METADATA_BODY: u64 = 256 * 1024;
+/// Discovery and JWKS requests give up sooner than token requests: an unreachable Entra must not
+/// hold a worker for the realm's whole timeout on each anonymous call (see discovery.rs).
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pooled connections idle longer than this are closed: below the idle timeouts of Microsoft's
+/// front ends (about a minute and more), so we never send on a connection they are closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// How long a resolved address is reused (the pool makes lookups rare anyway).
+const DNS_TTL: Duration = Duration::from_secs(60);
+/// Where rustls-native-certs (through rustls-platform-verifier) reads the trust store on Debian.
+const TRUST_PATHS: [&str; 2] = ["/etc/ssl/certs", "/etc/ssl/certs/ca-certificates.crt"];
 
 #[derive(Debug)]
 pub struct HttpResponse {
@@ -28,8 +50,116 @@ pub trait Transport {
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse>;
 }
 
+/// What the loaded trust store was read from: the TLS configuration is rebuilt when it changes.
+/// Also the environment variables rustls-native-certs honours instead of the system paths.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct TrustStamp(Vec<(String, Option<SystemTime>)>);
+
+impl TrustStamp {
+    fn now() -> TrustStamp {
+        let mut paths: Vec<String> = TRUST_PATHS.iter().map(|p| p.to_string()).collect();
+        for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+            if let Some(v) = std::env::var_os(var) {
+                paths.extend(v.to_string_lossy().split(':').filter(|p| !p.is_empty()).map(|p| format!("{var}={p}")));
+            }
+        }
+        TrustStamp(
+            paths
+                .into_iter()
+                .map(|p| {
+                    let file = p.split_once('=').map_or(p.as_str(), |(_, f)| f);
+                    let mtime = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+                    (p, mtime)
+                })
+                .collect(),
+        )
+    }
+}
+
+struct ProcessAgent {
+    pid: u32,
+    trust: TrustStamp,
+    agent: Agent,
+}
+
+static AGENT: Mutex<Option<ProcessAgent>> = Mutex::new(None);
+
+/// The process's agent (sharing its connection pool), made on first use, after a fork, or when
+/// the trust store changed.
+fn process_agent() -> Agent {
+    let pid = std::process::id();
+    let trust = TrustStamp::now();
+    let mut guard = AGENT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(a) = guard.as_ref().filter(|a| a.pid == pid && a.trust == trust) {
+        return a.agent.clone();
+    }
+    if let Some(old) = guard.take() {
+        if old.pid != pid {
+            // Inherited from the parent: its sockets and TLS sessions are the parent's. Never
+            // use them, and do not even close them politely (a TLS close_notify from here would
+            // end the parent's session): forget them.
+            std::mem::forget(old);
+        }
+    }
+    let agent = new_agent();
+    *guard = Some(ProcessAgent { pid, trust, agent: agent.clone() });
+    agent
+}
+
+fn new_agent() -> Agent {
+    let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
+    let config = Agent::config_builder()
+        .tls_config(tls)
+        // A redirect from the token endpoint would carry the code (and secret) elsewhere.
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .http_status_as_error(false)
+        .max_idle_age(IDLE_TIMEOUT)
+        .user_agent(concat!("pve-entraid/", env!("CARGO_PKG_VERSION")))
+        .build();
+    Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default())
+}
+
+/// Name resolution in the calling thread (ureq's default resolver starts a thread per request
+/// when a timeout is set), remembered for [`DNS_TTL`] so that a request on a pooled connection
+/// costs no lookup. Bounded by the resolver's own timeouts (/etc/resolv.conf).
+#[derive(Debug, Default)]
+struct CachingResolver {
+    cache: Mutex<HashMap<String, (Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(&self, uri: &Uri, _config: &Config, _timeout: NextTimeout) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(ureq::Error::HostNotFound);
+        };
+        let host_port = DefaultResolver::host_and_port(scheme, authority).ok_or(ureq::Error::HostNotFound)?;
+        let now = Instant::now();
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.retain(|_, (at, _)| now.duration_since(*at) < DNS_TTL);
+            if let Some((_, addrs)) = cache.get(&host_port) {
+                return Ok(addrs.clone());
+            }
+        }
+        let mut addrs = self.empty();
+        for a in host_port.to_socket_addrs().map_err(|_| ureq::Error::HostNotFound)?.take(16) {
+            addrs.push(a);
+        }
+        if addrs.is_empty() {
+            return Err(ureq::Error::HostNotFound);
+        }
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(host_port, (now, addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+/// The process agent with one realm's proxy and timeouts.
 pub struct UreqTransport {
     agent: Agent,
+    proxy: Option<ureq::Proxy>,
+    connect_timeout: Duration,
+    timeout: Duration,
 }
 
 impl UreqTransport {
@@ -41,19 +171,17 @@ impl UreqTransport {
             // Only the proxy PVE configured (datacenter.cfg): ignore the daemon's environment.
             None => None,
         };
-        let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
-        let config = Agent::config_builder()
-            .tls_config(tls)
-            .proxy(proxy)
-            .timeout_connect(Some(cfg.connect_timeout))
-            .timeout_global(Some(cfg.timeout))
-            // A redirect from the token endpoint would carry the code (and secret) elsewhere.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .http_status_as_error(false)
-            .user_agent(concat!("pve-entraid/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(UreqTransport { agent: Agent::new_with_config(config) })
+        Ok(UreqTransport { agent: process_agent(), proxy, connect_timeout: cfg.connect_timeout, timeout: cfg.timeout })
+    }
+
+    /// Per-request settings; they do not split the connection pool (proxies key it anyway).
+    fn request<B>(&self, req: ureq::RequestBuilder<B>, timeout: Duration) -> ureq::RequestBuilder<B> {
+        req.config()
+            .proxy(self.proxy.clone())
+            .timeout_connect(Some(self.connect_timeout.min(timeout)))
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Accept", "application/json")
     }
 
     fn finish(url: &str, res: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>, cap: u64) -> Result<HttpResponse> {
@@ -70,20 +198,20 @@ impl UreqTransport {
 }
 
 impl Transport for UreqTransport {
+    /// GET is only used for discovery and JWKS: the shorter metadata timeout applies.
     fn get(&self, url: &str, cap: u64) -> Result<HttpResponse> {
-        Self::finish(url, self.agent.get(url).header("Accept", "application/json").call(), cap)
+        let req = self.request(self.agent.get(url), self.timeout.min(METADATA_TIMEOUT));
+        Self::finish(url, req.call(), cap)
     }
 
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse> {
-        let res = self.agent.post(url).header("Accept", "application/json").send_form(form.iter().copied());
+        let res = self.request(self.agent.post(url), self.timeout).send_form(form.iter().copied());
         Self::finish(url, res, cap)
     }
 
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse> {
         let res = self
-            .agent
-            .post(url)
-            .header("Accept", "application/json")
+            .request(self.agent.post(url), self.timeout)
             .header("Content-Type", "application/json")
             .header("Authorization", &format!("Bearer {bearer}"))
             .send(body);
@@ -96,28 +224,48 @@ pub fn display_url(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
+/// ureq 3 reports a failed handshake as `Error::Io` wrapping the rustls error.
+fn tls_error(e: &ureq::Error) -> Option<String> {
+    match e {
+        ureq::Error::Tls(m) => Some(m.to_string()),
+        ureq::Error::Rustls(r) => Some(r.to_string()),
+        ureq::Error::Io(io) => io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()).map(|r| r.to_string()),
+        _ => None,
+    }
+}
+
 fn map_error(url: &str, e: ureq::Error) -> Error {
     let at = display_url(url);
+    if let Some(why) = tls_error(&e) {
+        let hint = if why.contains("certificate") {
+            "the server's certificate is not trusted: is its CA in /etc/ssl/certs (update-ca-certificates), or does a TLS-inspecting proxy need its CA there?"
+        } else {
+            "the TLS handshake failed: check the realm's authority and any proxy between this node and it"
+        };
+        return Error::new(Code::IdpTls, format!("TLS with {at} failed: {why}")).with_hint(hint);
+    }
     match e {
         ureq::Error::Timeout(_) => Error::new(Code::IdpTimeout, format!("timed out talking to {at}")),
         ureq::Error::BodyExceedsLimit(n) => {
             Error::new(Code::IdpBadResponse, format!("answer from {at} is larger than {n} bytes"))
         }
-        ureq::Error::HostNotFound => Error::new(Code::IdpUnreachable, format!("cannot resolve the host of {at}")),
-        ureq::Error::ConnectionFailed => Error::new(Code::IdpUnreachable, format!("cannot connect to {at}")),
+        ureq::Error::HostNotFound => Error::new(Code::IdpUnreachable, format!("cannot resolve the host of {at}"))
+            .with_hint("check the node's DNS (/etc/resolv.conf) and the realm's authority; with a proxy, check the proxy setting"),
+        ureq::Error::ConnectionFailed => Error::new(Code::IdpUnreachable, format!("cannot connect to {at}"))
+            .with_hint("check the node's outbound network, firewall and proxy setting"),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
             Error::new(Code::IdpTimeout, format!("timed out talking to {at}"))
         }
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             Error::new(Code::IdpBadResponse, format!("truncated answer from {at}"))
         }
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Error::new(Code::IdpUnreachable, format!("cannot connect to {at}: connection refused"))
+                .with_hint("check the node's outbound network, firewall and proxy setting")
+        }
         ureq::Error::Protocol(p) => {
             Error::new(Code::IdpBadResponse, format!("invalid HTTP answer from {at}: {p}"))
         }
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => Error::new(
-            Code::IdpUnreachable,
-            format!("TLS with {at} failed: {e} (is its CA in /etc/ssl/certs?)"),
-        ),
         other => Error::new(Code::IdpUnreachable, format!("request to {at} failed: {other}")),
     }
 }

@@ -1,26 +1,38 @@
 //! The OAuth `state` parameter, stateless and cluster-safe: everything the callback needs
 //! (realm, nonce, PKCE verifier, redirect URL, expiry, browser binding) is sealed with XChaCha20-Poly1305 under a
 //! key file replicated to all nodes, so the callback may land on any node. Single use is enforced
-//! per node by a bounded cache of consumed states; issuing a state writes nothing.
+//! per node by the consumed-state store (one empty file per used state, see [`consume`]);
+//! issuing a state writes nothing.
 
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Code, Error, Result};
-use crate::jwt::{b64url, b64url_decode};
-use crate::store::{write_atomic, FileLock};
+pub use crate::jwt::random_bytes;
+use crate::jwt::{b64url, b64url_decode_canonical, sha256};
 
 pub const STATE_LIFETIME_SECS: u64 = 600;
-/// At most this many consumed states are remembered per node (oldest expiry evicted first).
-pub const MAX_CONSUMED: usize = 10_000;
+/// Consumed states are filed by expiry minute: `<cache_dir>/consumed/<exp / 60>/<fingerprint>`.
+const CONSUMED_DIR: &str = "consumed";
+const BUCKET_SECS: u64 = 60;
+/// A bucket is removed only this long after its last state expired, so a login that checked the
+/// expiry just before cannot be creating its file there any more.
+const SWEEP_MARGIN_SECS: u64 = 60;
+/// At most this many expired files are removed per login: bounded work, and still faster than
+/// logins can add them.
+const SWEEP_BATCH: usize = 32;
+/// A state key shorter than 32 bytes is being written by another process or node (create, then
+/// write): readers wait this long for it before giving up.
+const KEY_WAIT: Duration = Duration::from_millis(500);
+const KEY_POLL: Duration = Duration::from_millis(20);
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// Binds the ciphertext to its purpose and format version (v2: with the browser binding).
@@ -46,14 +58,14 @@ pub fn parse_binding(text: &str) -> Option<[u8; BINDING_LEN]> {
     if text.len() != 43 {
         return None;
     }
-    let bytes: [u8; BINDING_LEN] = b64url_decode(text)?.try_into().ok()?;
+    let bytes: [u8; BINDING_LEN] = b64url_decode_canonical(text)?.try_into().ok()?;
     // One spelling per value: the last character may carry unused bits that must be zero.
     (b64url(&bytes) == text).then_some(bytes)
 }
 
 /// The binding hash the state carries for a binding key.
 pub fn binding_hash_of(key: &[u8; BINDING_LEN]) -> [u8; BINDING_LEN] {
-    Sha256::digest(key).into()
+    sha256(key)
 }
 
 /// Checks the browser's binding key against the sealed hash, in constant time.
@@ -76,39 +88,49 @@ fn key_error(msg: String) -> Error {
 /// Reads the state key, creating it (0600, exclusive create so no node ever replaces another's
 /// key) when missing.
 pub fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN]> {
-    match std::fs::read(path) {
-        Ok(bytes) => return key_from_bytes(path, &bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(key_error(format!("cannot read state key {}: {e}", path.display()))),
+    match read_key(path) {
+        Ok(key) => return Ok(key),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(key_read_error(path, e)),
     }
     let mut key = [0u8; KEY_LEN];
     random_bytes(&mut key)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| key_error(format!("cannot create {}: {e}", dir.display())))?;
     }
-    // One write of 32 bytes with O_EXCL: pmxcfs has no hard links, so no link-into-place trick.
+    // One write of 32 bytes with O_EXCL: pmxcfs has no hard links, so no link-into-place trick;
+    // readers that see the file before the write wait for it (see `read_key`).
     match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(mut f) => {
             f.write_all(&key).and_then(|_| f.sync_all()).map_err(|e| key_error(format!("cannot write state key {}: {e}", path.display())))?;
             Ok(key)
         }
         // Another process or node won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let bytes = std::fs::read(path).map_err(|e| key_error(format!("cannot read state key {}: {e}", path.display())))?;
-            key_from_bytes(path, &bytes)
-        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => read_key(path).map_err(|e| key_read_error(path, e)),
         Err(e) => Err(key_error(format!("cannot create state key {}: {e}", path.display()))),
     }
 }
 
-fn key_from_bytes(path: &Path, bytes: &[u8]) -> Result<[u8; KEY_LEN]> {
-    bytes.try_into().map_err(|_| {
-        key_error(format!("state key {} must hold exactly {KEY_LEN} bytes (it has {}); remove it to create a new one", path.display(), bytes.len()))
-    })
+/// The key file's 32 bytes. A shorter file is still being written (create, then write): wait
+/// briefly for the rest. `InvalidData` when it stays short or is longer.
+fn read_key(path: &Path) -> std::io::Result<[u8; KEY_LEN]> {
+    let deadline = std::time::Instant::now() + KEY_WAIT;
+    loop {
+        let bytes = std::fs::read(path)?;
+        if let Ok(key) = <[u8; KEY_LEN]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        if bytes.len() > KEY_LEN || std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::new(ErrorKind::InvalidData, format!("it holds {} bytes, not {KEY_LEN}", bytes.len())));
+        }
+        std::thread::sleep(KEY_POLL);
+    }
 }
 
-pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf).map_err(|e| Error::new(Code::InternalError, format!("no randomness: {e}")))
+/// The message names the file and what is wrong with it; what to do about it is for the
+/// administrator's tools (`pve-entraid check`), never advice to an anonymous caller.
+fn key_read_error(path: &Path, e: std::io::Error) -> Error {
+    key_error(format!("cannot use state key {}: {e}", path.display()))
 }
 
 /// Random URL-safe text of `n` random bytes.
@@ -138,7 +160,9 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
     if state.len() > 4096 {
         return Err(invalid());
     }
-    let raw = b64url_decode(state).ok_or_else(invalid)?;
+    // Canonical base64url only: one state has one text form, so single use cannot be dodged by
+    // re-encoding it (a trailing `=`, other trailing bits).
+    let raw = b64url_decode_canonical(state).ok_or_else(invalid)?;
     if raw.len() <= NONCE_LEN {
         return Err(invalid());
     }
@@ -165,48 +189,97 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
     Ok(s)
 }
 
-/// Short fingerprint of a state for the consumed cache (the state itself is not stored).
+/// Fingerprint of a state for the consumed store: of its decoded bytes (not of its text), 128
+/// bits of SHA-256, in hex. The state itself is not stored.
 fn fingerprint(state: &str) -> String {
-    Sha256::digest(state.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let raw = b64url_decode_canonical(state);
+    let digest = sha256(raw.as_deref().unwrap_or(state.as_bytes()));
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replayed() -> Error {
+    Error::new(Code::StateReplayed, "this login response was already used; start the login again")
 }
 
 /// Memory-only consumed set, for callers without a cache directory.
-static CONSUMED_IN_MEMORY: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+static CONSUMED_IN_MEMORY: Mutex<Option<MemoryStore>> = Mutex::new(None);
+
+#[derive(Default)]
+struct MemoryStore {
+    set: HashMap<String, u64>,
+    /// Expired entries are dropped when the set has doubled since the last purge (amortised O(1)).
+    purge_at: usize,
+}
 
 /// Marks `state` used; `state.replayed` when it was used before on this node.
+///
+/// On disk each used state is one empty file `consumed/<expiry minute>/<fingerprint>` created
+/// with O_EXCL: the kernel makes the create atomic across all processes of the node, the work is
+/// the same with 0 or 100,000 stored states, and no lock is held. Files of minutes that ended
+/// (plus a margin) are removed a bounded batch per login; an unexpired entry is never removed.
+/// Nothing is fsynced: after a crash, a state could at most be replayed within its 10 minutes,
+/// and its authorization code is single use at Entra anyway.
 pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64) -> Result<()> {
     let id = fingerprint(state);
     let Some(dir) = cache_dir else {
-        let mut set = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-        return record(&mut set, id, expires_at, now);
+        let mut guard = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+        let store = guard.get_or_insert_with(MemoryStore::default);
+        if store.set.len() >= store.purge_at {
+            store.set.retain(|_, exp| *exp > now);
+            store.purge_at = (store.set.len() * 2).max(1024);
+        }
+        if store.set.get(&id).is_some_and(|exp| *exp > now) {
+            return Err(replayed());
+        }
+        store.set.insert(id, expires_at);
+        return Ok(());
     };
-    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("consumed-state cache: cannot {what} in {}: {e}", dir.display()));
-    let _lock = FileLock::acquire(&dir.join("consumed-states.lock")).map_err(|e| io("lock", e))?;
-    let path = dir.join("consumed-states.json");
-    // A corrupt or missing file starts empty: states are also bound to their 10-minute expiry.
-    let mut set: BTreeMap<String, u64> = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    record(&mut set, id, expires_at, now)?;
-    let body = serde_json::to_vec(&set).map_err(|_| Error::new(Code::InternalError, "serialising consumed states"))?;
-    write_atomic(&path, &body, 0o600).map_err(|e| io("write", e))
+    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("consumed-state store: cannot {what} in {}: {e}", dir.display()));
+    let root = dir.join(CONSUMED_DIR);
+    let bucket = root.join((expires_at / BUCKET_SECS).to_string());
+    let path = bucket.join(&id);
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+    let created = match create() {
+        // First use of this minute (or a sweeper just removed it): make the bucket, try again.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(&bucket).map_err(|e| io("create a directory", e))?;
+            create()
+        }
+        other => other,
+    };
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(replayed()),
+        Err(e) => return Err(io("record a used state", e)),
+    }
+    sweep(&root, now, SWEEP_BATCH);
+    Ok(())
 }
 
-fn record(set: &mut BTreeMap<String, u64>, id: String, expires_at: u64, now: u64) -> Result<()> {
-    set.retain(|_, exp| *exp > now);
-    if set.contains_key(&id) {
-        return Err(Error::new(Code::StateReplayed, "this login response was already used; start the login again"));
+/// Removes up to `budget` files of buckets whose every state expired more than a margin ago, and
+/// the emptied buckets. Failures are ignored (another process may be sweeping the same bucket).
+fn sweep(root: &Path, now: u64, mut budget: usize) {
+    let Ok(buckets) = std::fs::read_dir(root) else { return };
+    let expired: Vec<PathBuf> = buckets
+        .flatten()
+        .filter(|b| {
+            let minute = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
+            minute.is_some_and(|m| (m + 1) * BUCKET_SECS + SWEEP_MARGIN_SECS <= now)
+        })
+        .map(|b| b.path())
+        .collect();
+    for bucket in expired {
+        let Ok(files) = std::fs::read_dir(&bucket) else { continue };
+        for f in files.flatten() {
+            if budget == 0 {
+                return;
+            }
+            let _ = std::fs::remove_file(f.path());
+            budget -= 1;
+        }
+        // Fails while files remain (or a late login added one): the next sweep tries again.
+        let _ = std::fs::remove_dir(&bucket);
     }
-    while set.len() >= MAX_CONSUMED {
-        let oldest = set.iter().min_by_key(|(_, exp)| **exp).map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => set.remove(&k),
-            None => break,
-        };
-    }
-    set.insert(id, expires_at);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -232,7 +305,7 @@ mod tests {
         assert_eq!(open(&key, &s, "entra", 1000).unwrap_err().code, Code::StateExpired);
         assert_eq!(open(&key, &s, "other", 999).unwrap_err().code, Code::StateRealmMismatch);
         assert_eq!(open(&[8u8; 32], &s, "entra", 999).unwrap_err().code, Code::StateInvalid);
-        let mut bytes = b64url_decode(&s).unwrap();
+        let mut bytes = b64url_decode_canonical(&s).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         assert_eq!(open(&key, &b64url(&bytes), "entra", 999).unwrap_err().code, Code::StateInvalid);
@@ -275,7 +348,37 @@ mod tests {
         assert_eq!(load_or_create_key(&path).unwrap(), k1);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::write(&path, b"short").unwrap();
-        assert_eq!(load_or_create_key(&path).unwrap_err().code, Code::StateKey);
+        let e = load_or_create_key(&path).unwrap_err();
+        assert_eq!(e.code, Code::StateKey);
+        assert!(!e.message.contains("remove") && !e.message.contains("delete"), "no advice to delete the key: {e}");
+    }
+
+    #[test]
+    fn a_key_being_written_is_waited_for() {
+        // Another node created the file (O_EXCL) and has not written the 32 bytes yet.
+        let dir = tmpdir("key-race");
+        let path = dir.join("state.key");
+        std::fs::write(&path, b"").unwrap();
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(60));
+                std::fs::write(&path, [9u8; 32]).unwrap();
+            })
+        };
+        assert_eq!(load_or_create_key(&path).unwrap(), [9u8; 32]);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_state_has_one_text_form() {
+        let key = [7u8; 32];
+        let s = seal(&key, &sample(1000)).unwrap();
+        assert!(open(&key, &s, "entra", 999).is_ok());
+        for variant in [format!("{s}="), format!("{s}=="), format!("{s}%3D")] {
+            assert_eq!(open(&key, &variant, "entra", 999).unwrap_err().code, Code::StateInvalid, "{variant}");
+        }
+        assert_eq!(fingerprint(&s), fingerprint(&b64url(&b64url_decode_canonical(&s).unwrap())));
     }
 
     #[test]
@@ -284,26 +387,43 @@ mod tests {
         consume(Some(&dir), "s1", 2000, 1000).unwrap();
         assert_eq!(consume(Some(&dir), "s1", 2000, 1001).unwrap_err().code, Code::StateReplayed);
         consume(Some(&dir), "s2", 2000, 1001).unwrap();
-        let text = std::fs::read_to_string(dir.join("consumed-states.json")).unwrap();
-        assert!(!text.contains("s1"), "only fingerprints are stored");
-        // Expired entries are dropped.
-        consume(Some(&dir), "s3", 3000, 2500).unwrap();
-        let set: BTreeMap<String, u64> = serde_json::from_str(&std::fs::read_to_string(dir.join("consumed-states.json")).unwrap()).unwrap();
-        assert_eq!(set.len(), 1);
-        // Corrupt file: starts over rather than failing logins.
-        std::fs::write(dir.join("consumed-states.json"), b"garbage").unwrap();
-        consume(Some(&dir), "s4", 3000, 2500).unwrap();
+        let bucket = dir.join(CONSUMED_DIR).join((2000 / BUCKET_SECS).to_string());
+        let names: Vec<String> = std::fs::read_dir(&bucket).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.iter().all(|n| n.len() == 32 && !n.contains("s1")), "only fingerprints are stored: {names:?}");
         consume(None, "m-unique-state", 2000, 1000).unwrap();
         assert_eq!(consume(None, "m-unique-state", 2000, 1000).unwrap_err().code, Code::StateReplayed);
     }
 
     #[test]
-    fn the_consumed_set_is_bounded() {
-        let mut set = BTreeMap::new();
-        for i in 0..MAX_CONSUMED + 50 {
-            record(&mut set, format!("id{i}"), 10_000 + i as u64, 1).unwrap();
+    fn expired_buckets_are_swept_in_batches_and_live_ones_kept() {
+        let dir = tmpdir("sweep");
+        let root = dir.join(CONSUMED_DIR);
+        for i in 0..(SWEEP_BATCH * 2 + 5) {
+            consume(Some(&dir), &format!("old{i}"), 1000, 500).unwrap();
         }
-        assert_eq!(set.len(), MAX_CONSUMED);
-        assert!(!set.contains_key("id0"), "soonest-expiring evicted first");
+        consume(Some(&dir), "live", 5000, 500).unwrap();
+        let old = root.join((1000 / BUCKET_SECS).to_string());
+        let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(count(&old), SWEEP_BATCH * 2 + 5);
+        // Within the margin after expiry nothing is removed.
+        consume(Some(&dir), "a", 5000, 1000 + BUCKET_SECS).unwrap();
+        assert_eq!(count(&old), SWEEP_BATCH * 2 + 5);
+        let later = 1020 + BUCKET_SECS + SWEEP_MARGIN_SECS;
+        consume(Some(&dir), "b", 5000, later).unwrap();
+        assert_eq!(count(&old), SWEEP_BATCH + 5, "one batch per login");
+        consume(Some(&dir), "c", 5000, later).unwrap();
+        consume(Some(&dir), "d", 5000, later).unwrap();
+        assert!(!old.exists(), "emptied bucket removed");
+        // Unexpired entries stay and still refuse a replay.
+        assert_eq!(consume(Some(&dir), "live", 5000, later).unwrap_err().code, Code::StateReplayed);
+        assert_eq!(count(&root.join((5000 / BUCKET_SECS).to_string())), 5);
+    }
+
+    #[test]
+    fn an_unwritable_store_is_cache_io() {
+        let dir = tmpdir("unwritable");
+        std::fs::write(dir.join(CONSUMED_DIR), b"not a directory").unwrap();
+        assert_eq!(consume(Some(&dir), "s", 2000, 1000).unwrap_err().code, Code::CacheIo);
     }
 }

@@ -1,9 +1,8 @@
 //! Small file helpers shared by the caches: atomic replace and an exclusive lock file.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 /// Writes `data` to a temporary file next to `path`, syncs it and renames it over `path`, so
@@ -24,29 +23,4 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// An exclusive `flock` on a lock file, released when dropped (or when the process dies).
-pub struct FileLock {
-    _file: File,
-}
-
-impl FileLock {
-    pub fn acquire(path: &Path) -> std::io::Result<FileLock> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
-        loop {
-            // SAFETY: flock on a descriptor we own; it stays open as long as the guard lives.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                return Ok(FileLock { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-    }
 }

@@ -13,10 +13,8 @@ use pve_entraid::claims::{validate, Expected, CLOCK_SKEW_SECS};
 use pve_entraid::config::Tenant;
 use pve_entraid::discovery::{parse_jwks, Jwk};
 use pve_entraid::error::{Code, Error, Result};
-use pve_entraid::jwt::{b64url, sign_rs256, Jws};
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::PublicKeyParts;
-use rsa::RsaPrivateKey;
+use pve_entraid::jwt::{b64url, public_key, rsa_key_from_pem, sign_rs256, Jws};
+use ring::signature::RsaKeyPair;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 
@@ -28,20 +26,18 @@ const ISSUER_TEMPLATE: &str = "https://login.microsoftonline.com/{tenantid}/v2.0
 const KID: &str = "fuzz-key-1";
 
 /// The emulator's first signing key: a real 2048-bit key, deterministic across runs.
-fn signing_key() -> &'static RsaPrivateKey {
-    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        RsaPrivateKey::from_pkcs8_pem(include_str!("../../tests/emulator/keys/signing-1.key")).expect("PKCS#8 key")
-    })
+fn signing_key() -> &'static RsaKeyPair {
+    static KEY: OnceLock<RsaKeyPair> = OnceLock::new();
+    KEY.get_or_init(|| rsa_key_from_pem(include_str!("../../tests/emulator/keys/signing-1.key")).expect("PKCS#8 key"))
 }
 
 /// The same key as Entra publishes it, run through the crate's own JWKS parser.
 fn trusted_key() -> &'static Jwk {
     static JWK: OnceLock<Jwk> = OnceLock::new();
     JWK.get_or_init(|| {
-        let public = signing_key().to_public_key();
+        let public = public_key(signing_key());
         let jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": KID, "x5t": KID,
-            "n": b64url(&public.n().to_bytes_be()), "e": b64url(&public.e().to_bytes_be()),
+            "n": b64url(&public.n), "e": b64url(&public.e),
             "issuer": ISSUER_TEMPLATE}]});
         parse_jwks(&jwks).expect("JWKS").remove(0)
     })

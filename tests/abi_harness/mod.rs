@@ -143,6 +143,22 @@ impl Realm {
         Realm { emu, scratch, realm: "entra".into(), config }
     }
 
+    /// A realm on an emulator serving https with a new throw-away CA, written to
+    /// `<scratch>/tls/ca.pem` (trusting it is the test's business: SSL_CERT_FILE).
+    pub fn new_tls(name: &str) -> Realm {
+        let scratch = Scratch::new(name);
+        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &scratch.0.join("tls"));
+        let config = json!({"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                            "authority": emu.url(), "graph_url": emu.url(),
+                            "connect_timeout_ms": 1000, "timeout_ms": 2000});
+        std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
+        Realm { emu, scratch, realm: "entra".into(), config }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.scratch.0.join("tls").join(entra_emulator::CA_FILE)
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.scratch.0.join("cache")
     }

@@ -143,8 +143,9 @@ for my $file (@json) {
     my $doc = eval { decode_json(slurp("$cache_dir/$file")) };
     ok(ref($doc) eq 'HASH', "cache file $file parses");
 }
-my $consumed = eval { decode_json(slurp("$cache_dir/consumed-states.json")) } // {};
-cmp_ok(scalar(keys %$consumed), '>=', scalar(@used), 'consumed-state cache remembers every used state');
+# The consumed-state store: one file per used state under consumed/<expiry minute>/.
+my $consumed = () = glob("$cache_dir/consumed/*/*");
+cmp_ok($consumed, '>=', scalar(@used), 'consumed-state store remembers every used state');
 is_deeply([grep { m/\.tmp\./ } @files], [], 'no temporary cache files left');
 my $usercfg = PVE::Cluster::cfs_read_file('user.cfg');
 ok($usercfg->{users}->{"$user\@entra"}, 'user.cfg still parses and holds the autocreated user');

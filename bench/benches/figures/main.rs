@@ -10,6 +10,7 @@ mod child;
 mod latency;
 mod libload;
 mod realm;
+mod replay;
 mod requests;
 mod stats;
 mod validation;
@@ -18,10 +19,17 @@ fn main() {
     if child::run() {
         return;
     }
+    // Before any library call: the trust store the library loads (children inherit it).
+    std::env::set_var("SSL_CERT_FILE", realm::trust_bundle());
+    let _ = std::fs::remove_file(realm::trust_bundle());
     println!("| figure | value | target |");
     println!("| --- | --- | --- |");
+    stats::row("load average at start (1/5/15 min)", &stats::loadavg(), "-");
     requests::run();
     validation::run();
     latency::run();
+    replay::run();
     libload::run();
+    stats::row("load average at end (1/5/15 min)", &stats::loadavg(), "-");
+    let _ = std::fs::remove_file(realm::trust_bundle());
 }

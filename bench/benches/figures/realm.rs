@@ -1,9 +1,18 @@
-//! A test realm on a fresh emulator, with its own cache directory and state key.
+//! A test realm on a fresh emulator serving TLS, with its own cache directory and state key.
+//! Each emulator makes a throw-away CA; the bench appends it to the trust bundle the library
+//! reads through the system path (SSL_CERT_FILE, set in `main` before any call), so the library
+//! verifies the emulator exactly as it verifies Entra on a node.
 
 use crate::abi::{self, Call};
 use entra_emulator::{Emulator, EmulatorConfig, CLIENT_ID, CLIENT_SECRET, TENANT};
 use serde_json::{json, Value};
+use std::io::Write;
 use std::path::PathBuf;
+
+/// The trust bundle (SSL_CERT_FILE) of this bench run.
+pub fn trust_bundle() -> PathBuf {
+    std::env::temp_dir().join(format!("pve-entraid-bench-{}-trust.pem", std::process::id()))
+}
 
 pub const USER: &str = "alice@contoso.example";
 
@@ -19,7 +28,15 @@ impl Realm {
         let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cache")).expect("create bench scratch directory");
-        Realm { emu: entra_emulator::start(EmulatorConfig::default()), dir }
+        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &dir.join("tls"));
+        let ca = std::fs::read(dir.join("tls").join(entra_emulator::CA_FILE)).expect("emulator CA");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(trust_bundle())
+            .and_then(|mut f| f.write_all(&ca))
+            .expect("append to the trust bundle");
+        Realm { emu, dir }
     }
 
     pub fn request(&self) -> Value {

@@ -9,9 +9,11 @@ use std::time::Duration;
 /// its (code, state). An error redirect, an error page or any other answer is an `Err` with the
 /// reason, e.g. "invalid_request: AADSTS501481: ...".
 pub fn authorize(auth_url: &str, login_hint: Option<&str>) -> Result<(String, String), String> {
-    let rest = auth_url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only http:// URLs are supported: {auth_url}"))?;
+    let (tls, rest) = match (auth_url.strip_prefix("http://"), auth_url.strip_prefix("https://")) {
+        (Some(r), _) => (false, r),
+        (_, Some(r)) => (true, r),
+        _ => return Err(format!("only http(s):// URLs are supported: {auth_url}")),
+    };
     let (host, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -24,16 +26,31 @@ pub fn authorize(auth_url: &str, login_hint: Option<&str>) -> Result<(String, St
             crate::util::form_encode(&[("login_hint", hint)])
         );
     }
-    let mut stream = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
+    let stream = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
     let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
+    if tls {
+        // The browser trusts the CAs of the emulators started in this process.
+        let mut conn = crate::tls::client_connection(host)?;
+        let mut stream = stream;
+        let mut tls = rustls::Stream::new(&mut conn, &mut stream);
+        tls.write_all(request.as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        match tls.read_to_end(&mut raw) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    } else {
+        let mut stream = stream;
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        stream
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("read: {e}"))?;
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.split("\r\n");

@@ -1,13 +1,65 @@
 //! A small HTTP/1.1 server on std::net: one thread per connection, keep-alive, Content-Length
-//! bodies. Hand-written (instead of a server crate) so faults can break the protocol on purpose:
-//! truncated bodies and connections that hang.
+//! bodies, optionally TLS (rustls). Hand-written (instead of a server crate) so faults can break
+//! the protocol on purpose: truncated bodies and connections that hang. Each new connection and
+//! each TLS handshake can be made to cost a network round trip (see [`NetEvent`]).
 
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// Network events of a connection; the hook counts them and answers the latency to add.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetEvent {
+    /// A TCP connection was accepted (the client's SYN/SYN-ACK round trip).
+    Connection,
+    /// The server's TLS handshake flight is about to be sent.
+    TlsHandshake,
+}
+
+pub type NetHook = dyn Fn(NetEvent) -> Duration + Send + Sync;
+
+/// A plain or TLS connection.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Conn {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
@@ -70,7 +122,13 @@ pub enum Reply {
 pub type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
 /// Accepts connections until `shutdown` is set (then wake the accept with a dummy connect).
-pub fn serve(listener: TcpListener, handler: Arc<Handler>, shutdown: Arc<AtomicBool>) {
+pub fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    handler: Arc<Handler>,
+    net: Arc<NetHook>,
+    shutdown: Arc<AtomicBool>,
+) {
     for conn in listener.incoming() {
         if shutdown.load(Ordering::SeqCst) {
             break;
@@ -78,18 +136,80 @@ pub fn serve(listener: TcpListener, handler: Arc<Handler>, shutdown: Arc<AtomicB
         let Ok(stream) = conn else { continue };
         let handler = handler.clone();
         let shutdown = shutdown.clone();
-        let spawned = thread::Builder::new()
-            .name("emu-conn".into())
-            .spawn(move || serve_connection(stream, &*handler, &shutdown));
+        let (tls, net) = (tls.clone(), net.clone());
+        let spawned = thread::Builder::new().name("emu-conn".into()).spawn(move || {
+            let _ = stream.set_nodelay(true);
+            let _ = stream.set_read_timeout(Some(POLL));
+            sleep_unless_shutdown(net(NetEvent::Connection), &shutdown);
+            let conn = match tls {
+                None => Some(Conn::Plain(stream)),
+                Some(config) => handshake(stream, config, &*net, &shutdown),
+            };
+            if let Some(conn) = conn {
+                serve_connection(conn, &*handler, &shutdown)
+            }
+        });
         if spawned.is_err() {
             thread::sleep(POLL); // out of threads: let the others finish
         }
     }
 }
 
-fn serve_connection(mut stream: TcpStream, handler: &Handler, shutdown: &AtomicBool) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(POLL));
+fn sleep_unless_shutdown(d: Duration, shutdown: &AtomicBool) {
+    let until = Instant::now() + d;
+    while !shutdown.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        thread::sleep((until - now).min(POLL));
+    }
+}
+
+/// The server side of a TLS handshake; the hook's latency is paid once, before the server's
+/// first flight (ServerHello .. Finished in TLS 1.3). None when the client gives up (e.g. it does
+/// not trust the certificate) or stays silent.
+fn handshake(
+    mut tcp: TcpStream,
+    config: Arc<ServerConfig>,
+    net: &NetHook,
+    shutdown: &AtomicBool,
+) -> Option<Conn> {
+    let mut conn = ServerConnection::new(config).ok()?;
+    let started = Instant::now();
+    let mut first_flight = true;
+    while conn.is_handshaking() {
+        if conn.wants_write() {
+            if first_flight {
+                first_flight = false;
+                sleep_unless_shutdown(net(NetEvent::TlsHandshake), shutdown);
+            }
+            conn.write_tls(&mut tcp).ok()?;
+            continue;
+        }
+        match conn.read_tls(&mut tcp) {
+            Ok(0) => return None,
+            Ok(_) => {
+                if conn.process_new_packets().is_err() {
+                    let _ = conn.write_tls(&mut tcp); // the alert
+                    return None;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                if shutdown.load(Ordering::SeqCst) || started.elapsed() > IDLE_TIMEOUT {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    while conn.wants_write() {
+        conn.write_tls(&mut tcp).ok()?;
+    }
+    Some(Conn::Tls(Box::new(StreamOwned::new(conn, tcp))))
+}
+
+fn serve_connection(mut stream: Conn, handler: &Handler, shutdown: &AtomicBool) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let request = match read_request(&mut stream, &mut buf, shutdown) {
@@ -125,7 +245,11 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, shutdown: &AtomicB
             }
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    if let Conn::Tls(tls) = &mut stream {
+        tls.conn.send_close_notify();
+        let _ = tls.conn.write_tls(&mut tls.sock);
+    }
+    let _ = stream.tcp().shutdown(Shutdown::Both);
 }
 
 fn wants_keep_alive(req: &Request) -> bool {
@@ -143,7 +267,7 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 
 /// Reads one request. Ok(None): clean close, idle timeout or shutdown. Err(status): malformed.
 fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut Vec<u8>,
     shutdown: &AtomicBool,
 ) -> Result<Option<Request>, u16> {
@@ -218,7 +342,7 @@ fn read_request(
 
 /// Reads more bytes. Ok(false) on EOF, idle timeout or shutdown.
 fn fill(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut Vec<u8>,
     shutdown: &AtomicBool,
     since: Instant,
@@ -263,7 +387,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn write_response(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     resp: &Response,
     keep_alive: bool,
     content_length: usize,

@@ -3,20 +3,22 @@
 use crate::config::User;
 use crate::jwt::{encode_part, hmac_sha256, signing_input};
 use crate::state::{CodeGrant, Shared, Tamper};
-use crate::util::{b64url, now, random_guid, random_token};
+use crate::util::{b64url, now, random_guid, random_token, sha256};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 /// ID token lifetime; Entra's is about an hour.
 pub const LIFETIME: u64 = 3600;
 
 /// Entra's pairwise `sub`: stable per (app, user), different across apps.
 pub fn pairwise_sub(client_id: &str, oid: &str) -> String {
-    b64url(&Sha256::digest(format!(
-        "{}:{}",
-        client_id.to_ascii_lowercase(),
-        oid.to_ascii_lowercase()
-    )))
+    b64url(&sha256(
+        format!(
+            "{}:{}",
+            client_id.to_ascii_lowercase(),
+            oid.to_ascii_lowercase()
+        )
+        .as_bytes(),
+    ))
 }
 
 pub fn claims(shared: &Shared, grant: &CodeGrant, user: &User) -> Map<String, Value> {

@@ -1,10 +1,11 @@
 //! Compact JWS: building ID tokens (and their tampered variants) and checking client assertions.
 
 use crate::util::{b64url, b64url_decode};
-use rsa::signature::Verifier;
-use rsa::{pkcs1v15, pss, RsaPublicKey};
+use ring::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
+/// An RSA public key: big-endian modulus and exponent.
+pub type RsaPublicKey = RsaPublicKeyComponents<Vec<u8>>;
 
 pub fn encode_part(v: &Value) -> String {
     b64url(v.to_string().as_bytes())
@@ -16,24 +17,8 @@ pub fn signing_input(header: &Value, claims: &Value) -> String {
 }
 
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    const BLOCK: usize = 64;
-    let mut k = if key.len() > BLOCK {
-        Sha256::digest(key).to_vec()
-    } else {
-        key.to_vec()
-    };
-    k.resize(BLOCK, 0);
-    let inner: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
-    let outer: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
-    let inner_hash = Sha256::new()
-        .chain_update(&inner)
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(&outer)
-        .chain_update(inner_hash)
-        .finalize()
-        .to_vec()
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, msg).as_ref().to_vec()
 }
 
 pub struct Parsed {
@@ -69,25 +54,14 @@ pub fn parse(token: &str) -> Result<Parsed, String> {
 
 /// Verifies an RS256 or PS256 signature (the algorithms Entra accepts for client assertions).
 pub fn verify_rsa(parsed: &Parsed, key: &RsaPublicKey) -> Result<(), String> {
-    let msg = parsed.signing_input.as_bytes();
-    match parsed.header["alg"].as_str() {
-        Some("RS256") => {
-            let sig = pkcs1v15::Signature::try_from(parsed.signature.as_slice())
-                .map_err(|_| "malformed signature")?;
-            pkcs1v15::VerifyingKey::<Sha256>::new(key.clone())
-                .verify(msg, &sig)
-                .map_err(|_| "signature does not verify".into())
-        }
-        Some("PS256") => {
-            let sig = pss::Signature::try_from(parsed.signature.as_slice())
-                .map_err(|_| "malformed signature")?;
-            pss::VerifyingKey::<Sha256>::new(key.clone())
-                .verify(msg, &sig)
-                .map_err(|_| "signature does not verify".into())
-        }
-        Some(other) => Err(format!("unsupported alg '{other}'")),
-        None => Err("header has no alg".into()),
-    }
+    let alg = match parsed.header["alg"].as_str() {
+        Some("RS256") => &RSA_PKCS1_2048_8192_SHA256,
+        Some("PS256") => &RSA_PSS_2048_8192_SHA256,
+        Some(other) => return Err(format!("unsupported alg '{other}'")),
+        None => return Err("header has no alg".into()),
+    };
+    key.verify(alg, parsed.signing_input.as_bytes(), &parsed.signature)
+        .map_err(|_| "signature does not verify".into())
 }
 
 #[cfg(test)]

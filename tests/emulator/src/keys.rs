@@ -1,14 +1,11 @@
 //! Key material: the ID-token signing keys (with rotation) and the client certificate credential.
 //! All of it is checked in under keys/ and compiled in, so the binary runs from any directory.
 
-use crate::util::{b64_decode, b64url};
-use rsa::pkcs1v15;
-use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
+use crate::jwt::RsaPublicKey;
+use crate::util::{b64_decode, b64url, rng, sha1, sha256};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ring::signature::{RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_SHA256};
 
 const SIGNING_PEMS: [&str; 3] = [
     include_str!("../keys/signing-1.key"),
@@ -20,7 +17,7 @@ const CLIENT_CERT_PEM: &str = include_str!("../keys/client.crt");
 
 pub struct SigningKey {
     pub kid: String,
-    signer: pkcs1v15::SigningKey<Sha256>,
+    signer: RsaKeyPair,
     pub public: RsaPublicKey,
     /// SubjectPublicKeyInfo PEM: the bytes an "HS256 keyed with the public key" attack uses.
     pub public_pem: String,
@@ -28,25 +25,26 @@ pub struct SigningKey {
 
 impl SigningKey {
     fn load(pem: &str) -> Self {
-        let private = RsaPrivateKey::from_pkcs8_pem(pem).expect("keys/signing-*.key is PKCS#8 RSA");
-        let public = private.to_public_key();
-        let der = public.to_public_key_der().expect("encode SPKI");
+        let signer = key_pair(pem);
+        let der = spki_der(&signer);
         // Entra's kid equals x5t, the base64url SHA-1 of the certificate; we have no certificate
         // for signing keys, so hash the SPKI instead: same length and alphabet.
-        let kid = b64url(&Sha1::digest(der.as_bytes()));
-        let public_pem = public
-            .to_public_key_pem(LineEnding::LF)
-            .expect("encode SPKI PEM");
+        let kid = b64url(&sha1(&der));
         SigningKey {
             kid,
-            signer: pkcs1v15::SigningKey::new(private),
-            public,
-            public_pem,
+            public: public_key(&signer),
+            public_pem: pem_encode("PUBLIC KEY", &der),
+            signer,
         }
     }
 
+    /// RSASSA-PKCS1-v1_5 SHA-256 with ring (what Entra uses for ID tokens).
     pub fn sign_rs256(&self, msg: &[u8]) -> Vec<u8> {
-        self.signer.sign(msg).to_vec()
+        let mut sig = vec![0u8; self.signer.public().modulus_len()];
+        self.signer
+            .sign(&RSA_PKCS1_SHA256, rng(), msg, &mut sig)
+            .expect("RSA signing");
+        sig
     }
 
     /// The key as Entra publishes it: no `alg`, no `x5c` (Entra sends x5c; clients must not need it).
@@ -56,8 +54,8 @@ impl SigningKey {
             "use": "sig",
             "kid": self.kid,
             "x5t": self.kid,
-            "n": b64url(&self.public.n().to_bytes_be()),
-            "e": b64url(&self.public.e().to_bytes_be()),
+            "n": b64url(&self.public.n),
+            "e": b64url(&self.public.e),
             "cloud_instance_name": "microsoftonline.com",
             "issuer": issuer,
         })
@@ -109,14 +107,12 @@ pub struct ClientCredential {
 
 impl ClientCredential {
     pub fn load() -> Self {
-        let private =
-            RsaPrivateKey::from_pkcs8_pem(CLIENT_KEY_PEM).expect("keys/client.key is PKCS#8 RSA");
         let der =
             pem_body(CLIENT_CERT_PEM, "CERTIFICATE").expect("keys/client.crt is a PEM certificate");
         ClientCredential {
-            public: private.to_public_key(),
-            x5t: b64url(&Sha1::digest(&der)),
-            x5t_s256: b64url(&Sha256::digest(&der)),
+            public: public_key(&key_pair(CLIENT_KEY_PEM)),
+            x5t: b64url(&sha1(&der)),
+            x5t_s256: b64url(&sha256(&der)),
         }
     }
 }
@@ -132,4 +128,53 @@ pub fn pem_body(pem: &str, label: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_whitespace())
         .collect();
     b64_decode(&b64)
+}
+
+fn key_pair(pem: &str) -> RsaKeyPair {
+    let der = pem_body(pem, "PRIVATE KEY").expect("keys/*.key is a PKCS#8 PEM");
+    RsaKeyPair::from_pkcs8(&der).expect("keys/*.key is PKCS#8 RSA")
+}
+
+fn public_key(key: &RsaKeyPair) -> RsaPublicKey {
+    RsaPublicKeyComponents::from(key.public())
+}
+
+/// DER tag-length-value.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// SubjectPublicKeyInfo of an RSA key: rsaEncryption with NULL parameters, then the PKCS#1
+/// RSAPublicKey (which ring gives as DER) in a BIT STRING.
+pub fn spki_der(key: &RsaKeyPair) -> Vec<u8> {
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(key.public().as_ref());
+    let mut body = RSA_ALGORITHM.to_vec();
+    body.extend(der(0x03, &bits));
+    der(0x30, &body)
+}
+
+/// PEM with 64-character lines and LF endings.
+pub fn pem_encode(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }

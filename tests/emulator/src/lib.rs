@@ -18,8 +18,11 @@ mod jwt;
 mod keys;
 mod router;
 mod state;
+mod tls;
 mod token;
 mod util;
+
+pub use tls::CA_FILE;
 
 pub use client::authorize;
 pub use config::{
@@ -30,7 +33,7 @@ pub use idtoken::pairwise_sub;
 
 use state::Shared;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -48,21 +51,38 @@ pub fn start(cfg: EmulatorConfig) -> Emulator {
     start_on("127.0.0.1:0", cfg).expect("entra-emulator: bind 127.0.0.1:0")
 }
 
+/// Starts an emulator serving https on 127.0.0.1 with a new throw-away CA whose certificate is
+/// written to `<tls_dir>/ca.pem` ([`CA_FILE`]). Panics if it cannot (tests only).
+pub fn start_tls(cfg: EmulatorConfig, tls_dir: &Path) -> Emulator {
+    start_with("127.0.0.1:0", cfg, Some(tls_dir)).expect("entra-emulator: TLS on 127.0.0.1:0")
+}
+
 /// Starts an emulator on `listen` ("127.0.0.1:0" picks a free port).
 pub fn start_on(listen: &str, cfg: EmulatorConfig) -> std::io::Result<Emulator> {
+    start_with(listen, cfg, None)
+}
+
+/// Starts an emulator on `listen`, over TLS when `tls_dir` is given (see [`start_tls`]).
+pub fn start_with(listen: &str, cfg: EmulatorConfig, tls_dir: Option<&Path>) -> std::io::Result<Emulator> {
+    let tls = tls_dir.map(tls::server_config).transpose()?;
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(cfg, format!("http://{addr}")));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let shared = Arc::new(Shared::new(cfg, format!("{scheme}://{addr}")));
     let shutdown = Arc::new(AtomicBool::new(false));
     let handler: Arc<http::Handler> = {
         let shared = shared.clone();
         Arc::new(move |req: &http::Request| router::route(&shared, req))
     };
+    let net: Arc<http::NetHook> = {
+        let shared = shared.clone();
+        Arc::new(move |event| shared.net_event(event))
+    };
     let acceptor = {
         let shutdown = shutdown.clone();
         std::thread::Builder::new()
             .name("emu-accept".into())
-            .spawn(move || http::serve(listener, handler, shutdown))?
+            .spawn(move || http::serve(listener, tls, handler, net, shutdown))?
     };
     Ok(Emulator {
         shared,
@@ -86,7 +106,9 @@ impl Emulator {
         }
     }
 
-    /// Request counts per endpoint: {"discovery","jwks","authorize","token","graph"}.
+    /// Request counts per endpoint ({"discovery","jwks","authorize","token","graph"}), their sum
+    /// `requests`, accepted `connections`, `tls_handshakes`, and `round_trips` (the three summed:
+    /// what a client pays in network latency).
     pub fn stats(&self) -> serde_json::Value {
         self.shared.stats()
     }

@@ -1,12 +1,13 @@
-//! `entra-emulator --listen 127.0.0.1:0 [--config FILE.json] [--port-file PATH]`
-//! Prints "listening on http://127.0.0.1:PORT" first, then serves until killed.
+//! `entra-emulator --listen 127.0.0.1:0 [--config FILE.json] [--port-file PATH] [--tls-dir DIR]`
+//! Prints "listening on http://127.0.0.1:PORT" first (https with `--tls-dir`, after writing the
+//! throw-away CA to DIR/ca.pem), then serves until killed.
 
 use entra_emulator::EmulatorConfig;
 use std::io::Write;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: entra-emulator [--listen 127.0.0.1:0] [--config FILE.json] [--port-file PATH]";
+    "usage: entra-emulator [--listen 127.0.0.1:0] [--config FILE.json] [--port-file PATH] [--tls-dir DIR]";
 
 fn main() -> ExitCode {
     match run() {
@@ -22,6 +23,7 @@ fn run() -> Result<(), String> {
     let mut listen = "127.0.0.1:0".to_string();
     let mut config = None;
     let mut port_file = None;
+    let mut tls_dir: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value\n{USAGE}"));
@@ -29,6 +31,7 @@ fn run() -> Result<(), String> {
             "--listen" => listen = value()?,
             "--config" => config = Some(value()?),
             "--port-file" => port_file = Some(value()?),
+            "--tls-dir" => tls_dir = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -52,8 +55,8 @@ fn run() -> Result<(), String> {
             serde_json::from_str(&text).map_err(|e| format!("config {path}: {e}"))?
         }
     };
-    let emulator =
-        entra_emulator::start_on(&listen, cfg).map_err(|e| format!("listen on {listen}: {e}"))?;
+    let emulator = entra_emulator::start_with(&listen, cfg, tls_dir.as_deref().map(std::path::Path::new))
+        .map_err(|e| format!("listen on {listen}: {e}"))?;
     let url = emulator.url();
     if let Some(path) = port_file {
         let port = url.rsplit(':').next().unwrap_or_default();

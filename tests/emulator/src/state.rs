@@ -183,6 +183,8 @@ pub struct Shared {
     pub client_cred: ClientCredential,
     runtime: Mutex<Runtime>,
     stats: [AtomicU64; 5],
+    connections: AtomicU64,
+    tls_handshakes: AtomicU64,
 }
 
 impl Shared {
@@ -198,6 +200,8 @@ impl Shared {
             client_cred: ClientCredential::load(),
             runtime: Mutex::new(runtime),
             stats: Default::default(),
+            connections: AtomicU64::new(0),
+            tls_handshakes: AtomicU64::new(0),
         }
     }
 
@@ -212,19 +216,42 @@ impl Shared {
         self.stats[endpoint as usize].fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Counts a connection or handshake; answers the injected round-trip latency to pay for it.
+    pub fn net_event(&self, event: crate::http::NetEvent) -> std::time::Duration {
+        match event {
+            crate::http::NetEvent::Connection => &self.connections,
+            crate::http::NetEvent::TlsHandshake => &self.tls_handshakes,
+        }
+        .fetch_add(1, Ordering::SeqCst);
+        std::time::Duration::from_millis(self.rt().latency_ms)
+    }
+
     pub fn stats(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
+        let mut requests = 0;
         for e in Endpoint::ALL {
-            map.insert(
-                e.name().into(),
-                self.stats[e as usize].load(Ordering::SeqCst).into(),
-            );
+            let n = self.stats[e as usize].load(Ordering::SeqCst);
+            requests += n;
+            map.insert(e.name().into(), n.into());
         }
+        let connections = self.connections.load(Ordering::SeqCst);
+        let tls_handshakes = self.tls_handshakes.load(Ordering::SeqCst);
+        map.insert("requests".into(), requests.into());
+        map.insert("connections".into(), connections.into());
+        map.insert("tls_handshakes".into(), tls_handshakes.into());
+        map.insert(
+            "round_trips".into(),
+            (requests + connections + tls_handshakes).into(),
+        );
         map.into()
     }
 
     pub fn reset_stats(&self) {
-        for s in &self.stats {
+        for s in self
+            .stats
+            .iter()
+            .chain([&self.connections, &self.tls_handshakes])
+        {
             s.store(0, Ordering::SeqCst);
         }
     }

@@ -10,7 +10,6 @@ use crate::jwt;
 use crate::state::{AppToken, Shared};
 use crate::util::{b64_decode, b64url, form_decode, now, random_token};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 /// Authorization codes are good for 10 minutes, like Entra's.
 const CODE_LIFETIME: u64 = 600;
@@ -245,7 +244,7 @@ fn redeem_code(shared: &Shared, app: &App, form: &Form) -> Result<serde_json::Va
     }
     let verifier = form.get("code_verifier").ok_or_else(|| AadError::new(400, "invalid_grant", 501481,
         "The Code_Verifier does not match the code_challenge supplied in the authorization request. (code_verifier is missing)"))?;
-    if b64url(&Sha256::digest(verifier.as_bytes())) != grant.code_challenge {
+    if b64url(&crate::util::sha256(verifier.as_bytes())) != grant.code_challenge {
         return Err(AadError::known(501481));
     }
     let user = shared

@@ -16,17 +16,34 @@ pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
     STANDARD.decode(s).ok()
 }
 
+pub fn rng() -> &'static ring::rand::SystemRandom {
+    static RNG: std::sync::OnceLock<ring::rand::SystemRandom> = std::sync::OnceLock::new();
+    RNG.get_or_init(ring::rand::SystemRandom::new)
+}
+
+fn fill(buf: &mut [u8]) {
+    ring::rand::SecureRandom::fill(rng(), buf).expect("OS random source");
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
-    getrandom::getrandom(&mut buf).expect("OS random source");
+    fill(&mut buf);
     buf
 }
 
 /// Opaque URL-safe token of `n` random bytes.
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    getrandom::getrandom(&mut buf).expect("OS random source");
+    fill(&mut buf);
     b64url(&buf)
+}
+
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+}
+
+pub fn sha1(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref().to_vec()
 }
 
 /// Random version-4 GUID, the form Entra uses for trace and correlation IDs.

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use entra_emulator::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn discovery_url(emu: &Emulator) -> String {
@@ -113,19 +113,29 @@ fn stats_count_requests_per_endpoint_and_reset() {
     get(&discovery_url(&emu));
     get(&jwks_url(&emu));
     login_as(&emu, TENANT, None);
+    let endpoints = |v: Value| {
+        json!({"discovery": v["discovery"], "jwks": v["jwks"], "authorize": v["authorize"],
+               "token": v["token"], "graph": v["graph"], "requests": v["requests"]})
+    };
     assert_eq!(
-        emu.stats(),
-        json!({"discovery": 2, "jwks": 1, "authorize": 1, "token": 1, "graph": 0})
+        endpoints(emu.stats()),
+        json!({"discovery": 2, "jwks": 1, "authorize": 1, "token": 1, "graph": 0, "requests": 5})
     );
+    let s = emu.stats();
+    let (conns, requests) = (s["connections"].as_u64().unwrap(), 5);
+    assert!(conns >= 1, "connections are counted: {s}");
+    assert_eq!(s["tls_handshakes"], 0, "plain HTTP");
+    assert_eq!(s["round_trips"].as_u64().unwrap(), conns + requests);
     let over_http = get(&format!("{}/_emu/stats", emu.url())).json();
-    assert_eq!(over_http, emu.stats());
+    assert_eq!(endpoints(over_http), endpoints(emu.stats()));
     assert_eq!(
         post_json(&format!("{}/_emu/stats/reset", emu.url()), &json!({}), None).status,
         200
     );
     assert_eq!(
         emu.stats(),
-        json!({"discovery": 0, "jwks": 0, "authorize": 0, "token": 0, "graph": 0})
+        json!({"discovery": 0, "jwks": 0, "authorize": 0, "token": 0, "graph": 0,
+               "requests": 0, "connections": 0, "tls_handshakes": 0, "round_trips": 0})
     );
     get(&jwks_url(&emu));
     emu.reset_stats();
