@@ -307,6 +307,14 @@ my sub store_credentials {
     }
 }
 
+# A realm has one credential at a time: deleting any of its options removes it.
+my sub remove_credentials {
+    my ($realm) = @_;
+    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
+        unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
+    }
+}
+
 # Identity pins: user name (the user ID without '\@<realm>') => { tid, oid }. Callers hold PVE's
 # user-config lock (PVE::AccessControl::lock_user_config) around read and write.
 sub read_identity_pins {
@@ -340,6 +348,8 @@ sub on_update_hook {
     my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
     check_realm_settings({ %$stored, %$config });
     delete $config->{$_} for @credential_keys;
+    # 'delete' of a credential option reaches us as password => undef (the realm-api hook)
+    remove_credentials($realm) if exists($param{password}) && !defined($param{password});
     store_credentials($realm, $pending);
 }
 
@@ -348,9 +358,7 @@ sub on_update_hook {
 sub on_delete_hook {
     my ($class, $realm, $config) = @_;
     delete $pending_credentials->{$realm};
-    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
-        unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
-    }
+    remove_credentials($realm);
 }
 
 my sub groups_map_hash {
