@@ -19,5 +19,6 @@ pub mod oidc;
 pub mod flow;
 pub mod graph;
 pub mod mapping;
+pub mod sync;
 pub mod check;
 pub mod ffi;

@@ -10,7 +10,7 @@ use crate::error::{Code, Error, Result};
 use crate::request::{invalid, Request};
 
 /// PVE user names may not contain whitespace, `:` or `/`, and a user id is at most 64 characters.
-fn check_user_name(name: &str, realm: &str) -> Result<String> {
+pub(crate) fn check_user_name(name: &str, realm: &str) -> Result<String> {
     let userid = format!("{name}@{realm}");
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':' || c == '/') {
         return Err(Error::new(Code::PVE_ENTRAID_ACCESS_DENIED, "the user name from Entra is not a valid PVE user name"));
