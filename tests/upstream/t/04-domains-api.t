@@ -37,6 +37,7 @@ my %OPTIONAL = (
     default => 1,
     comment => 'Contoso',
     tfa => 'type=oath',
+    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
 );
 my %DEFECT = ('allowed-tenants' => 1, 'required-groups' => 1); # defect 1
 my %SKIP = map { $_ => 1 } qw(tenant-id client-id client-key client-cert client-cert-key username-claim);
