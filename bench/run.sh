@@ -28,3 +28,9 @@ echo "pve-entraid figures on $(nproc) core(s), $(date -u +%Y-%m-%dT%H:%MZ), $(un
 echo
 (cd bench && cargo bench --quiet --bench figures)
 perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl
+# realm sync (issue 12): 10,000 users in 1,000 groups, 50 ms per Graph request (bench/sync-figures.pl)
+cargo build --release -p entra-emulator --quiet
+upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
+[ -d "$upstream/pve9/pve-common/src" ] || bash scripts/fetch-upstream.sh "$upstream"
+perl -I"$root/perl" -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" -I"$upstream/pve9/pve-common/src" \
+    bench/sync-figures.pl "$root/target/release/entra-emulator"
