@@ -103,6 +103,8 @@ dpkg-deb -e "$deb" "$ctrl"
 for t in 'activate-noawait pve-api-updates' \
     'interest-noawait /usr/share/perl5/PVE/AccessControl.pm' \
     'interest-noawait /usr/share/perl5/PVE/API2/AccessControl.pm' \
+    'interest-noawait /usr/share/perl5/PVE/API2/Domains.pm' \
+    'interest-noawait /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm' \
     'interest-noawait /usr/share/perl5/PVE/HTTPServer.pm' \
     'interest-noawait /usr/share/pve-manager/index.html.tpl'; do
     check "triggers: $t" grep -qxF "$t" "$ctrl/triggers"
@@ -175,6 +177,8 @@ printf 'entraid: entra\n\ttenant-id 11111111-2222-3333-4444-555555555555\n' > "$
 hooked=(
     /usr/share/perl5/PVE/AccessControl.pm
     /usr/share/perl5/PVE/API2/AccessControl.pm
+    /usr/share/perl5/PVE/API2/Domains.pm
+    /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm
     /usr/share/perl5/PVE/HTTPServer.pm
     /usr/share/pve-manager/index.html.tpl
 )

@@ -2,7 +2,7 @@ package IntegrateTest;
 
 # Shared helpers of the pve-entraid-integrate tests, on the REAL upstream files through the
 # contract harness (tests/upstream/lib/UpstreamTest.pm, PVE_ENTRAID_PVE selects pve9/pve8):
-# a throw-away root holding copies of the five upstream files the hooks touch, and a runner
+# a throw-away root holding copies of the six upstream files the hooks touch, and a runner
 # for the tool with --root whose own 'perl -c' check sees the real upstream modules.
 
 use strict;
@@ -22,6 +22,7 @@ our @HOOK_FILES = qw(
     /usr/share/perl5/PVE/AccessControl.pm
     /usr/share/perl5/PVE/API2/AccessControl.pm
     /usr/share/perl5/PVE/API2/Domains.pm
+    /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm
     /usr/share/perl5/PVE/HTTPServer.pm
     /usr/share/pve-manager/index.html.tpl
 );

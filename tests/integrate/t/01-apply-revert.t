@@ -37,6 +37,9 @@ like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
 like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
     qr/\$delete_pw = 1 if \$opt eq 'password';\n                    # pve-entraid hook begin\n                    \$delete_pw = 1 if \$type eq 'entraid' && \$opt =~ /,
     'delete of an entraid credential marks it like a deleted password');
+like($applied->{'/usr/share/perl5/PVE/API2/Jobs/RealmSync.pm'},
+    qr/# pve-entraid hook begin\n.*\n                \$realm_type eq 'entraid' or\n                # pve-entraid hook end\n                raise_param_exc\(\{ realm => "Only LDAP\/AD realms can be synced\." \}\)\n                    if \$realm_type ne 'ldap'/,
+    'realm-sync jobs: entraid passes upstream\'s statement, indented like it');
 my $tags = () = $applied->{'/usr/share/pve-manager/index.html.tpl'} =~ m/pve-entraid\.js/g;
 is($tags, 1, 'exactly one script tag for pve-entraid.js');
 is(slurp("$root/etc/pve/nodes/pve1/pve-entraid"), "pve-entraid 0.1.0\n", 'node marker holds the version');

@@ -97,6 +97,22 @@ my $pins = decode_json(slurp("$priv/entra.identities.json"));
 is_deeply($pins->{'dave@contoso.example'}, { tid => $TENANT, oid => $DAVE_OID }, 'synced user pinned to oid+tid');
 is($pins->{'alice@contoso.example'}->{oid}, $ALICE_OID, 'alice pinned');
 
+# realm-sync jobs: the real create handler of PVE::API2::Jobs::RealmSync (hooked). pve-manager's
+# PVE::Jobs registers jobs.cfg, but also loads the vzdump job type of pve-guest-common (not among
+# the pinned trees), so this registers the realm-sync job type and jobs.cfg as PVE::Jobs does
+# (before the API module: its schema is made from the registered job types when it loads)
+require PVE::Jobs::RealmSync;
+PVE::Jobs::RealmSync->register();
+PVE::Job::Registry->init();
+require PVE::API2::Jobs::RealmSync;
+PVE::Cluster::cfs_register_file('jobs.cfg',
+    sub { PVE::Job::Registry->parse_config(@_) }, sub { PVE::Job::Registry->write_config(@_) });
+eval { PVE::API2::Jobs::RealmSync->create_job({ id => 'entra-nightly', realm => 'entra', schedule => 'daily', scope => 'both' }) };
+is($@, '', 'a realm-sync job can be created for the entraid realm');
+like(slurp('/etc/pve/jobs.cfg'), qr/^realm-sync: entra-nightly\n(?:\t.*\n)*\trealm entra$/m, 'job in jobs.cfg');
+eval { PVE::API2::Jobs::RealmSync->create_job({ id => 'pam-nightly', realm => 'pam', schedule => 'daily', scope => 'both' }) };
+like($@, qr/Only LDAP\/AD realms can be synced/, 'other realm types are still refused');
+
 # Entra disables dave; Graph throttles the first listing (429 with Retry-After)
 stop_emulator();
 $url = start_emulator(config => directory_with_dave(0));
