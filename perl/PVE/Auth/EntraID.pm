@@ -454,11 +454,18 @@ sub get_users {
     my $users = {};
     my $dry_run = in_dry_run_task();
     PVE::AccessControl::lock_user_config(sub {
+        my $existing = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {};
         my $pins = read_identity_pins($realm);
         my $pinned = 0;
         for my $u (@{ $dir->{users} }) {
             my $userid = $u->{userid};
             my ($name) = $userid =~ m/^(.+)\@\Q$realm\E$/ or next;
+            # upstream enables a new user per enable-new, whatever Entra says: never create one
+            # for a disabled account (an existing one is disabled by the synced 'enable')
+            if (!$u->{enable} && !$existing->{$userid}) {
+                print "not adding user '$userid': its Entra account is disabled\n";
+                next;
+            }
             # the same binding a login makes: a name belongs to one Entra identity (nOAuth)
             if (my $pin = $pins->{$name}) {
                 if (lc($pin->{tid} // '') ne $dir->{tid} || lc($pin->{oid} // '') ne $u->{oid}) {

@@ -15,10 +15,11 @@ use Test::More;
 
 my $OPS_GROUP = '6f7e8d9c-1111-4111-8111-000000000002';
 my $DAVE_OID = '0e0e0e0e-0000-4000-8000-000000000d0e';
+my $ERIN_OID = '0e0e0e0e-0000-4000-8000-000000000e1e';
 my $priv = '/etc/pve/priv/entraid';
 
 # the emulator's alice (admins), bob (admins, operators), a guest and a user of another tenant,
-# plus dave (admins), enabled or not
+# plus dave (admins), enabled or not, and erin (admins), disabled
 my $tmp = File::Temp->newdir();
 sub directory_with_dave {
     my ($enabled) = @_;
@@ -26,6 +27,8 @@ sub directory_with_dave {
     spew($file, encode_json({ users => [{
         upn => 'Dave@contoso.example', oid => $DAVE_OID, given_name => 'Dave', family_name => 'Example',
         email => 'dave@contoso.example', groups => [$ALICE_GROUP], account_enabled => $enabled ? \1 : \0,
+    }, {
+        upn => 'erin@contoso.example', oid => $ERIN_OID, groups => [$ALICE_GROUP], account_enabled => \0,
     }] }));
     return $file;
 }
@@ -66,6 +69,8 @@ like($out, qr/^adding user 'alice\@contoso\.example\@entra'$/m, 'would add alice
 like($out, qr/^adding user 'bob\@contoso\.example\@entra'$/m, 'would add bob');
 like($out, qr/^adding user 'dave\@contoso\.example\@entra'$/m, 'would add dave, lower-cased as at login');
 like($out, qr/^remove user 'gone\@entra'$/m, 'would remove the vanished user');
+like($out, qr/^not adding user 'erin\@contoso\.example\@entra': its Entra account is disabled$/m,
+    'a disabled Entra account is not created (upstream would enable it per enable-new)');
 like($out, qr/^purge users 'gone\@entra' ACL entries$/m, 'and its ACLs');
 like($out, qr/^updating group 'admins'$/m, 'would update the mapped group');
 like($out, qr/^adding group 'ops'$/m, 'would create the mapped group ops');
@@ -83,6 +88,7 @@ ok($u->{"$_\@contoso.example\@entra"}, "$_ added") for qw(alice bob dave);
 is($u->{'alice@contoso.example@entra'}->{firstname}, 'Alice', 'firstname from Graph');
 is($u->{'alice@contoso.example@entra'}->{email}, 'alice@contoso.example', 'email from Graph');
 ok(!$u->{'gone@entra'}, 'vanished user removed (remove-vanished entry)');
+ok(!$u->{'erin@contoso.example@entra'}, 'disabled Entra account not created');
 unlike(slurp('/etc/pve/user.cfg'), qr/acl:1:\/vms:gone\@entra/, 'its ACL purged (remove-vanished acl)');
 ok($u->{'eve@pam'} && $u->{'other@pve'} && $u->{'root@pam'}, 'users of other realms untouched');
 is_deeply([sort keys %{ $cfg->{groups}->{admins}->{users} }],
