@@ -37,3 +37,9 @@ trap 'kill $emu_pid 2>/dev/null; rm -rf "$tls_dir"' EXIT
 for _ in $(seq 100); do [ -s "$tls_dir/port" ] && break; sleep 0.1; done
 SSL_CERT_FILE="$tls_dir/ca.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl \
     "https://127.0.0.1:$(cat "$tls_dir/port")"
+# realm sync (issue 12): 10,000 users in 1,000 groups, 50 ms per Graph request (bench/sync-figures.pl)
+cargo build --release -p entra-emulator --quiet
+upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
+[ -d "$upstream/pve9/pve-common/src" ] || bash scripts/fetch-upstream.sh "$upstream"
+perl -I"$root/perl" -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" -I"$upstream/pve9/pve-common/src" \
+    bench/sync-figures.pl "$root/target/release/entra-emulator"

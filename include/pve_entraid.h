@@ -124,6 +124,20 @@ pve_entraid_result pve_entraid_map(const uint8_t *req, size_t req_len, char **ou
 // As for `pve_entraid_auth_url`.
 pve_entraid_result pve_entraid_check(const uint8_t *req, size_t req_len, char **out);
 
+// Reads the realm's users and mapped groups from Microsoft Graph for PVE's realm sync, with an
+// app-only token (client credentials): the transitive members of the `required_groups` (or, without
+// those, of the groups in `groups_map`), named as at login.
+//
+// Request: `{"realm", "config"}`.
+// Result: `{"tid", "users": [{"userid", "oid", "enable", "firstname"?, "lastname"?, "email"?,
+// "groups"}], "groups": {"<PVE group>": ["<userid>", ...]}, "skipped": [{"oid", "reason"}],
+// "warnings": [...], "requests"}`.
+// Memory and ownership as for `pve_entraid_auth_url`.
+//
+// # Safety
+// As for `pve_entraid_auth_url`.
+pve_entraid_result pve_entraid_sync_directory(const uint8_t *req, size_t req_len, char **out);
+
 // Releases an answer returned through `out`. NULL is fine. Never pass anything else.
 //
 // # Safety

@@ -152,6 +152,23 @@ pub unsafe extern "C" fn pve_entraid_check(req: *const u8, req_len: usize, out: 
     panic_boundary!(out, unsafe { run(req, req_len, out, |r, env| Ok(crate::check::check(r, env))) })
 }
 
+/// Reads the realm's users and mapped groups from Microsoft Graph for PVE's realm sync, with an
+/// app-only token (client credentials): the transitive members of the `required_groups` (or, without
+/// those, of the groups in `groups_map`), named as at login.
+///
+/// Request: `{"realm", "config"}`.
+/// Result: `{"tid", "users": [{"userid", "oid", "enable", "firstname"?, "lastname"?, "email"?,
+/// "groups"}], "groups": {"<PVE group>": ["<userid>", ...]}, "skipped": [{"oid", "reason"}],
+/// "warnings": [...], "requests"}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_sync_directory(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, crate::sync::sync_directory) })
+}
+
 /// Releases an answer returned through `out`. NULL is fine. Never pass anything else.
 ///
 /// # Safety

@@ -43,11 +43,26 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// A Microsoft Graph answer with the headers a paging client needs.
+#[derive(Debug)]
+pub struct GraphResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `Retry-After` of a 429/503, as sent.
+    pub retry_after: Option<String>,
+    /// Graph's `request-id`, for support cases.
+    pub request_id: Option<String>,
+}
+
 /// The HTTP calls the protocol needs. A trait so that unit tests can count and fail requests.
 pub trait Transport {
     fn get(&self, url: &str, cap: u64) -> Result<HttpResponse>;
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse>;
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse>;
+    /// GET with a bearer token (Graph directory reads of realm sync).
+    fn get_bearer(&self, url: &str, _bearer: &str, _cap: u64) -> Result<GraphResponse> {
+        Err(Error::new(Code::InternalError, format!("this transport cannot GET {}", display_url(url))))
+    }
 }
 
 /// What the loaded trust store was read from: the TLS configuration is rebuilt when it changes.
@@ -216,6 +231,21 @@ impl Transport for UreqTransport {
             .header("Authorization", &format!("Bearer {bearer}"))
             .send(body);
         Self::finish(url, res, cap)
+    }
+
+    fn get_bearer(&self, url: &str, bearer: &str, cap: u64) -> Result<GraphResponse> {
+        let res = self
+            .agent
+            .get(url)
+            .header("Accept", "application/json")
+            .header("Authorization", &format!("Bearer {bearer}"))
+            .call();
+        let mut resp = res.map_err(|e| map_error(url, e))?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (retry_after, request_id) = (header("retry-after"), header("request-id"));
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().with_config().limit(cap).read_to_vec().map_err(|e| map_error(url, e))?;
+        Ok(GraphResponse { status, body, retry_after, request_id })
     }
 }
 

@@ -20,5 +20,6 @@ mod oidc;
 pub mod flow;
 mod graph;
 mod mapping;
+mod sync;
 pub mod check;
 pub mod ffi;

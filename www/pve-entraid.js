@@ -607,3 +607,39 @@ Ext.define('PVE.window.EntraIDLoginWindowOverride', {
         });
     },
 });
+
+// Realm sync (Sync button, sync jobs): the sync defaults of an entraid realm are those of PVE's
+// own LDAP sync panel (scope, enable-new, remove-vanished), without its LDAP-only fields. A
+// frontend without that panel keeps entraid realms without the Sync button.
+if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
+    Ext.define('PVE.panel.EntraIDSyncInputPanel', {
+        extend: 'PVE.panel.LDAPSyncInputPanel',
+        xtype: 'pveAuthEntraIDSyncPanel',
+
+        editableAttributes: [],
+
+        onGetValues: function (values) {
+            let me = this;
+            values = me.callParent([values]);
+            // LDAP's attribute mapping: an entraid realm has no such property
+            delete values.sync_attributes;
+            if (Ext.isArray(values.delete)) {
+                values.delete = values.delete.filter((k) => k !== 'sync_attributes');
+                if (!values.delete.length) {
+                    delete values.delete;
+                }
+            }
+            return values;
+        },
+
+        column1: (function () {
+            let ldap = PVE.panel.LDAPSyncInputPanel.prototype;
+            let field = (name) => Ext.clone([...ldap.column1, ...ldap.column2].find((f) => f.name === name));
+            return [field('scope'), field('enable-new')];
+        })(),
+        column2: [],
+        columnB: Ext.clone(PVE.panel.LDAPSyncInputPanel.prototype.columnB),
+    });
+
+    PVE.Utils.authSchema.entraid.syncipanel = 'pveAuthEntraIDSyncPanel';
+}

@@ -17,6 +17,7 @@ tenant=11111111-2222-3333-4444-555555555555
 client=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 secret='s3cr~et.Value_only-in-priv'
 hooked="/usr/share/perl5/PVE/AccessControl.pm /usr/share/perl5/PVE/API2/AccessControl.pm
+    /usr/share/perl5/PVE/API2/Domains.pm /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm
     /usr/share/perl5/PVE/HTTPServer.pm /usr/share/pve-manager/index.html.tpl"
 
 ok() { echo "ok - $1"; }

@@ -111,6 +111,8 @@ test_dist() {
     for t in 'activate-noawait pve-api-updates' \
         'interest-noawait /usr/share/perl5/PVE/AccessControl.pm' \
         'interest-noawait /usr/share/perl5/PVE/API2/AccessControl.pm' \
+        'interest-noawait /usr/share/perl5/PVE/API2/Domains.pm' \
+        'interest-noawait /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm' \
         'interest-noawait /usr/share/perl5/PVE/HTTPServer.pm' \
         'interest-noawait /usr/share/pve-manager/index.html.tpl'; do
         check "[$dist] triggers: $t" grep -qxF "$t" "$ctrl/triggers"

@@ -164,6 +164,8 @@ sub options {
         default => { optional => 1 },
         comment => { optional => 1 },
         tfa => { optional => 1 },
+        # LDAP's property: defaults of realm sync (scope, remove-vanished, enable-new)
+        'sync-defaults-options' => { optional => 1 },
     };
 }
 
@@ -307,6 +309,14 @@ my sub store_credentials {
     }
 }
 
+# A realm has one credential at a time: deleting any of its options removes it.
+my sub remove_credentials {
+    my ($realm) = @_;
+    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
+        unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
+    }
+}
+
 # Identity pins: user name (the user ID without '\@<realm>') => { tid, oid }. Callers hold PVE's
 # user-config lock (PVE::AccessControl::lock_user_config) around read and write.
 sub read_identity_pins {
@@ -340,6 +350,8 @@ sub on_update_hook {
     my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
     check_realm_settings({ %$stored, %$config });
     delete $config->{$_} for @credential_keys;
+    # 'delete' of a credential option reaches us as password => undef (the realm-api hook)
+    remove_credentials($realm) if exists($param{password}) && !defined($param{password});
     store_credentials($realm, $pending);
 }
 
@@ -348,9 +360,7 @@ sub on_update_hook {
 sub on_delete_hook {
     my ($class, $realm, $config) = @_;
     delete $pending_credentials->{$realm};
-    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
-        unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
-    }
+    remove_credentials($realm);
 }
 
 my sub groups_map_hash {
@@ -400,5 +410,109 @@ sub library_config {
     return $cfg;
 }
 
+# --- realm sync (pveum realm sync, the Sync button, realm-sync jobs): PVE::API2::Domains calls
+# get_users, then get_groups with get_users' second value (LDAP passes its DN map there), and
+# applies both to user.cfg itself with PVE's sync options. The library reads the directory
+# (pve_entraid_sync_directory); users keep their identity pins as at login.
+
+# get_users is not told about a dry run; upstream runs one in a worker of this type
+my sub in_dry_run_task {
+    my ($upid) = $0 =~ m/^task (UPID:\S+)$/ or return 0;
+    my $task = PVE::Tools::upid_decode($upid, 1) or return 0;
+    return ($task->{type} // '') eq 'auth-realm-sync-test';
+}
+
+# validated like LDAP sync validates them: with the schema of PVE's user API
+my sub synced_attribute {
+    my ($userid, $attr, $value) = @_;
+    eval {
+        my $schema = PVE::JSONSchema::get_standard_option("user-$attr")
+            or die "no schema for '$attr'\n";
+        PVE::JSONSchema::validate($value, $schema, "invalid value '$value'\n");
+    };
+    return $value if !$@;
+    warn "skipping attribute '$attr' of user '$userid' - $@";
+    return undef;
+}
+
+sub get_users {
+    my ($class, $config, $realm) = @_;
+
+    require PVE::AccessControl;
+    require PVE::DataCenterConfig;
+    require PVE::EntraID::Lib;
+    my $dcconf = PVE::Cluster::cfs_read_file('datacenter.cfg');
+    my $dir = PVE::EntraID::Lib::call('sync_directory', {
+        realm => $realm,
+        config => library_config($realm, $config, $dcconf->{http_proxy}),
+    });
+    warn "$_\n" for @{ $dir->{warnings} };
+    warn "skipping Entra user $_->{oid}: $_->{reason}\n" for @{ $dir->{skipped} };
+    print "read " . scalar(@{ $dir->{users} }) . " users from Microsoft Graph"
+        . " ($dir->{requests} requests)\n";
+
+    my $users = {};
+    my $dry_run = in_dry_run_task();
+    PVE::AccessControl::lock_user_config(sub {
+        my $existing = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {};
+        my $pins = read_identity_pins($realm);
+        my $pinned = 0;
+        for my $u (@{ $dir->{users} }) {
+            my $userid = $u->{userid};
+            my ($name) = $userid =~ m/^(.+)\@\Q$realm\E$/ or next;
+            # upstream enables a new user per enable-new, whatever Entra says: never create one
+            # for a disabled account (an existing one is disabled by the synced 'enable')
+            if (!$u->{enable} && !$existing->{$userid}) {
+                print "not adding user '$userid': its Entra account is disabled\n";
+                next;
+            }
+            # the same binding a login makes: a name belongs to one Entra identity (nOAuth)
+            if (my $pin = $pins->{$name}) {
+                if (lc($pin->{tid} // '') ne $dir->{tid} || lc($pin->{oid} // '') ne $u->{oid}) {
+                    warn "skipping user '$userid': bound to another Entra identity\n";
+                    next;
+                }
+            } else {
+                $pins->{$name} = { tid => $dir->{tid}, oid => $u->{oid} };
+                $pinned = 1;
+            }
+            my $user = $users->{$userid} = { enable => $u->{enable} ? 1 : 0 };
+            for my $attr (qw(firstname lastname email)) {
+                next if !defined($u->{$attr});
+                my $value = synced_attribute($userid, $attr, $u->{$attr});
+                $user->{$attr} = $value if defined($value);
+            }
+        }
+        write_identity_pins($realm, $pins) if $pinned && !$dry_run;
+    }, "realm '$realm': updating identity pins failed");
+
+    return wantarray ? ($users, { users => $users, groups => $dir->{groups} }) : $users;
+}
+
+sub get_groups {
+    my ($class, $config, $realm, $synced) = @_;
+
+    my $existing = PVE::Cluster::cfs_read_file('user.cfg')->{groups} // {};
+    my $res = {};
+    # upstream's remove-vanished takes every group named '*-<realm>' for the realm's own: those
+    # the map does not name stay exactly as they are
+    for my $group (grep { m/-\Q$realm\E$/ } keys %$existing) {
+        $res->{$group} = { %{ $existing->{$group} }, users => { %{ $existing->{$group}->{users} // {} } } };
+    }
+    for my $group (sort keys %{ $synced->{groups} // {} }) {
+        my $old = $existing->{$group};
+        if (!$old && !$config->{'groups-autocreate'}) {
+            warn "PVE group '$group' does not exist and groups-autocreate is off: not created\n";
+            next;
+        }
+        # members from other realms stay; this realm's are the synced ones
+        my $users = { map { $_ => 1 } grep { !m/\@\Q$realm\E$/ } keys %{ $old->{users} // {} } };
+        $users->{$_} = 1 for grep { $synced->{users}->{$_} } @{ $synced->{groups}->{$group} };
+        $res->{$group} = { users => $users };
+        my $comment = $old ? $old->{comment} : "Entra ID ($realm)";
+        $res->{$group}->{comment} = $comment if defined($comment);
+    }
+    return $res;
+}
 
 1;

@@ -77,6 +77,9 @@ pub struct User {
     /// Tenant the user signs in to (the `tid` of their tokens); default: the first tenant.
     #[serde(default)]
     pub tid: Option<String>,
+    /// Graph's `accountEnabled`, as realm sync reads it.
+    #[serde(default = "yes")]
+    pub account_enabled: bool,
 }
 
 impl User {
@@ -124,6 +127,7 @@ fn member(upn: &str, oid: &str, given: &str, family: &str) -> User {
         acct: 0,
         idp: None,
         tid: Some(TENANT.into()),
+        account_enabled: true,
     }
 }
 

@@ -74,7 +74,7 @@ fn parse_fault(f: &Value) -> Result<Fault, String> {
     ))?;
     let mode = f["mode"].as_str().ok_or("fail_next.mode is required")?;
     let mode = FaultMode::parse(mode).ok_or(format!(
-        "fail_next.mode '{mode}' is not one of status500, garbage, truncated, hang, aadsts:<code>"
+        "fail_next.mode '{mode}' is not one of status500, garbage, truncated, hang, aadsts:<code>, throttle:<seconds>"
     ))?;
     let remaining = match f.get("count") {
         None => 1,

@@ -12,6 +12,7 @@ mod config;
 mod control;
 mod discovery;
 mod graph;
+mod directory;
 mod http;
 mod idtoken;
 mod jwt;

@@ -5,7 +5,7 @@ use crate::discovery::{self, TenantPath};
 use crate::http::{Reply, Request, Response};
 use crate::state::{Endpoint, FaultMode, Shared};
 use crate::util::form_decode;
-use crate::{authorize, control, graph, token};
+use crate::{authorize, control, directory, graph, token};
 use std::time::Duration;
 
 /// "hang" faults keep the connection silent this long.
@@ -18,6 +18,7 @@ pub fn route(shared: &Shared, req: &Request) -> Reply {
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let (endpoint, tenant_segment, oid) = match segments.as_slice() {
         ["v1.0", "users", oid, "getMemberObjects"] => (Endpoint::Graph, "", *oid),
+        _ if directory::is_directory_path(&req.path) => (Endpoint::Graph, "", ""),
         [t, "v2.0", ".well-known", "openid-configuration"] => (Endpoint::Discovery, *t, ""),
         [t, "discovery", "v2.0", "keys"] => (Endpoint::Jwks, *t, ""),
         [t, "oauth2", "v2.0", "authorize"] => (Endpoint::Authorize, *t, ""),
@@ -31,6 +32,7 @@ pub fn route(shared: &Shared, req: &Request) -> Reply {
         }
     };
     let method = match endpoint {
+        Endpoint::Graph if directory::is_directory_path(&req.path) => "GET",
         Endpoint::Token | Endpoint::Graph => "POST",
         _ => "GET",
     };
@@ -65,6 +67,10 @@ pub fn route(shared: &Shared, req: &Request) -> Reply {
         Some(FaultMode::Truncated) => Reply::Truncated(serve()),
         Some(FaultMode::Hang) => Reply::Hang(HANG),
         Some(FaultMode::Aadsts(code)) => Reply::Full(injected_error(shared, endpoint, code, req)),
+        Some(FaultMode::Throttle(secs)) => Reply::Full(
+            graph::graph_error(429, "TooManyRequests", "Too many requests.")
+                .with_header("Retry-After", &secs.to_string()),
+        ),
     }
 }
 
@@ -75,6 +81,9 @@ fn dispatch(
     oid: &str,
     req: &Request,
 ) -> Response {
+    if endpoint == Endpoint::Graph && directory::is_directory_path(&req.path) {
+        return directory::transitive_members(shared, req);
+    }
     if endpoint == Endpoint::Graph {
         return graph::get_member_objects(shared, oid, req);
     }

@@ -52,6 +52,8 @@ pub enum FaultMode {
     Hang,
     /// The endpoint's Entra error for this AADSTS code.
     Aadsts(u32),
+    /// 429 Too Many Requests with `Retry-After` of this many seconds (Graph throttling).
+    Throttle(u64),
 }
 
 impl FaultMode {
@@ -61,6 +63,7 @@ impl FaultMode {
             "garbage" => FaultMode::Garbage,
             "truncated" => FaultMode::Truncated,
             "hang" => FaultMode::Hang,
+            _ if s.starts_with("throttle:") => FaultMode::Throttle(s.strip_prefix("throttle:")?.parse().ok()?),
             _ => FaultMode::Aadsts(s.strip_prefix("aadsts:")?.parse().ok()?),
         })
     }

@@ -2,7 +2,7 @@ package IntegrateTest;
 
 # Shared helpers of the pve-entraid-integrate tests, on the REAL upstream files through the
 # contract harness (tests/upstream/lib/UpstreamTest.pm, PVE_ENTRAID_PVE selects pve9/pve8):
-# a throw-away root holding copies of the four upstream files the hooks touch, and a runner
+# a throw-away root holding copies of the six upstream files the hooks touch, and a runner
 # for the tool with --root whose own 'perl -c' check sees the real upstream modules.
 
 use strict;
@@ -13,7 +13,7 @@ use UpstreamTest ();
 use base qw(Exporter);
 our @EXPORT = qw(
     $TOOL @HOOK_FILES
-    make_root run_tool slurp spew tree_bytes block_count perl_check pristine
+    make_root run_tool slurp spew tree_bytes block_count hook_blocks perl_check pristine
 );
 
 our $TOOL = $UpstreamTest::INTEGRATE;
@@ -21,6 +21,8 @@ our $TOOL = $UpstreamTest::INTEGRATE;
 our @HOOK_FILES = qw(
     /usr/share/perl5/PVE/AccessControl.pm
     /usr/share/perl5/PVE/API2/AccessControl.pm
+    /usr/share/perl5/PVE/API2/Domains.pm
+    /usr/share/perl5/PVE/API2/Jobs/RealmSync.pm
     /usr/share/perl5/PVE/HTTPServer.pm
     /usr/share/pve-manager/index.html.tpl
 );
@@ -52,6 +54,12 @@ sub run_tool {
 sub tree_bytes {
     my ($root) = @_;
     return { map { $_ => (-f "$root$_" ? slurp("$root$_") : undef) } @HOOK_FILES };
+}
+
+# blocks the applied hook puts in a file (the realm-api hook has two in Domains.pm)
+sub hook_blocks {
+    my ($file) = @_;
+    return $file =~ m{/API2/Domains\.pm$} ? 2 : 1;
 }
 
 sub block_count {

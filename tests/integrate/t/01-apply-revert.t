@@ -17,7 +17,7 @@ like($out, qr/\Q$_\E: hook '[\w-]+' applied/, "apply reports $_") for @HOOK_FILE
 
 my $applied = tree_bytes($root);
 for my $file (@HOOK_FILES) {
-    is(block_count($applied->{$file}), 1, "$file holds exactly one hook block");
+    is(block_count($applied->{$file}), hook_blocks($file), "$file holds the hook's block(s)");
     isnt($applied->{$file}, $pristine->{$file}, "$file changed");
     ok(-f "$root/var/lib/pve-entraid/backup$file.orig", "$file has a pristine backup");
     is(slurp("$root/var/lib/pve-entraid/backup$file.orig"), $pristine->{$file}, "$file backup is the pristine file");
@@ -31,6 +31,15 @@ like($applied->{'/usr/share/perl5/PVE/AccessControl.pm'},
 like($applied->{'/usr/share/pve-manager/index.html.tpl'},
     qr{pvemanagerlib\.js[^\n]*\n    <!-- pve-entraid hook begin -->\n    <script type="text/javascript" src="/pve2/js/pve-entraid\.js[^"]*"></script>\n},
     'script tag follows pvemanagerlib.js, indented like it');
+like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
+    qr/\n        if \(\$type ne 'ldap' && \$type ne 'ad'\) \{\n            # pve-entraid hook begin\n.*\n            \$type eq 'entraid' or\n            # pve-entraid hook end\n            die "Cannot sync realm type /,
+    'sync check: entraid passes upstream\'s die line, indented like it');
+like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
+    qr/\$delete_pw = 1 if \$opt eq 'password';\n                    # pve-entraid hook begin\n                    \$delete_pw = 1 if \$type eq 'entraid' && \$opt =~ /,
+    'delete of an entraid credential marks it like a deleted password');
+like($applied->{'/usr/share/perl5/PVE/API2/Jobs/RealmSync.pm'},
+    qr/# pve-entraid hook begin\n.*\n                \$realm_type eq 'entraid' or\n                # pve-entraid hook end\n                raise_param_exc\(\{ realm => "Only LDAP\/AD realms can be synced\." \}\)\n                    if \$realm_type ne 'ldap'/,
+    'realm-sync jobs: entraid passes upstream\'s statement, indented like it');
 my $tags = () = $applied->{'/usr/share/pve-manager/index.html.tpl'} =~ m/pve-entraid\.js/g;
 is($tags, 1, 'exactly one script tag for pve-entraid.js');
 is(slurp("$root/etc/pve/nodes/pve1/pve-entraid"), "pve-entraid 0.1.0\n", 'node marker holds the version');

@@ -13,6 +13,7 @@ my $ACL = '/usr/share/perl5/PVE/AccessControl.pm';
 my $API = '/usr/share/perl5/PVE/API2/AccessControl.pm';
 my $HTTP = '/usr/share/perl5/PVE/HTTPServer.pm';
 my $HTML = '/usr/share/pve-manager/index.html.tpl';
+my $DOM = '/usr/share/perl5/PVE/API2/Domains.pm';
 
 # changes one file of a fresh root, applies, and checks that only that file was spared
 sub apply_with_changed_file {
@@ -29,7 +30,7 @@ sub apply_with_changed_file {
     is(slurp("$root$file"), $before->{$file}, "$name: $file untouched");
     ok(!-e "$root/var/lib/pve-entraid/backup$file.orig", "$name: no backup taken of $file");
     for my $other (grep { $_ ne $file } @HOOK_FILES) {
-        is(block_count(slurp("$root$other")), 1, "$name: $other still hooked");
+        is(block_count(slurp("$root$other")), hook_blocks($other), "$name: $other still hooked");
     }
     ($rc, $out) = run_tool($root, 'status', '--node', 'pve1');
     is($rc, 2, "$name: status exits 2");
@@ -61,6 +62,20 @@ apply_with_changed_file(
     sub { s/pvemanagerlib\.js/pvemanager.js/g },
     qr/^\Q$HTML\E: anchor .* not found - hook 'web-ui' not applied/m,
 );
+
+# one of the realm-api hook's two anchors gone: neither block goes in
+(undef, $status) = apply_with_changed_file(
+    'sync check reworded', $DOM,
+    sub { s/Cannot sync realm type/Unable to sync realm type/ },
+    qr/^\Q$DOM\E: anchor 'die "Cannot sync realm type '\$type'! \.\.\.";' not found - hook 'realm-api' not applied, file left untouched$/m,
+);
+like($status, qr/^hook realm-api\s+\Q$DOM\E\s+anchor missing$/m, 'status reports the missing anchor');
+(undef, $status) = apply_with_changed_file(
+    'delete loop duplicated', $DOM,
+    sub { s/(^.*\$delete_pw = 1 if \$opt eq 'password';\n)/$1$1/m },
+    qr/^\Q$DOM\E: anchor '\$delete_pw = 1 if \$opt eq 'password';' found 2 times - hook 'realm-api' not applied/m,
+);
+like($status, qr/^hook realm-api\s+\Q$DOM\E\s+anchor ambiguous \(2 matches\)$/m, 'status reports the ambiguous anchor');
 
 # an installed file that does not compile is never replaced by an edit of it
 apply_with_changed_file(

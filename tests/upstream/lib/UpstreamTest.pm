@@ -204,6 +204,8 @@ sub setup_etc_pve {
 our %HOOK_SOURCES = (
     '/usr/share/perl5/PVE/AccessControl.pm' => 'pve-access-control/src/PVE/AccessControl.pm',
     '/usr/share/perl5/PVE/API2/AccessControl.pm' => 'pve-access-control/src/PVE/API2/AccessControl.pm',
+    '/usr/share/perl5/PVE/API2/Domains.pm' => 'pve-access-control/src/PVE/API2/Domains.pm',
+    '/usr/share/perl5/PVE/API2/Jobs/RealmSync.pm' => 'pve-access-control/src/PVE/API2/Jobs/RealmSync.pm',
     '/usr/share/perl5/PVE/HTTPServer.pm' => 'pve-manager/PVE/HTTPServer.pm',
     '/usr/share/pve-manager/index.html.tpl' => 'pve-manager/www/index.html.tpl',
 );

@@ -31,6 +31,7 @@ my %SAMPLE = (
     default => 1,
     comment => 'Contoso Entra ID',
     tfa => 'type=oath,step=30,digits=6',
+    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
 );
 my %CREDENTIAL = map { $_ => 1 } qw(client-key client-cert client-cert-key);
 # defect 1 (issue 9): formats named *-list are looked up upstream as lists of the base format

@@ -37,6 +37,7 @@ my %OPTIONAL = (
     default => 1,
     comment => 'Contoso',
     tfa => 'type=oath',
+    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
 );
 # the *-list restrictions (issue 9 defect 1) are set through PUT below, the rest on create
 my %LIST_RESTRICTION = ('allowed-tenants' => 1, 'required-groups' => 1);
@@ -103,11 +104,8 @@ for my $k (@optional) {
 
 # delete=client-key must never succeed while leaving the secret behind (defect 4)
 $res = req('PUT', '/access/domains/entra', { delete => 'client-key' });
-{
-    local $TODO = 'defect 4: delete=client-key leaves priv/entraid/<realm>.secret in place';
-    ok($res->{status} != 200 || !-e "$priv/entra.secret",
-        'delete=client-key either is refused or removes the secret file');
-}
+is($res->{status}, 200, 'PUT delete=client-key') or diag($res->{message});
+ok(!-e "$priv/entra.secret", 'delete=client-key removes the secret file');
 
 # --- certificate credential: both PEM files copied into priv, paths not in domains.cfg
 # the form the schema documents: PEM text (current plugin) or, before that, PEM file paths

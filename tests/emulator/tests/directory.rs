@@ -1,0 +1,74 @@
+//! Graph directory reads of realm sync: transitiveMembers with $select, $top and nextLink
+//! paging, the app token required, and the throttling fault.
+
+mod common;
+use common::*;
+use entra_emulator::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn app_token(emu: &Emulator) -> String {
+    let t = post_form(
+        &token_url(emu, TENANT),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", &format!("{}/.default", emu.url())),
+        ],
+    );
+    t.json()["access_token"].as_str().unwrap().to_string()
+}
+
+/// (status, Retry-After, body)
+fn get_bearer(url: &str, token: &str) -> (u16, Option<String>, Value) {
+    let mut r = agent_with_timeout(Duration::from_secs(10))
+        .get(url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let status = r.status().as_u16();
+    let body = serde_json::from_slice(&r.body_mut().read_to_vec().unwrap()).unwrap_or(Value::Null);
+    (status, retry, body)
+}
+
+#[test]
+fn members_are_paged_with_next_links_and_selected_fields() {
+    let emu = start(EmulatorConfig::default());
+    let token = app_token(&emu);
+    let first = format!(
+        "{}/v1.0/groups/{ADMINS_GROUP}/transitiveMembers/microsoft.graph.user?$select=id,userPrincipalName,accountEnabled&$top=1",
+        emu.url()
+    );
+    let (status, _, page) = get_bearer(&first, &token);
+    assert_eq!(status, 200);
+    assert_eq!(page["value"], json!([{"@odata.type": "#microsoft.graph.user", "id": ALICE_OID,
+        "userPrincipalName": "alice@contoso.example", "accountEnabled": true}]));
+    let next = page["@odata.nextLink"].as_str().unwrap().to_string();
+    assert!(next.starts_with(&emu.url()));
+    let (_, _, page) = get_bearer(&next, &token);
+    assert_eq!(page["value"][0]["id"], BOB_OID);
+    assert!(page.get("@odata.nextLink").is_none(), "two members, two pages");
+    assert_eq!(emu.stats()["graph"], 2);
+
+    let (status, _, e) = get_bearer(&first, "not-a-token");
+    assert_eq!(status, 401);
+    assert_eq!(e["error"]["code"], "InvalidAuthenticationToken");
+    let (status, _, _) = get_bearer(&first.replace("$top=1", "$top=1000"), &token);
+    assert_eq!(status, 400, "Graph's largest page is 999");
+    let unknown = format!("{}/v1.0/groups/6f7e8d9c-1111-4111-8111-00000000dead/transitiveMembers", emu.url());
+    assert_eq!(get_bearer(&unknown, &token).0, 404);
+}
+
+#[test]
+fn throttling_fault_answers_429_with_retry_after() {
+    let emu = start(EmulatorConfig::default());
+    let token = app_token(&emu);
+    emu.control(json!({"fail_next": {"endpoint": "graph", "mode": "throttle:7"}}));
+    let url = format!("{}/v1.0/groups/{ADMINS_GROUP}/transitiveMembers", emu.url());
+    let (status, retry, body) = get_bearer(&url, &token);
+    assert_eq!((status, retry.as_deref()), (429, Some("7")));
+    assert_eq!(body["error"]["code"], "TooManyRequests");
+    assert_eq!(get_bearer(&url, &token).0, 200, "one fault, then served");
+}

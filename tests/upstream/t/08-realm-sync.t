@@ -1,0 +1,147 @@
+#!/usr/bin/perl -T
+# realm sync of an entraid realm through the REAL pveum and PVE::API2::Domains sync code (issue
+# 12): the realm-api hook lets the type through, PVE::Auth::EntraID's get_users/get_groups read
+# the emulator's Graph, and upstream's own code applies scope, remove-vanished, enable-new and
+# dry-run to user.cfg
+
+use strict;
+use warnings;
+
+use File::Temp;
+use JSON::PP;
+
+use UpstreamTest;
+use Test::More;
+
+my $OPS_GROUP = '6f7e8d9c-1111-4111-8111-000000000002';
+my $DAVE_OID = '0e0e0e0e-0000-4000-8000-000000000d0e';
+my $ERIN_OID = '0e0e0e0e-0000-4000-8000-000000000e1e';
+my $priv = '/etc/pve/priv/entraid';
+
+# the emulator's alice (admins), bob (admins, operators), a guest and a user of another tenant,
+# plus dave (admins), enabled or not, and erin (admins), disabled
+my $tmp = File::Temp->newdir();
+sub directory_with_dave {
+    my ($enabled) = @_;
+    my $file = "$tmp/dave-" . ($enabled ? 'on' : 'off') . '.json';
+    spew($file, encode_json({ users => [{
+        upn => 'Dave@contoso.example', oid => $DAVE_OID, given_name => 'Dave', family_name => 'Example',
+        email => 'dave@contoso.example', groups => [$ALICE_GROUP], account_enabled => $enabled ? \1 : \0,
+    }, {
+        upn => 'erin@contoso.example', oid => $ERIN_OID, groups => [$ALICE_GROUP], account_enabled => \0,
+    }] }));
+    return $file;
+}
+
+setup_etc_pve(users => join('', map { "$_\n" }
+    'user:root@pam:1:0:::root@example.com:::',
+    'user:eve@pam:1:0:::::::',
+    'user:gone@entra:1:0:::::::',
+    'user:other@pve:1:0:::::::',
+    'group:admins:eve@pam:Admins:',
+    'group:hand-entra:other@pve:made by hand:',
+    'group:unrelated:gone@entra,other@pve::',
+    '',
+    'acl:1:/vms:gone@entra:PVEAuditor:',
+));
+load_pve();
+my $url = start_emulator(config => directory_with_dave(1));
+
+my $res = api_call('POST', '/access/domains', {
+    realm => 'entra', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'groups-map' => "$ALICE_GROUP=admins;$OPS_GROUP=ops",
+    'groups-autocreate' => 1, 'sync-defaults-options' => 'scope=both,enable-new=1',
+});
+
+# the real pveum in a fresh process, pointed at the emulator by the test-only package variables
+sub pveum {
+    return run_perl({}, '-e', 'require PVE::Auth::EntraID; $PVE::Auth::EntraID::AUTHORITY_OVERRIDE = shift;'
+        . ' $PVE::Auth::EntraID::GRAPH_OVERRIDE = $PVE::Auth::EntraID::AUTHORITY_OVERRIDE;'
+        . ' my ($cli) = shift =~ m/^(.*)$/; $0 = "pveum"; do $cli; die $@ if $@;',
+        $url, "$TREE/pve-access-control/src/pveum", @_);
+}
+
+my $before = slurp('/etc/pve/user.cfg');
+my ($rc, $out) = pveum('realm', 'sync', 'entra', '--dry-run', '1', '--remove-vanished', 'acl;entry');
+is($rc, 0, "pveum realm sync entra --dry-run 1 ($PVE)") or diag($out);
+like($out, qr/\(dry test run\) starting sync for realm entra/, 'a dry run');
+like($out, qr/^adding user 'alice\@contoso\.example\@entra'$/m, 'would add alice (name as at login)');
+like($out, qr/^adding user 'bob\@contoso\.example\@entra'$/m, 'would add bob');
+like($out, qr/^adding user 'dave\@contoso\.example\@entra'$/m, 'would add dave, lower-cased as at login');
+like($out, qr/^remove user 'gone\@entra'$/m, 'would remove the vanished user');
+like($out, qr/^not adding user 'erin\@contoso\.example\@entra': its Entra account is disabled$/m,
+    'a disabled Entra account is not created (upstream would enable it per enable-new)');
+like($out, qr/^purge users 'gone\@entra' ACL entries$/m, 'and its ACLs');
+like($out, qr/^updating group 'admins'$/m, 'would update the mapped group');
+like($out, qr/^adding group 'ops'$/m, 'would create the mapped group ops');
+unlike($out, qr/guest|carol/i, 'guest and other-tenant users are not synced');
+unlike($out, qr/remove group/, 'no group removed');
+like($out, qr/NOTE: Dry test run, changes were NOT written/, 'says nothing was written');
+is(slurp('/etc/pve/user.cfg'), $before, 'user.cfg unchanged');
+ok(!-e "$priv/entra.identities.json", 'no identity pins written by a dry run');
+
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'acl;entry');
+is($rc, 0, 'real run') or diag($out);
+my $cfg = PVE::Cluster::cfs_read_file('user.cfg');
+my $u = $cfg->{users};
+ok($u->{"$_\@contoso.example\@entra"}, "$_ added") for qw(alice bob dave);
+is($u->{'alice@contoso.example@entra'}->{firstname}, 'Alice', 'firstname from Graph');
+is($u->{'alice@contoso.example@entra'}->{email}, 'alice@contoso.example', 'email from Graph');
+ok(!$u->{'gone@entra'}, 'vanished user removed (remove-vanished entry)');
+ok(!$u->{'erin@contoso.example@entra'}, 'disabled Entra account not created');
+unlike(slurp('/etc/pve/user.cfg'), qr/acl:1:\/vms:gone\@entra/, 'its ACL purged (remove-vanished acl)');
+ok($u->{'eve@pam'} && $u->{'other@pve'} && $u->{'root@pam'}, 'users of other realms untouched');
+is_deeply([sort keys %{ $cfg->{groups}->{admins}->{users} }],
+    ['alice@contoso.example@entra', 'bob@contoso.example@entra', 'dave@contoso.example@entra', 'eve@pam'],
+    'admins: the synced members, and eve@pam kept');
+is($cfg->{groups}->{admins}->{comment}, 'Admins', 'admins keeps its comment');
+is_deeply([sort keys %{ $cfg->{groups}->{ops}->{users} }], ['bob@contoso.example@entra'], 'ops created with bob');
+is_deeply($cfg->{groups}->{'hand-entra'}, { users => { 'other@pve' => 1 }, comment => 'made by hand' },
+    'a *-entra group outside the map is untouched');
+ok($cfg->{groups}->{unrelated}->{users}->{'other@pve'}, 'a group outside the map keeps its members');
+my $pins = decode_json(slurp("$priv/entra.identities.json"));
+is_deeply($pins->{'dave@contoso.example'}, { tid => $TENANT, oid => $DAVE_OID }, 'synced user pinned to oid+tid');
+is($pins->{'alice@contoso.example'}->{oid}, $ALICE_OID, 'alice pinned');
+
+# realm-sync jobs: the real create handler of PVE::API2::Jobs::RealmSync (hooked). pve-manager's
+# PVE::Jobs registers jobs.cfg, but also loads the vzdump job type of pve-guest-common (not among
+# the pinned trees), so this registers the realm-sync job type and jobs.cfg as PVE::Jobs does
+# (before the API module: its schema is made from the registered job types when it loads)
+require PVE::Jobs::RealmSync;
+PVE::Jobs::RealmSync->register();
+PVE::Job::Registry->init();
+require PVE::API2::Jobs::RealmSync;
+PVE::Cluster::cfs_register_file('jobs.cfg',
+    sub { PVE::Job::Registry->parse_config(@_) }, sub { PVE::Job::Registry->write_config(@_) });
+eval { PVE::API2::Jobs::RealmSync->create_job({ id => 'entra-nightly', realm => 'entra', schedule => 'daily', scope => 'both' }) };
+is($@, '', 'a realm-sync job can be created for the entraid realm');
+like(slurp('/etc/pve/jobs.cfg'), qr/^realm-sync: entra-nightly\n(?:\t.*\n)*\trealm entra$/m, 'job in jobs.cfg');
+eval { PVE::API2::Jobs::RealmSync->create_job({ id => 'pam-nightly', realm => 'pam', schedule => 'daily', scope => 'both' }) };
+like($@, qr/Only LDAP\/AD realms can be synced/, 'other realm types are still refused');
+
+# Entra disables dave; Graph throttles the first listing (429 with Retry-After)
+stop_emulator();
+$url = start_emulator(config => directory_with_dave(0));
+emulator_control('{"fail_next": {"endpoint": "graph", "mode": "throttle:1", "count": 1}}');
+($rc, $out) = pveum('realm', 'sync', 'entra');
+is($rc, 0, 'sync after Entra disabled dave, through a throttled answer') or diag($out);
+$u = PVE::Cluster::cfs_read_file('user.cfg')->{users};
+is($u->{'dave@contoso.example@entra'}->{enable}, 0, 'dave disabled');
+is($u->{'alice@contoso.example@entra'}->{enable}, 1, 'alice still enabled');
+
+# a name bound to another identity is not synced to it
+$pins->{'alice@contoso.example'}->{oid} = $DAVE_OID;
+spew("$priv/entra.identities.json", encode_json($pins));
+($rc, $out) = pveum('realm', 'sync', 'entra', '--dry-run', '1', '--remove-vanished', 'entry');
+like($out, qr/skipping user 'alice\@contoso\.example\@entra': bound to another Entra identity/, 'pin mismatch skipped');
+
+# Graph refusing the app: a clear error with the permission to grant, nothing changed
+$before = slurp('/etc/pve/user.cfg');
+emulator_control('{"fail_next": {"endpoint": "graph", "mode": "status500", "count": 10}}');
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'entry');
+# (pveum's exit status does not tell: upstream's CLI worker reports the error in its output)
+like($out, qr/graph\.error/, 'a Graph failure fails the sync with the graph.error code') or diag($out);
+unlike($out, qr/^remove user/m, 'before any change is computed');
+is(slurp('/etc/pve/user.cfg'), $before, 'and changes nothing (no user removed)');
+
+done_testing();
