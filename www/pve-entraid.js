@@ -7,8 +7,8 @@
  */
 
 // Realm type shown under Datacenter > Permissions > Realms > Add, and used by the login window
-// and the user menu (no password change). No 'syncipanel': users and group memberships come from
-// logins, there is no realm sync. 'tfa' offers the realm's "Require TFA" field and the user menu's
+// and the user menu (no password change). 'syncipanel' (the Sync button and sync jobs) is set at the
+// end of this file, where the frontend has PVE's LDAP sync panel to build on. 'tfa' offers the realm's "Require TFA" field and the user menu's
 // TFA item: /access/entraid/login asks for the second factor of users with TFA entries (or of a
 // realm requiring TFA) like /access/ticket, and the login window below completes it.
 PVE.Utils.authSchema.entraid = {

@@ -420,6 +420,8 @@ for (const version of VERSIONS) {
             assert.deepEqual(await page.evaluate(() => PVE.Utils.authSchema.entraid), {
                 name: 'Microsoft Entra ID', ipanel: 'pveAuthEntraIDPanel', add: true, tfa: true,
                 pwchange: false, sync: false, iconCls: 'fa-windows',
+                // the real LDAP sync panel exists in both frontends: entraid realms get the Sync button
+                syncipanel: 'pveAuthEntraIDSyncPanel',
             });
 
             // every field shown, each with its help as a tooltip
@@ -600,8 +602,9 @@ for (const version of VERSIONS) {
                 comment: 'Contoso',
                 digest: ENTRA_REALM_CONFIG.digest,
             });
-            // 'port': PVE.panel.AuthBase deletes it on every edit of any realm type; the API ignores it
-            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'tfa']);
+            // 'port': PVE.panel.AuthBase deletes it on every edit of any realm type; the API ignores it.
+            // 'sync-defaults-options': the dialog's Sync Options tab (the LDAP sync panel) left empty
+            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'sync-defaults-options', 'tfa']);
             assert.ok(!('client-key' in sent), 'the stored secret is kept');
             noProblems();
         });
