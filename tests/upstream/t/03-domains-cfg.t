@@ -34,7 +34,6 @@ my %SAMPLE = (
     'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
 );
 my %CREDENTIAL = map { $_ => 1 } qw(client-key client-cert client-cert-key);
-# defect 1 (issue 9): formats named *-list are looked up upstream as lists of the base format
 
 my @opts = grep { !$CREDENTIAL{$_} } sort keys %{ PVE::Auth::EntraID->options() };
 ok(exists $SAMPLE{$_}, "test has a sample value for entraid option '$_'") for @opts;

@@ -94,7 +94,7 @@ is($res->{status}, 400, 'username-claim is fixed after creation (like openid)');
 # --- delete= of every optional property
 for my $k (@optional) {
     my $before = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{entra};
-    next if !exists $before->{$k}; # defect 1 properties never got stored
+    ok(exists $before->{$k}, "$k is stored before its delete") or next;
     $res = req('PUT', '/access/domains/entra', { delete => $k });
     is($res->{status}, 200, "PUT delete=$k") or diag($res->{message});
     my $after = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{entra};
@@ -108,11 +108,9 @@ is($res->{status}, 200, 'PUT delete=client-key') or diag($res->{message});
 ok(!-e "$priv/entra.secret", 'delete=client-key removes the secret file');
 
 # --- certificate credential: both PEM files copied into priv, paths not in domains.cfg
-# the form the schema documents: PEM text (current plugin) or, before that, PEM file paths
-my $as_text = PVE::Auth::EntraID->properties()->{'client-cert'}->{description} =~ m/PEM text/;
-$res = req('PUT', '/access/domains/entra', $as_text
-    ? { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") }
-    : { 'client-cert' => "$keys/client.crt", 'client-cert-key' => "$keys/client.key" });
+# PEM text, never a path read by the API (issue 10.9)
+$res = req('PUT', '/access/domains/entra',
+    { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") });
 is($res->{status}, 200, 'PUT client-cert/client-cert-key') or diag($res->{message});
 is(slurp("$priv/entra.crt"), slurp("$keys/client.crt"), "certificate in $priv/entra.crt");
 is(slurp("$priv/entra.key"), slurp("$keys/client.key"), "its key in $priv/entra.key");
