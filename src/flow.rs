@@ -14,6 +14,7 @@ use crate::error::{Code, Error, Result};
 use crate::graph;
 use crate::mapping;
 use crate::oidc;
+use crate::ratelimit;
 use crate::request::{invalid, Env, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
@@ -37,6 +38,8 @@ fn state_key(req: &Request) -> Result<[u8; 32]> {
 
 /// `{"url", "state"}`. No network I/O when discovery is cached, and nothing written but that cache.
 pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
+    // anonymous: the budget first, before any other work (see ratelimit)
+    ratelimit::admit(req)?;
     let redirect_url = req.redirect_url()?;
     let login_hint = req.opt_str("login_hint")?;
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
@@ -83,6 +86,9 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
 /// Exchanges the code and returns `{"claims", "groups", "username"}` and the mapping
 /// (`mapping::map_identity`): `userid`, `pve_groups`, `managed_groups`, `identity`, names, email.
 pub fn login(req: &Request, env: &Env) -> Result<Value> {
+    // anonymous: the budget first, before the state is read or consumed and before any request
+    // with the app's credential
+    ratelimit::admit(req)?;
     let code = req.str("code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));

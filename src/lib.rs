@@ -14,6 +14,7 @@ mod store;
 pub mod discovery;
 pub mod claims;
 mod state;
+pub mod ratelimit;
 pub mod request;
 mod credential;
 mod oidc;

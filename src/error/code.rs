@@ -15,6 +15,7 @@ pub enum pve_entraid_result {
     RequestTooLarge = 2,
     ConfigInvalid = 3,
     ConfigSecret = 4,
+    RequestRateLimited = 5,
     StateInvalid = 10,
     StateExpired = 11,
     StateReplayed = 12,
@@ -81,6 +82,7 @@ code_table! {
     RequestTooLarge => "request.too_large", 400;
     ConfigInvalid => "config.invalid", 500;
     ConfigSecret => "config.secret", 500;
+    RequestRateLimited => "request.rate_limited", 429;
     StateInvalid => "state.invalid", 400;
     StateExpired => "state.expired", 400;
     StateReplayed => "state.replayed", 400;

@@ -63,6 +63,7 @@ my $generic_message = {
     jwks => 'Entra ID could not complete the login',
     graph => 'Entra ID could not complete the login',
     request => 'invalid request',
+    'request.rate_limited' => 'too many sign-in attempts; try again in a minute',
 };
 
 my sub anonymous_failure {
@@ -88,7 +89,7 @@ my sub anonymous_failure {
     syslog('err', '%s', $line);
 
     my ($family) = $code =~ m/^([a-z]+)\./;
-    my $message = $generic_message->{$family // ''} // 'login failed';
+    my $message = $generic_message->{$code} // $generic_message->{$family // ''} // 'login failed';
     my $status = $lib->{api_status} // 500;
     return PVE::Exception->new("$message ($code, reference $reference)\n", code => $status,
         entraid => { code => $code, reference => $reference });
@@ -104,15 +105,23 @@ my sub entraid_section {
     return $section;
 }
 
+# What every anonymous call hands the library; it takes one call of the client's and the
+# realm's budget first (429 when spent). The client address is the one PVE's API server
+# determined (pveproxy passes it to pvedaemon as PVEClientIP).
 my sub base_request {
     my ($realm, $section) = @_;
     my $dcconf = cfs_read_file('datacenter.cfg');
-    return {
+    my $request = {
         realm => $realm,
         config => PVE::Auth::EntraID::library_config($realm, $section, $dcconf->{http_proxy}),
         cache_dir => $PVE::Auth::EntraID::CACHE_DIR,
         state_key_file => "$PVE::Auth::EntraID::PRIV_DIR/state.key",
+        run_dir => $PVE::Auth::EntraID::RUN_DIR,
+        client_address => PVE::RPCEnvironment::get()->get_client_ip() // '',
     };
+    $request->{rate_limits} = $PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE
+        if defined($PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE);
+    return $request;
 }
 
 __PACKAGE__->register_method ({

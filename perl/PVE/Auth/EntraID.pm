@@ -21,11 +21,15 @@ use base qw(PVE::Auth::Plugin);
 our $PRIV_DIR = '/etc/pve/priv/entraid';
 our $NODES_DIR = '/etc/pve/nodes';
 our $CACHE_DIR = '/var/cache/pve-entraid';
+# Node-local tmpfs: the table of the anonymous endpoints' budgets (shared by all daemons' workers).
+our $RUN_DIR = '/run/pve-entraid';
 # Written by pve-entraid-integrate on every node that has the package.
 our $NODE_MARKER = 'pve-entraid';
 # Tests only: point the library at the emulator instead of the cloud's login host.
 our $AUTHORITY_OVERRIDE;
 our $GRAPH_OVERRIDE;
+# Tests only: other budgets than the library's defaults ({address|realm => {burst, per_minute}}).
+our $RATE_LIMITS_OVERRIDE;
 
 my $guid_re = qr/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/;
 my $domain_re = qr/(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}/;

@@ -5,7 +5,7 @@ package UpstreamTest;
 #
 # `use UpstreamTest;` (first thing in a test, before any PVE module):
 #   * re-executes the test in a private mount + UTS namespace (unshare -m -u; needs root) whose
-#     host name is 'pve1' and where /etc/pve and /var/cache are fresh tmpfs mounts: the real
+#     host name is 'pve1' and where /etc/pve, /var/cache and /run/pve-entraid are fresh tmpfs mounts: the real
 #     PVE::Cluster writes /etc/pve/... directly, and the plugin's default paths stay unchanged;
 #   * puts on @INC, in this order: the stand-ins (tests/upstream/standins: PVE::IPCC for pmxcfs,
 #     proxmox-perl-rs modules, the one pve-storage module pve-manager loads), the project's Perl
@@ -31,6 +31,7 @@ use File::Copy qw(copy);
 use File::Path qw(make_path remove_tree);
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use JSON ();
 use IPC::Open2;
 use IPC::Open3;
 use Symbol qw(gensym);
@@ -42,7 +43,7 @@ our @EXPORT = qw(
     setup_etc_pve install_hooks load_pve
     api_call http_request auth_handler login_ticket
     run_perl run_cli run_pveum run_entraid_cli
-    start_emulator stop_emulator emulator_control browser_authorize
+    start_emulator stop_emulator emulator_control emulator_stats browser_authorize
     slurp spew section_of @SYSLOG
 );
 
@@ -116,6 +117,7 @@ BEGIN {
         die "UpstreamTest: must run as root (it uses unshare -m and tmpfs mounts)\n" if $> != 0;
         # mount points must exist on the host; empty directories, nothing is written into them
         make_path('/etc/pve') if !-d '/etc/pve';
+        make_path('/run/pve-entraid') if !-d '/run/pve-entraid';
         my @inc_flags = map { "-I" . untaint($_, 'path') } grep { !ref($_) } @INC;
         my $script = untaint(abs_path($0), 'path');
         my @args = map { m/^(.*)$/s; $1 } @ARGV;
@@ -128,7 +130,8 @@ BEGIN {
 BEGIN {
     if (($ENV{PVE_ENTRAID_NS} // '') eq "pending:$$") {
         $ENV{PVE_ENTRAID_NS} = mount_ns_id();
-        for my $dir ('/etc/pve', '/var/cache') {
+        # /run/pve-entraid: each test file starts with its own, empty rate-limit table
+        for my $dir ('/etc/pve', '/var/cache', '/run/pve-entraid') {
             system('mount', '-t', 'tmpfs', '-o', 'mode=0755', 'tmpfs', $dir) == 0
                 or die "UpstreamTest: unable to mount tmpfs on $dir\n";
         }
@@ -314,6 +317,8 @@ sub api_call {
     my $rpcenv = PVE::RPCEnvironment::get();
     $rpcenv->init_request();
     $rpcenv->set_user(exists $opt{user} ? $opt{user} : 'root@pam');
+    # what auth_handler sets from the connection (pveproxy: PVEClientIP); undef unless given
+    $rpcenv->set_client_ip($opt{client_ip});
     return $handler->handle($info, { %$uri_param, %{ $param // {} } }, 1);
 }
 
@@ -329,8 +334,8 @@ sub httpserver {
 # The real PVE::HTTPServer::auth_handler. Returns its result hash, or dies with its error
 # ("No ticket", "Authentication failed!" ...).
 sub auth_handler {
-    my ($method, $rel_uri, $ticket, $csrf) = @_;
-    return httpserver()->auth_handler($method, $rel_uri, $ticket, $csrf, undef, '127.0.0.1');
+    my ($method, $rel_uri, $ticket, $csrf, $peer_host) = @_;
+    return httpserver()->auth_handler($method, $rel_uri, $ticket, $csrf, undef, $peer_host // '127.0.0.1');
 }
 
 # A request as PVE::APIServer::AnyEvent::handle_api2_request processes it: the real
@@ -342,12 +347,13 @@ sub http_request {
     UpstreamTest::API2::setup();
     no warnings 'redefine';
     local *PVE::API2::find_handler = sub { shift; UpstreamTest::API2->find_handler(@_) };
-    my $auth = eval { auth_handler($method, $rel_uri, $opt{ticket}, $opt{csrf}) };
+    # client_ip: the connection's peer as pvedaemon sees it (pveproxy's PVEClientIP header)
+    my $auth = eval { auth_handler($method, $rel_uri, $opt{ticket}, $opt{csrf}, $opt{client_ip}) };
     if (my $err = $@) {
         $err = $err->{msg} if ref($err);
         return { status => 401, message => $err };
     }
-    my $resp = httpserver()->rest_handler('127.0.0.1', $method, $rel_uri, $auth, { %{ $params // {} } });
+    my $resp = httpserver()->rest_handler($opt{client_ip} // '127.0.0.1', $method, $rel_uri, $auth, { %{ $params // {} } });
     return $resp;
 }
 
@@ -437,6 +443,13 @@ sub emulator_control {
     my $res = HTTP::Tiny->new->post("$emulator->{url}/_emu/control",
         { headers => { 'content-type' => 'application/json' }, content => $json });
     die "emulator control failed: $res->{status} $res->{content}\n" if !$res->{success};
+}
+
+# the emulator's request counts per endpoint (discovery, jwks, authorize, token, graph, ...)
+sub emulator_stats {
+    my $res = HTTP::Tiny->new->get("$emulator->{url}/_emu/stats");
+    die "emulator stats failed: $res->{status} $res->{content}\n" if !$res->{success};
+    return JSON::decode_json($res->{content});
 }
 
 my sub uri_escape {
