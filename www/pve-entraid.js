@@ -381,6 +381,14 @@ Ext.define('PVE.EntraID', {
         return Object.keys(sessionStorage).filter((k) => k.startsWith(PVE.EntraID.bindingPrefix));
     },
 
+    // 429 (request.rate_limited): the node's budget of sign-in calls is spent for now. The
+    // extjs API format carries the API status in the answer, a bare HTTP error in the response.
+    failureText: function (response) {
+        return (response.result?.status || response.status) === 429
+            ? gettext('Too many sign-in attempts, try again in a minute.')
+            : response.htmlStatus;
+    },
+
     showError: function (title, detail) {
         Ext.Msg.alert(gettext('Error'), `${title}<br>${detail}`);
     },
@@ -438,7 +446,7 @@ Ext.define('PVE.EntraID', {
                 form.unmask();
                 PVE.EntraID.showError(
                     gettext('Microsoft Entra ID redirect failed.'),
-                    response.htmlStatus,
+                    PVE.EntraID.failureText(response),
                 );
             },
         });
@@ -514,7 +522,7 @@ Ext.define('PVE.EntraID', {
                 form.unmask();
                 PVE.EntraID.showError(
                     gettext('Microsoft Entra ID login failed, please try again'),
-                    response.htmlStatus,
+                    PVE.EntraID.failureText(response),
                 );
             },
         });

@@ -99,7 +99,7 @@ function start({ version, hooked = true }) {
     const up = path.join(frontend.upstreamBase, version);
     const requests = [];
     const missing = [];
-    const options = { authUrlFails: false, entraTfa: false };
+    const options = { authUrlFails: false, authUrlRateLimited: false, entraTfa: false };
     const flows = new Map(); // sealed state -> {realm, bindingHash, redirect}
     let realmConfig = { ...ENTRA_REALM_CONFIG };
     let msUrl;
@@ -183,6 +183,10 @@ function start({ version, hooked = true }) {
         ['POST', /^\/access\/entraid\/auth-url$/, (p) => {
             if (options.authUrlFails) {
                 throw new ApiError(500, 'Microsoft Entra ID sign-in is not available (discovery.invalid, reference 7f3a9c2e)');
+            }
+            if (options.authUrlRateLimited) {
+                // PVE::API2::EntraID's answer when the node's budget is spent (request.rate_limited)
+                throw new ApiError(429, 'too many sign-in attempts; try again in a minute (request.rate_limited, reference 5e6f7a8b)');
             }
             if (!/^[A-Za-z0-9_-]{43}$/.test(p['binding-hash'] || '')) {
                 throw new ApiError(400, 'Parameter verification failed.', { 'binding-hash': 'value does not match the regex pattern' });
@@ -360,6 +364,7 @@ function start({ version, hooked = true }) {
                 requests.length = 0;
                 missing.length = 0;
                 options.authUrlFails = false;
+                options.authUrlRateLimited = false;
                 options.entraTfa = false;
                 realmConfig = { ...ENTRA_REALM_CONFIG };
             },

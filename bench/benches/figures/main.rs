@@ -8,6 +8,7 @@
 mod abi;
 mod child;
 mod latency;
+mod ratelimit;
 mod libload;
 mod realm;
 mod replay;
@@ -29,6 +30,7 @@ fn main() {
     validation::run();
     latency::run();
     replay::run();
+    ratelimit::run();
     libload::run();
     stats::row("load average at end (1/5/15 min)", &stats::loadavg(), "-");
     let _ = std::fs::remove_file(realm::trust_bundle());

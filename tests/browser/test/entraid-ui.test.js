@@ -357,6 +357,16 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        test('a sign-in refused with 429 (budget spent) says to wait a minute', async () => {
+            server.options.authUrlRateLimited = true;
+            await openLogin();
+            await chooseRealm('Contoso (Entra ID)');
+            await page.getByRole('button', { name: 'Sign in with Microsoft' }).click();
+            await page.locator('.x-message-box', { hasText: 'Too many sign-in attempts, try again in a minute.' }).waitFor();
+            assert.equal(new URL(page.url()).origin, server.url);
+            noProblems();
+        });
+
         test('over plain http (no secure context) the sign-in asks for https and posts nothing', async () => {
             // Chromium treats 127.0.0.1 as secure; another name for it is not
             const insecure = await chromium.launch({
