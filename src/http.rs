@@ -55,7 +55,8 @@ pub struct GraphResponse {
 }
 
 /// The HTTP calls the protocol needs. A trait so that unit tests can count and fail requests.
-pub trait Transport {
+/// `Sync`: realm sync reads Graph from a few threads at once through one transport.
+pub trait Transport: Sync {
     fn get(&self, url: &str, cap: u64) -> Result<HttpResponse>;
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse>;
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse>;
