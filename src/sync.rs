@@ -333,7 +333,7 @@ fn tenant_id(req: &Request, env: &Env) -> Result<String> {
         Tenant::Multi { segment, .. } => Err(Error::new(
             Code::ConfigInvalid,
             format!(
-                "realm sync reads one tenant's directory, and a `{segment}` realm names none (its users come from every allowed tenant); \
+                "realm sync reads one tenant's directory; a realm for `{segment}` names none (its users come from every allowed tenant): \
                  sync a realm whose tenant is the tenant's GUID or domain"
             ),
         )),
@@ -690,8 +690,8 @@ mod tests {
         assert_eq!(seen.len(), 2, "discovery, then the group");
 
         for (extra, what) in [
-            (json!({"tenant": "organizations", "allowed_tenants": [TID]}), "`organizations` realm names none"),
-            (json!({"tenant": "common", "allowed_tenants": [TID]}), "`common` realm names none"),
+            (json!({"tenant": "organizations", "allowed_tenants": [TID]}), "realm for `organizations` names none"),
+            (json!({"tenant": "common", "allowed_tenants": [TID]}), "realm for `common` names none"),
             (json!({"groups_map": {}}), "needs keys"),
         ] {
             let (res, seen) = run(extra, vec![]);
