@@ -375,7 +375,7 @@ impl Discovery<'_> {
 pub(crate) mod tests {
     use super::*;
     use crate::http::HttpResponse;
-    use std::cell::RefCell;
+    use std::sync::Mutex;
     use std::collections::VecDeque;
 
     /// The captured Entra documents (provenance in their SOURCES.txt).
@@ -389,34 +389,34 @@ pub(crate) mod tests {
     /// Serves canned answers by URL and counts requests; `fail` makes every request fail.
     #[derive(Default)]
     pub struct FakeIdp {
-        pub docs: RefCell<HashMap<String, VecDeque<Value>>>,
-        pub requests: RefCell<Vec<String>>,
-        pub fail: RefCell<bool>,
+        pub docs: Mutex<HashMap<String, VecDeque<Value>>>,
+        pub requests: Mutex<Vec<String>>,
+        pub fail: Mutex<bool>,
     }
 
     impl FakeIdp {
         pub fn serve(&self, url: &str, doc: Value) {
-            self.docs.borrow_mut().entry(url.to_string()).or_default().push_back(doc);
+            self.docs.lock().unwrap().entry(url.to_string()).or_default().push_back(doc);
         }
         pub fn count(&self) -> usize {
-            self.requests.borrow().len()
+            self.requests.lock().unwrap().len()
         }
     }
 
     impl Transport for FakeIdp {
         fn get(&self, url: &str, _cap: u64) -> Result<HttpResponse> {
-            self.requests.borrow_mut().push(url.to_string());
-            if *self.fail.borrow() {
+            self.requests.lock().unwrap().push(url.to_string());
+            if *self.fail.lock().unwrap() {
                 return Err(Error::new(Code::IdpUnreachable, "down"));
             }
-            let mut docs = self.docs.borrow_mut();
+            let mut docs = self.docs.lock().unwrap();
             let q = docs.get_mut(url).ok_or_else(|| Error::new(Code::IdpError, "404"))?;
             // The last document stays served; earlier ones are consumed in order.
             let doc = if q.len() > 1 { q.pop_front().unwrap() } else { q.front().unwrap().clone() };
             Ok(HttpResponse { status: 200, body: doc.to_string().into_bytes() })
         }
         fn post_form(&self, url: &str, _f: &[(&str, &str)], _c: u64) -> Result<HttpResponse> {
-            self.requests.borrow_mut().push(url.to_string());
+            self.requests.lock().unwrap().push(url.to_string());
             Err(Error::new(Code::IdpUnreachable, "not in this fake"))
         }
         fn post_json(&self, url: &str, _b: &str, _d: &str, _c: u64) -> Result<HttpResponse> {
@@ -567,7 +567,7 @@ pub(crate) mod tests {
         setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
         let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
         let kid = d(30_000).keys().unwrap()[0].kid.clone();
-        *idp.fail.borrow_mut() = true;
+        *idp.fail.lock().unwrap() = true;
         let later = 30_000 + CACHE_TTL_SECS + 1;
         assert_eq!(d(later).key(&kid).unwrap().kid, kid, "stale but last good");
         assert!(idp.count() > 2, "a refetch was attempted");
@@ -583,7 +583,7 @@ pub(crate) mod tests {
         let cfg = test_cfg("http://127.0.0.1:1007");
         let idp = FakeIdp::default();
         setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
-        *idp.fail.borrow_mut() = true;
+        *idp.fail.lock().unwrap() = true;
         let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: None, http: &idp, now };
         assert_eq!(d(50_000).provider().unwrap_err().code, Code::IdpUnreachable);
         assert_eq!(idp.count(), 1);
@@ -591,11 +591,11 @@ pub(crate) mod tests {
             assert_eq!(d(t).provider().unwrap_err().code, Code::IdpUnreachable);
         }
         assert_eq!(idp.count(), 1, "negative cache");
-        *idp.fail.borrow_mut() = false;
+        *idp.fail.lock().unwrap() = false;
         d(50_000 + FAILURE_RETRY_SECS).keys().unwrap();
         assert_eq!(idp.count(), 3, "retried after a minute, then the JWKS");
         // Warm but stale: the stale copy is served at once while the failure is remembered.
-        *idp.fail.borrow_mut() = true;
+        *idp.fail.lock().unwrap() = true;
         let later = 50_100 + CACHE_TTL_SECS;
         let kid = d(later).keys().unwrap()[0].kid.clone();
         let after_first = idp.count();

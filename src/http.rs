@@ -55,7 +55,8 @@ pub struct GraphResponse {
 }
 
 /// The HTTP calls the protocol needs. A trait so that unit tests can count and fail requests.
-pub trait Transport {
+/// `Sync`: realm sync reads Graph from a few threads at once through one transport.
+pub trait Transport: Sync {
     fn get(&self, url: &str, cap: u64) -> Result<HttpResponse>;
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse>;
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse>;
@@ -234,12 +235,8 @@ impl Transport for UreqTransport {
     }
 
     fn get_bearer(&self, url: &str, bearer: &str, cap: u64) -> Result<GraphResponse> {
-        let res = self
-            .agent
-            .get(url)
-            .header("Accept", "application/json")
-            .header("Authorization", &format!("Bearer {bearer}"))
-            .call();
+        // the realm's proxy and timeouts, as every other call
+        let res = self.request(self.agent.get(url), self.timeout).header("Authorization", &format!("Bearer {bearer}")).call();
         let mut resp = res.map_err(|e| map_error(url, e))?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (retry_after, request_id) = (header("retry-after"), header("request-id"));

@@ -2,20 +2,27 @@
 //! Graph knows them, read with an app-only token and named exactly as at login. Only reads:
 //! PVE's own sync code (`PVE::API2::Domains`) decides what changes in user.cfg.
 //!
-//! Which users: the transitive members of the `required_groups` (only they may log in), or,
-//! without those, of the groups in `groups_map`. One paged `transitiveMembers` listing per group
-//! (`$top=999`, `@odata.nextLink`), so a sync costs one request per 999 memberships plus one per
-//! group. App roles are not read: a PVE group mapped from an app role is left as it is.
+//! Which users: those holding one of the `required_groups` keys (only they may log in), or,
+//! without those, one of the `groups_map` keys, exactly as a login matches them: a group GUID
+//! by transitive membership, any other key as a value of the app's `roles` claim, i.e. an app
+//! role assigned to the user or to a group the user is a (transitive) member of. Requests:
+//! one paged `transitiveMembers` listing per group (`$top=999`, `@odata.nextLink`); with app
+//! role keys, also the app's service principal, its paged `appRoleAssignedTo`, and one read per
+//! directly assigned user. Up to `PARALLEL` listings run at once, so a sync of many groups
+//! takes its latency once per `PARALLEL` groups.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::{is_guid, Tenant, UsernameClaim};
+use crate::config::{is_guid, normalize_group_key, Tenant, UsernameClaim};
+use crate::discovery::Discovery;
 use crate::error::{sanitize, Code, Error, Result};
 use crate::graph::app_token;
-use crate::http::{display_url, GraphResponse};
+use crate::http::{display_url, GraphResponse, Transport};
 use crate::mapping::check_user_name;
 use crate::request::{Env, Request};
 
@@ -30,8 +37,11 @@ const SELECT: &str = "id,userPrincipalName,mail,givenName,surname,accountEnabled
 const MAX_RETRIES: u32 = 5;
 const DEFAULT_RETRY_WAIT: u64 = 5;
 const MAX_RETRY_WAIT: u64 = 60;
-/// No directory has this many pages in one group; a Graph (or proxy) that links in circles does.
+/// No directory has this many pages in one listing; a Graph (or proxy) that links in circles does.
 const MAX_PAGES: usize = 100_000;
+/// Graph reads in flight at once (threads of the sync worker, joined before the call returns).
+/// Far below Graph's per-app limits, and each throttled answer still waits its `Retry-After`.
+const PARALLEL: usize = 8;
 
 fn graph_error(msg: String) -> Error {
     Error::new(Code::GraphError, msg)
@@ -74,23 +84,45 @@ fn user_name(m: &Member, claim: UsernameClaim) -> Option<String> {
     value.map(|v| v.to_lowercase())
 }
 
+/// The membership a `groups_map`/`required_groups` key stands for in tenant `tid` (a group GUID
+/// or an app role value), as `mapping::member_keys` matches it at login; `None` for a key
+/// scoped to another tenant, which no user of this tenant matches.
+fn membership(key: &str, tid: &str) -> Option<String> {
+    let key = normalize_group_key(key);
+    match key.split_once(':') {
+        Some((t, rest)) if is_guid(t) => (t == tid).then(|| rest.to_string()),
+        _ => Some(key),
+    }
+}
+
 struct Graph<'a> {
-    env: &'a Env<'a>,
+    http: &'a dyn Transport,
     token: String,
     origin: String,
-    requests: u64,
+    requests: AtomicU64,
+}
+
+/// A listing to read: the users among a group's transitive members, or one user.
+enum Read {
+    Group(String),
+    User(String),
 }
 
 impl Graph<'_> {
-    /// One page, retrying throttled answers within the bounds above.
-    fn page(&mut self, url: &str, what: &str) -> Result<Value> {
+    /// One answer, retrying throttled ones within the bounds above; `None` for a 404 when
+    /// `absent_ok` (a user deleted since it was listed).
+    fn get(&self, url: &str, what: &str, absent_ok: bool) -> Result<Option<Value>> {
         let mut attempt = 0;
         loop {
-            let r = self.env.http.get_bearer(url, &self.token, MAX_PAGE_BODY)?;
-            self.requests += 1;
+            let r = self.http.get_bearer(url, &self.token, MAX_PAGE_BODY)?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
             if r.status == 200 {
                 return serde_json::from_slice(&r.body)
+                    .map(Some)
                     .map_err(|_| graph_error(format!("Graph answer from {} is not JSON", display_url(url))));
+            }
+            if r.status == 404 && absent_ok {
+                return Ok(None);
             }
             if (r.status == 429 || r.status == 503) && attempt < MAX_RETRIES {
                 attempt += 1;
@@ -101,21 +133,16 @@ impl Graph<'_> {
         }
     }
 
-    /// Every user among the transitive members of a group.
-    fn members(&mut self, group: &str) -> Result<Vec<Member>> {
-        let mut url = format!(
-            "{}/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}",
-            self.origin
-        );
-        let what = format!("group {group}");
+    /// The `value` items of every page of a listing.
+    fn list(&self, first: String, what: &str) -> Result<Vec<Value>> {
+        let mut url = first;
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page = self.page(&url, &what)?;
-            let items = page
-                .get("value")
-                .and_then(Value::as_array)
-                .ok_or_else(|| graph_error(format!("Graph answer for {what} has no `value` list")))?;
-            out.extend(items.iter().filter_map(member_of));
+            let mut page = self.get(&url, what, false)?.unwrap_or_default();
+            match page.get_mut("value").map(Value::take) {
+                Some(Value::Array(items)) => out.extend(items),
+                _ => return Err(graph_error(format!("Graph answer for {what} has no `value` list"))),
+            }
             match page.get("@odata.nextLink").and_then(Value::as_str) {
                 // the token goes to Graph only, whatever a page links to
                 Some(next) if next.starts_with(&format!("{}/", self.origin)) => url = next.to_string(),
@@ -124,6 +151,135 @@ impl Graph<'_> {
             }
         }
         Err(graph_error(format!("Graph answer for {what} has more than {MAX_PAGES} pages")))
+    }
+
+    fn read(&self, what: &Read) -> Result<Vec<Member>> {
+        match what {
+            Read::Group(group) => {
+                let url = format!(
+                    "{}/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}",
+                    self.origin
+                );
+                Ok(self.list(url, &format!("group {group}"))?.iter().filter_map(member_of).collect())
+            }
+            Read::User(oid) => {
+                let url = format!("{}/v1.0/users/{oid}?$select={SELECT}", self.origin);
+                Ok(self.get(&url, &format!("user {oid}"), true)?.as_ref().and_then(member_of).into_iter().collect())
+            }
+        }
+    }
+
+    /// The app's roles (value → id) and who holds those of `wanted`: role values by the
+    /// principal (user or group) they are assigned to.
+    fn role_holders(
+        &self,
+        client_id: &str,
+        wanted: &BTreeSet<&str>,
+        warnings: &mut Vec<String>,
+    ) -> Result<BTreeMap<(bool, String), BTreeSet<String>>> {
+        let what = format!("the service principal of app {client_id}");
+        let url = format!("{}/v1.0/servicePrincipals(appId='{client_id}')?$select=id,appRoles", self.origin);
+        let sp = self.get(&url, &what, false)?.unwrap_or_default();
+        let sp_id = sp.get("id").and_then(Value::as_str).filter(|id| is_guid(id)).ok_or_else(|| {
+            graph_error(format!("Graph answer for {what} has no id"))
+        })?;
+        let mut role_ids: BTreeMap<String, &str> = BTreeMap::new(); // id => value
+        for role in sp.get("appRoles").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(id), Some(value)) = (role.get("id").and_then(Value::as_str), role.get("value").and_then(Value::as_str)) else {
+                continue;
+            };
+            // a disabled role is not issued in tokens any more
+            if let Some(value) = wanted.get(value).filter(|_| role.get("isEnabled").and_then(Value::as_bool) != Some(false)) {
+                role_ids.insert(id.to_ascii_lowercase(), value);
+            }
+        }
+        for value in wanted.iter().filter(|v| !role_ids.values().any(|r| r == *v)) {
+            warnings.push(format!("app role '{}' is not an enabled role of the app registration: nobody holds it", sanitize(value)));
+        }
+        let mut holders: BTreeMap<(bool, String), BTreeSet<String>> = BTreeMap::new();
+        if role_ids.is_empty() {
+            return Ok(holders);
+        }
+        let url = format!(
+            "{}/v1.0/servicePrincipals/{sp_id}/appRoleAssignedTo?$select=appRoleId,principalId,principalType&$top={PAGE_SIZE}",
+            self.origin
+        );
+        for a in self.list(url, &format!("the app role assignments of app {client_id}"))? {
+            let text = |k: &str| a.get(k).and_then(Value::as_str).map(str::to_ascii_lowercase);
+            let (Some(role), Some(principal), Some(kind)) = (text("appRoleId"), text("principalId"), text("principalType")) else {
+                continue;
+            };
+            let Some(value) = role_ids.get(&role) else { continue };
+            if !is_guid(&principal) || !(kind == "user" || kind == "group") {
+                continue; // service principals hold roles too; they are no PVE users
+            }
+            holders.entry((kind == "group", principal)).or_default().insert(value.to_string());
+        }
+        Ok(holders)
+    }
+}
+
+/// `f` over every item, up to `PARALLEL` at a time; the first failure (in item order) stops the
+/// rest and is the answer.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let workers = PARALLEL.min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let done: Vec<Mutex<Option<Result<R>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= items.len() || failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let r = f(&items[i]);
+        failed.fetch_or(r.is_err(), Ordering::Relaxed);
+        *done[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
+    std::thread::scope(|s| {
+        let blocked = BlockedSignals::new();
+        let spawned = (0..workers).filter(|_| std::thread::Builder::new().spawn_scoped(s, work).is_ok()).count();
+        drop(blocked);
+        if spawned == 0 {
+            work(); // no thread to be had: read them here, one after the other
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for r in done.into_iter().filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner())) {
+        out.push(r?);
+    }
+    if out.len() != items.len() {
+        return Err(Error::new(Code::InternalError, "realm sync: a Graph read was left undone"));
+    }
+    Ok(out)
+}
+
+/// Blocks every signal in the calling thread until dropped, so that threads started meanwhile
+/// inherit the blocked mask: signals to the process (e.g. a task's SIGTERM) then reach only the
+/// caller's thread, where the embedding Perl interpreter's handlers can run.
+struct BlockedSignals(libc::sigset_t);
+
+impl BlockedSignals {
+    fn new() -> BlockedSignals {
+        // SAFETY: sigfillset/pthread_sigmask on local, initialised sets.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            BlockedSignals(old)
+        }
+    }
+}
+
+impl Drop for BlockedSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` in this same thread.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut());
+        }
     }
 }
 
@@ -146,50 +302,79 @@ fn answer_error(r: &GraphResponse, what: &str) -> Error {
     }
     let mut e = graph_error(msg).with_status(r.status);
     if r.status == 403 || code == "Authorization_RequestDenied" {
-        e = e.with_hint("grant the app registration the Microsoft Graph application permissions User.Read.All and GroupMember.Read.All (admin consent)");
+        e = e.with_hint("grant the app registration the Microsoft Graph application permissions User.Read.All and GroupMember.Read.All (admin consent); app role keys also need Application.Read.All");
+    } else if r.status == 404 && what.starts_with("the service principal") {
+        e = e.with_hint("the app registration has no enterprise application (service principal) in the tenant");
     } else if r.status == 404 {
         e = e.with_hint("a group GUID in groups-map or required-groups does not exist in the tenant");
     }
     e
 }
 
+/// The tenant GUID whose directory is read (and which the identity pins record): the realm's
+/// tenant, or for a verified domain the GUID in its discovery document's issuer. A multi-tenant
+/// realm has no one directory to read.
+fn tenant_id(req: &Request, env: &Env) -> Result<String> {
+    let cfg = &req.cfg;
+    match &cfg.tenant {
+        Tenant::Single(t) if is_guid(t) => Ok(t.to_ascii_lowercase()),
+        Tenant::Single(_) => {
+            let disc = Discovery { cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now };
+            let issuer = disc.provider()?.issuer;
+            // Entra's single-tenant issuer: {authority}/{tenant GUID}/v2.0
+            issuer
+                .trim_end_matches('/')
+                .rsplit('/')
+                .nth(1)
+                .filter(|t| is_guid(t))
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| Error::new(Code::IdpBadResponse, format!("discovery issuer {} names no tenant GUID", sanitize(&issuer))))
+        }
+        Tenant::Multi { segment, .. } => Err(Error::new(
+            Code::ConfigInvalid,
+            format!(
+                "realm sync reads one tenant's directory; a realm for `{segment}` names none (its users come from every allowed tenant): \
+                 sync a realm whose tenant is the tenant's GUID or domain"
+            ),
+        )),
+    }
+}
+
 pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let cfg = &req.cfg;
     let config_invalid = |msg: String| Error::new(Code::ConfigInvalid, msg);
-    // the identity pins record the tenant GUID; a domain or a multi-tenant realm has none to sync
-    let tid = match &cfg.tenant {
-        Tenant::Single(t) if is_guid(t) => t.to_ascii_lowercase(),
-        _ => return Err(config_invalid("realm sync needs `tenant` to be the tenant GUID".into())),
-    };
-    if let Some(role) = cfg.required_groups.iter().find(|g| !is_guid(g)) {
-        return Err(config_invalid(format!(
-            "realm sync cannot tell who holds app role '{}' of `required_groups` (it reads group members only)",
-            sanitize(role)
-        )));
-    }
-    let mut warnings = Vec::new();
-    // a PVE group that an app role maps to has members sync cannot see: leave it as it is
-    let role_groups: BTreeSet<&String> = cfg.groups_map.iter().filter(|(k, _)| !is_guid(k)).map(|(_, v)| v).collect();
-    for g in &role_groups {
-        warnings.push(format!("PVE group '{g}' is mapped from an app role, which realm sync does not read: left as it is"));
-    }
-    let mapped: BTreeMap<&String, &String> =
-        cfg.groups_map.iter().filter(|(k, v)| is_guid(k) && !role_groups.contains(v)).collect();
-    let scope: BTreeSet<&String> =
-        if cfg.required_groups.is_empty() { mapped.keys().copied().collect() } else { cfg.required_groups.iter().collect() };
-    if scope.is_empty() {
+    if cfg.required_groups.is_empty() && cfg.groups_map.is_empty() {
         return Err(config_invalid(
-            "realm sync needs Entra group GUIDs in `groups_map` or `required_groups`: it syncs their members".into(),
+            "realm sync needs keys (Entra group GUIDs or app role values) in `groups_map` or `required_groups`: it syncs their holders".into(),
         ));
     }
+    let tid = tenant_id(req, env)?;
+    let mapped: Vec<(String, &String)> = cfg.groups_map.iter().filter_map(|(k, v)| Some((membership(k, &tid)?, v))).collect();
+    let scope: BTreeSet<String> = if cfg.required_groups.is_empty() {
+        mapped.iter().map(|(m, _)| m.clone()).collect()
+    } else {
+        cfg.required_groups.iter().filter_map(|k| membership(k, &tid)).collect()
+    };
+    let wanted: BTreeSet<&String> = scope.iter().chain(mapped.iter().map(|(m, _)| m)).collect();
+    let roles: BTreeSet<&str> = wanted.iter().filter(|m| !is_guid(m)).map(|m| m.as_str()).collect();
 
-    let mut graph = Graph { env, token: app_token(cfg, env, &tid)?, origin: cfg.graph_url.clone(), requests: 0 };
+    let graph = Graph { http: env.http, token: app_token(cfg, env, &tid)?, origin: cfg.graph_url.clone(), requests: AtomicU64::new(0) };
+    let mut warnings = Vec::new();
+    // (is a group, principal) => the memberships its users hold through it
+    let mut through: BTreeMap<(bool, String), BTreeSet<String>> =
+        if roles.is_empty() { BTreeMap::new() } else { graph.role_holders(&cfg.client_id, &roles, &mut warnings)? };
+    for group in wanted.iter().filter(|m| is_guid(m)) {
+        through.entry((true, group.to_string())).or_default().insert(group.to_string());
+    }
+    let reads: Vec<Read> =
+        through.keys().map(|(group, id)| if *group { Read::Group(id.clone()) } else { Read::User(id.clone()) }).collect();
+    let listings = in_parallel(&reads, |r| graph.read(r))?;
+
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
-    let mut groups_of: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
-    let listed: BTreeSet<&String> = scope.iter().copied().chain(mapped.keys().copied()).collect();
-    for group in listed {
-        for m in graph.members(group)? {
-            groups_of.entry(m.oid.clone()).or_default().insert(group);
+    let mut held: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
+    for (via, listed) in through.values().zip(listings) {
+        for m in listed {
+            held.entry(m.oid.clone()).or_default().extend(via);
             members.entry(m.oid.clone()).or_insert(m);
         }
     }
@@ -198,8 +383,8 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let mut skipped = Vec::new();
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for (oid, m) in &members {
-        let in_groups = &groups_of[oid];
-        if !in_groups.iter().any(|g| scope.contains(g)) {
+        let holds = &held[oid];
+        if !holds.iter().any(|h| scope.contains(*h)) {
             continue;
         }
         if m.guest && !cfg.allow_guests {
@@ -218,7 +403,7 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
             }
         };
         *taken.entry(userid.clone()).or_default() += 1;
-        let pve_groups: BTreeSet<&String> = mapped.iter().filter(|(k, _)| in_groups.contains(*k)).map(|(_, v)| *v).collect();
+        let pve_groups: BTreeSet<&String> = mapped.iter().filter(|(k, _)| holds.contains(k)).map(|(_, v)| *v).collect();
         let mut user = json!({"userid": userid, "oid": oid, "enable": m.enabled, "groups": pve_groups});
         for (k, v) in [("firstname", &m.given), ("lastname", &m.surname), ("email", &m.mail)] {
             if let Some(v) = v {
@@ -238,37 +423,48 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
             unique
         })
         .collect();
-    let mut groups: BTreeMap<&String, Vec<&str>> = mapped.values().map(|g| (*g, Vec::new())).collect();
+    // every mapped PVE group, as a login manages them all: one whose keys nobody here holds is emptied
+    let mut groups: BTreeMap<&str, Vec<&str>> = cfg.groups_map.values().map(|g| (g.as_str(), Vec::new())).collect();
     for u in &users {
         for g in u["groups"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            if let Some((_, list)) = groups.iter_mut().find(|(k, _)| k.as_str() == g) {
+            if let Some(list) = groups.get_mut(g) {
                 list.push(u["userid"].as_str().unwrap_or_default());
             }
         }
     }
     let groups = json!(groups);
-    Ok(json!({"tid": tid, "users": users, "groups": groups, "skipped": skipped, "warnings": warnings, "requests": graph.requests}))
+    let requests = graph.requests.load(Ordering::Relaxed);
+    Ok(json!({"tid": tid, "users": users, "groups": groups, "skipped": skipped, "warnings": warnings, "requests": requests}))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::{HttpResponse, Transport};
-    use std::cell::RefCell;
+    use std::sync::Mutex;
 
     const TID: &str = "11111111-2222-3333-4444-555555555555";
     const G1: &str = "6f7e8d9c-1111-4111-8111-000000000001";
     const G2: &str = "6f7e8d9c-1111-4111-8111-000000000002";
 
-    /// Graph pages by URL; each URL's answers are used in turn (the last one repeats).
+    /// Graph pages by URL; each URL's answers are used in turn (the last one repeats). Counts
+    /// the reads in flight at once; each takes `delay`.
+    #[derive(Default)]
     struct FakeGraph {
-        pages: RefCell<BTreeMap<String, Vec<(u16, Value)>>>,
-        seen: RefCell<Vec<String>>,
+        pages: Mutex<BTreeMap<String, Vec<(u16, Value)>>>,
+        seen: Mutex<Vec<String>>,
+        delay: Duration,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
     }
 
     impl Transport for FakeGraph {
-        fn get(&self, _: &str, _: u64) -> Result<HttpResponse> {
-            unreachable!()
+        /// Discovery, for a realm whose tenant is a domain.
+        fn get(&self, url: &str, _: u64) -> Result<HttpResponse> {
+            self.seen.lock().unwrap().push(url.to_string());
+            assert_eq!(url, "https://login.microsoftonline.com/contoso.example/v2.0/.well-known/openid-configuration");
+            let doc = crate::discovery::tests::fixture("discovery-tenant-v2-sanitized.json");
+            Ok(HttpResponse { status: 200, body: doc.to_string().into_bytes() })
         }
         fn post_form(&self, _: &str, _: &[(&str, &str)], _: u64) -> Result<HttpResponse> {
             Ok(HttpResponse { status: 200, body: br#"{"access_token":"tok","token_type":"Bearer","expires_in":3600}"#.to_vec() })
@@ -278,8 +474,12 @@ mod tests {
         }
         fn get_bearer(&self, url: &str, bearer: &str, _: u64) -> Result<GraphResponse> {
             assert_eq!(bearer, "tok");
-            self.seen.borrow_mut().push(url.to_string());
-            let mut pages = self.pages.borrow_mut();
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.seen.lock().unwrap().push(url.to_string());
+            let mut pages = self.pages.lock().unwrap();
             let list = pages.get_mut(url).unwrap_or_else(|| panic!("unexpected GET {url}"));
             let (status, body) = if list.len() > 1 { list.remove(0) } else { list[0].clone() };
             Ok(GraphResponse { status, body: body.to_string().into_bytes(), retry_after: Some("0".into()), request_id: Some("rid-1".into()) })
@@ -295,16 +495,20 @@ mod tests {
     }
 
     fn run(cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>) -> (Result<Value>, Vec<String>) {
+        let (res, fake) = run_with(cfg_extra, pages, Duration::ZERO);
+        (res, fake.seen.into_inner().unwrap())
+    }
+
+    fn run_with(cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>, delay: Duration) -> (Result<Value>, FakeGraph) {
         let mut cfg = json!({"tenant": TID, "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
             "groups_map": {G1: "admins", G2: "ops"}});
         for (k, v) in cfg_extra.as_object().unwrap() {
             cfg[k] = v.clone();
         }
         let req = Request::parse(json!({"realm": "entra", "config": cfg})).unwrap();
-        let fake = FakeGraph { pages: RefCell::new(pages.into_iter().collect()), seen: RefCell::new(vec![]) };
+        let fake = FakeGraph { pages: Mutex::new(pages.into_iter().collect()), delay, ..Default::default() };
         let res = sync_directory(&req, &Env { now: 1_700_000_000, http: &fake });
-        let seen = fake.seen.borrow().clone();
-        (res, seen)
+        (res, fake)
     }
 
     const A: &str = "0a1b2c3d-0000-4000-8000-00000000a11c";
@@ -368,15 +572,13 @@ mod tests {
     }
 
     #[test]
-    fn guests_duplicates_roles_and_configs_sync_cannot_serve() {
+    fn guests_and_duplicates_are_skipped() {
         let mut guest = user(B, "bob_x.example#EXT#@c.example", true);
         guest["userType"] = json!("Guest");
-        let (res, _) = run(json!({"groups_map": {G1: "admins", "PVE.Admin": "ops"}}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
+        let (res, _) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
         let v = res.unwrap();
         assert_eq!(v["users"].as_array().unwrap().len(), 1);
         assert_eq!(v["skipped"][0]["oid"], B);
-        assert_eq!(v["groups"], json!({"admins": ["a@c.example@entra"]}), "role-mapped group left out");
-        assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
 
         let (res, _) = run(json!({"groups_map": {G1: "admins"}, "username_claim": "email"}), vec![(
             url(G1),
@@ -385,11 +587,112 @@ mod tests {
         let v = res.unwrap();
         assert_eq!(v["users"], json!([]));
         assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
+    }
+
+    const SP: &str = "5e5e5e5e-0000-4000-8000-00000000005e";
+    const ROLE_ADMIN: &str = "9a000000-0000-4000-8000-0000000000a1";
+    const ROLE_OLD: &str = "9a000000-0000-4000-8000-0000000000a2";
+    const C: &str = "0d0d0d0d-0000-4000-8000-000000000d0d";
+    const OTHER_TID: &str = "22222222-3333-4444-5555-666666666666";
+
+    fn sp_url() -> String {
+        "https://graph.microsoft.com/v1.0/servicePrincipals(appId='aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee')?$select=id,appRoles".into()
+    }
+
+    fn assigned_url() -> String {
+        format!("https://graph.microsoft.com/v1.0/servicePrincipals/{SP}/appRoleAssignedTo?$select=appRoleId,principalId,principalType&$top=999")
+    }
+
+    fn assignment(role: &str, principal: &str, kind: &str) -> Value {
+        json!({"appRoleId": role, "principalId": principal, "principalType": kind})
+    }
+
+    #[test]
+    fn app_role_holders_are_synced_directly_and_through_groups() {
+        let next = format!("{}&$skiptoken=x", assigned_url());
+        let roles = json!({"id": SP, "appRoles": [
+            {"id": ROLE_ADMIN, "value": "PVE.Admin", "isEnabled": true},
+            {"id": ROLE_OLD, "value": "PVE.Old", "isEnabled": false},
+        ]});
+        let (res, seen) = run(
+            json!({"groups_map": {"PVE.Admin": "admins", "PVE.Old": "old", "PVE.Missing": "none",
+                format!("{OTHER_TID}:PVE.Admin"): "foreign", format!("{TID}:{G1}"): "ops"}}),
+            vec![
+                (sp_url(), vec![(200, roles)]),
+                (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_OLD, B, "User")], "@odata.nextLink": next}))]),
+                (next.clone(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, G2, "Group"), assignment(ROLE_ADMIN, SP, "ServicePrincipal")]}))]),
+                (format!("https://graph.microsoft.com/v1.0/users/{A}?$select={SELECT}"), vec![(200, user(A, "a@c.example", true))]),
+                (url(G2), vec![(200, json!({"value": [user(C, "c@c.example", false)]}))]),
+                (url(G1), vec![(200, json!({"value": [user(B, "b@c.example", true)]}))]),
+            ],
+        );
+        let v = res.unwrap();
+        assert_eq!(seen.len(), 6, "{seen:?}");
+        assert_eq!(v["requests"], 6);
+        assert_eq!(v["groups"], json!({
+            "admins": ["a@c.example@entra", "c@c.example@entra"],
+            "foreign": [], "none": [], "old": [],
+            "ops": ["b@c.example@entra"],
+        }), "a disabled role, an undefined role and another tenant's key are held by nobody");
+        let warnings = v["warnings"].to_string();
+        assert!(warnings.contains("'PVE.Missing'") && warnings.contains("'PVE.Old'"), "{warnings}");
+
+        // required role: only its holders are synced; a deleted direct holder is left out
+        let (res, _) = run(
+            json!({"groups_map": {G1: "ops"}, "required_groups": ["PVE.Admin"]}),
+            vec![
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
+                (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_ADMIN, C, "User")]}))]),
+                (format!("https://graph.microsoft.com/v1.0/users/{A}?$select={SELECT}"), vec![(200, user(A, "a@c.example", true))]),
+                (format!("https://graph.microsoft.com/v1.0/users/{C}?$select={SELECT}"), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))]),
+                (url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), user(B, "b@c.example", true)]}))]),
+            ],
+        );
+        let v = res.unwrap();
+        assert_eq!(v["users"].as_array().unwrap().len(), 1);
+        assert_eq!(v["groups"], json!({"ops": ["a@c.example@entra"]}));
+
+        let (res, _) = run(json!({"groups_map": {"PVE.Admin": "admins"}}), vec![(sp_url(), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))])]);
+        assert!(res.unwrap_err().hint.unwrap().contains("enterprise application"));
+    }
+
+    #[test]
+    fn group_listings_run_in_parallel_bounded() {
+        let groups: Vec<String> = (0..40).map(|i| format!("6f7e8d9c-2222-4222-8222-{i:012}")).collect();
+        let map: serde_json::Map<String, Value> = groups.iter().enumerate().map(|(i, g)| (g.clone(), json!(format!("g{i}")))).collect();
+        let pages = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (url(g), vec![(200, json!({"value": [user(&format!("0f000000-0000-4000-8000-{i:012}"), &format!("u{i}@c.example"), true)]}))]))
+            .collect();
+        let (res, fake) = run_with(json!({"groups_map": map}), pages, Duration::from_millis(20));
+        let v = res.unwrap();
+        assert_eq!(v["users"].as_array().unwrap().len(), 40);
+        assert_eq!(v["groups"]["g7"], json!(["u7@c.example@entra"]));
+        let most = fake.most_in_flight.load(Ordering::SeqCst);
+        assert!(most > 1 && most <= PARALLEL, "{most} reads at once");
+
+        // one failing listing fails the sync with its own error
+        let mut pages: Vec<(String, Vec<(u16, Value)>)> = groups.iter().map(|g| (url(g), vec![(200, json!({"value": []}))])).collect();
+        pages[17].1 = vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))];
+        let (res, _) = run_with(json!({"groups_map": map}), pages, Duration::ZERO);
+        let e = res.unwrap_err();
+        assert!(e.message.contains(&groups[17]) && e.http_status == Some(404), "{}", e.message);
+    }
+
+    #[test]
+    fn tenants_sync_reads() {
+        // a verified domain: the tenant GUID (for the pins) is the one in discovery's issuer
+        let (res, seen) = run(json!({"tenant": "contoso.example", "groups_map": {G1: "admins"}}), vec![
+            (url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))]),
+        ]);
+        assert_eq!(res.unwrap()["tid"], "88888888-8888-8888-8888-888888888888");
+        assert_eq!(seen.len(), 2, "discovery, then the group");
 
         for (extra, what) in [
-            (json!({"tenant": "contoso.example"}), "tenant GUID"),
-            (json!({"required_groups": ["PVE.Admin"]}), "app role"),
-            (json!({"groups_map": {}}), "group GUIDs"),
+            (json!({"tenant": "organizations", "allowed_tenants": [TID]}), "realm for `organizations` names none"),
+            (json!({"tenant": "common", "allowed_tenants": [TID]}), "realm for `common` names none"),
+            (json!({"groups_map": {}}), "needs keys"),
         ] {
             let (res, seen) = run(extra, vec![]);
             let e = res.unwrap_err();

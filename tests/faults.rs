@@ -242,3 +242,28 @@ fn stray_files_in_the_consumed_state_store_do_not_block_logins() {
     assert!(!root.join("123").exists(), "a long-expired bucket is swept");
     assert!(root.join("garbage").exists(), "a file that is no bucket is left alone");
 }
+
+/// Realm sync over real HTTP: 40 mapped groups (Bob's generated ones) read a few at a time
+/// through the process agent; throttled listings are retried, and a listing that hangs fails
+/// the whole sync with the transport's code within the realm's timeout, its sibling threads
+/// joined.
+#[test]
+fn a_realm_sync_reads_its_groups_in_parallel_and_fails_whole() {
+    let realm = Realm::new("sync");
+    let groups: Vec<String> = (1..=40).map(|i| format!("0b0b0b0b-9999-4000-8000-{i:012}")).collect();
+    let mut req = realm.request();
+    req["config"]["groups_map"] = groups.iter().enumerate().map(|(i, g)| (g.clone(), json!(format!("g{i}")))).collect();
+    fail_next(&realm, "graph", "throttle:0", 3);
+    let (rc, answer) = bounded(BOUND, || call(pve_entraid_sync_directory, &req));
+    assert_eq!(rc, 0, "{answer}");
+    let result = &answer["result"];
+    assert_eq!(result["users"].as_array().unwrap().len(), 1, "{result}");
+    assert_eq!(result["users"][0]["userid"], "bob@contoso.example@entra");
+    assert_eq!(result["users"][0]["groups"].as_array().unwrap().len(), 40);
+    assert_eq!(result["requests"], 43, "one listing per group, and the three throttled answers");
+    assert_eq!(realm.count("graph"), 43);
+
+    fail_next(&realm, "graph", "hang", 1);
+    let (_, answer) = bounded(BOUND, || call(pve_entraid_sync_directory, &req));
+    assert_eq!(code_of(&answer), "idp.timeout", "{answer}");
+}

@@ -20,6 +20,7 @@ extern "C" {
     pub fn pve_entraid_login(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_map(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_check(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
+    pub fn pve_entraid_sync_directory(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_free(s: *mut c_char);
     pub fn pve_entraid_result_code(r: u32) -> *const c_char;
 }

@@ -103,6 +103,8 @@ function start({ version, hooked = true }) {
     const flows = new Map(); // sealed state -> {realm, bindingHash, redirect}
     let realmConfig = { ...ENTRA_REALM_CONFIG };
     let msUrl;
+    // as PVE::API2::Domains names its sync workers
+    const syncUpid = (dryRun) => `UPID:pve-test:00001234:00005678:6553F100:auth-realm-sync${dryRun ? '-test' : ''}:entra:root@pam:`;
 
     // pveproxy's pages and add_dirs, with where each lives on this machine
     const pages = {
@@ -229,6 +231,16 @@ function start({ version, hooked = true }) {
         ['GET', /^\/cluster\/ceph\/status$/, () => { throw new ApiError(500, 'binary not installed: /usr/bin/ceph-mon'); }],
         ['GET', /^\/nodes\/localhost\/subscription$/, () => ({ status: 'active', productname: 'Proxmox VE Community Subscription 1 CPU/year', level: 'c', sockets: 1, key: 'pve1c-0123456789', checktime: 1700000000, nextduedate: '2099-01-01' })],
         ['GET', /^\/cluster\/jobs\/realm-sync$/, () => []],
+        // realm sync: the worker's UPID, then the task viewer's status and log polls
+        ['POST', /^\/access\/domains\/entra\/sync$/, (p) => syncUpid(p['dry-run'] === '1')],
+        ['GET', /^\/nodes\/pve-test\/tasks\/([^/]+)\/status$/, (p, m) => ({
+            upid: decodeURIComponent(m[1]), node: 'pve-test', type: decodeURIComponent(m[1]).split(':')[5], id: 'entra',
+            user: 'root@pam', status: 'stopped', exitstatus: 'OK', pid: 4660, pstart: 22136, starttime: 1700000000,
+        })],
+        ['GET', /^\/nodes\/pve-test\/tasks\/([^/]+)\/log$/, () => [
+            { n: 1, t: 'starting sync for realm entra' },
+            { n: 2, t: 'TASK OK' },
+        ]],
         ['GET', /^\/nodes$/, () => [{ node: 'pve-test', status: 'online', cpu: 0.02, maxcpu: 4, mem: 2147483648, maxmem: 8589934592, uptime: 3600, level: '' }]],
     ];
 

@@ -417,14 +417,9 @@ sub library_config {
 # --- realm sync (pveum realm sync, the Sync button, realm-sync jobs): PVE::API2::Domains calls
 # get_users, then get_groups with get_users' second value (LDAP passes its DN map there), and
 # applies both to user.cfg itself with PVE's sync options. The library reads the directory
-# (pve_entraid_sync_directory); users keep their identity pins as at login.
-
-# get_users is not told about a dry run; upstream runs one in a worker of this type
-my sub in_dry_run_task {
-    my ($upid) = $0 =~ m/^task (UPID:\S+)$/ or return 0;
-    my $task = PVE::Tools::upid_decode($upid, 1) or return 0;
-    return ($task->{type} // '') eq 'auth-realm-sync-test';
-}
+# (pve_entraid_sync_directory); users get their identity pins as at login, but only once user.cfg
+# has them: the realm-api hook calls pin_synced_users right after upstream wrote user.cfg, so a
+# dry run (which writes nothing) pins nothing either.
 
 # validated like LDAP sync validates them: with the schema of PVE's user API
 my sub synced_attribute {
@@ -455,12 +450,10 @@ sub get_users {
     print "read " . scalar(@{ $dir->{users} }) . " users from Microsoft Graph"
         . " ($dir->{requests} requests)\n";
 
-    my $users = {};
-    my $dry_run = in_dry_run_task();
+    my ($users, $new_pins) = ({}, {});
     PVE::AccessControl::lock_user_config(sub {
         my $existing = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {};
         my $pins = read_identity_pins($realm);
-        my $pinned = 0;
         for my $u (@{ $dir->{users} }) {
             my $userid = $u->{userid};
             my ($name) = $userid =~ m/^(.+)\@\Q$realm\E$/ or next;
@@ -477,8 +470,7 @@ sub get_users {
                     next;
                 }
             } else {
-                $pins->{$name} = { tid => $dir->{tid}, oid => $u->{oid} };
-                $pinned = 1;
+                $new_pins->{$name} = { tid => $dir->{tid}, oid => $u->{oid} };
             }
             my $user = $users->{$userid} = { enable => $u->{enable} ? 1 : 0 };
             for my $attr (qw(firstname lastname email)) {
@@ -487,10 +479,23 @@ sub get_users {
                 $user->{$attr} = $value if defined($value);
             }
         }
-        write_identity_pins($realm, $pins) if $pinned && !$dry_run;
-    }, "realm '$realm': updating identity pins failed");
+    }, "realm '$realm': reading identity pins failed");
 
-    return wantarray ? ($users, { users => $users, groups => $dir->{groups} }) : $users;
+    my $synced = { users => $users, groups => $dir->{groups}, pins => $new_pins };
+    return wantarray ? ($users, $synced) : $users;
+}
+
+# Called by the realm-api hook inside upstream's sync worker, right after it wrote $usercfg to
+# user.cfg and still under its user config lock: pins the synced users user.cfg now has. A pin
+# made meanwhile (a login) stays.
+sub pin_synced_users {
+    my ($class, $realm, $synced, $usercfg) = @_;
+
+    my $pins = read_identity_pins($realm);
+    my @new = grep { !$pins->{$_} && $usercfg->{users}->{"$_\@$realm"} } sort keys %{ $synced->{pins} // {} };
+    return if !@new;
+    $pins->{$_} = $synced->{pins}->{$_} for @new;
+    write_identity_pins($realm, $pins);
 }
 
 sub get_groups {

@@ -619,6 +619,81 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        // ---------------------------------------------------------------- realm sync
+
+        test('Sync: the real Realm Sync window of an entraid realm previews and syncs with the chosen options', async () => {
+            server.setRealmConfig({ ...ENTRA_REALM_CONFIG, 'sync-defaults-options': 'scope=both,enable-new=0,remove-vanished=acl;entry' });
+            await openRealms();
+            await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).click();
+            await clickComponent('pveAuthView button[text=Sync]');
+            await page.locator('.x-window-header-title', { hasText: 'Realm Sync' }).waitFor();
+            // the realm's sync defaults fill the window once loaded
+            await page.waitForFunction(() => Ext.ComponentQuery.query('window[title=Realm Sync] field[name=scope]')[0]?.getValue() === 'both');
+            const shown = await page.evaluate(() => {
+                let win = Ext.ComponentQuery.query('window[title=Realm Sync]')[0];
+                let value = (name) => win.down(`field[name=${name}]`).getValue();
+                let button = (text) => win.down(`button[text=${text}]`);
+                return {
+                    scope: value('scope'), enableNew: value('enable-new'),
+                    vanished: ['acl', 'entry', 'properties'].map((p) => value(`remove-vanished-${p}`)),
+                    preview: button('Preview').isVisible(true) && !button('Preview').isDisabled(),
+                    sync: button('Sync').isVisible(true) && !button('Sync').isDisabled(),
+                };
+            });
+            assert.deepEqual(shown, { scope: 'both', enableNew: '0', vanished: [true, true, false], preview: true, sync: true });
+            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync.png`) });
+
+            // users only, new users enabled, vanished properties removed too: previewed first
+            await page.locator('input[name=scope]').click();
+            await page.locator('.x-boundlist-item', { hasText: /^Users$/ }).click();
+            await page.locator('input[name=enable-new]').click();
+            await page.locator('.x-boundlist-item', { hasText: /^Yes$/ }).click();
+            await page.locator('input[name=remove-vanished-properties]').click();
+            const closeTaskViewer = async () => {
+                await page.waitForFunction(() => Ext.ComponentQuery.query('proxmoxTaskViewer')[0]?.rendered);
+                await page.evaluate(() => Ext.ComponentQuery.query('proxmoxTaskViewer')[0].close());
+            };
+            await clickComponent('window[title=Realm Sync] button[text=Preview]');
+            await closeTaskViewer();
+            // after a preview the window comes back for the real run
+            await clickComponent('window[title=Realm Sync] button[text=Sync]');
+            await closeTaskViewer();
+            await page.waitForFunction(() => !Ext.ComponentQuery.query('window[title=Realm Sync]').length);
+
+            const posts = calls('POST', '/access/domains/entra/sync').map((r) => r.params);
+            const chosen = { scope: 'users', 'enable-new': '1', 'remove-vanished': 'acl;entry;properties' };
+            assert.deepEqual(posts, [{ ...chosen, 'dry-run': '1' }, { ...chosen, 'dry-run': '0' }]);
+            noProblems();
+        });
+
+        test('Edit: the Sync Options tab saves the realm\'s sync-defaults-options', async () => {
+            await openRealms();
+            await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).dblclick();
+            await page.locator('.x-window-header-title', { hasText: 'Edit: Microsoft Entra ID' }).waitFor();
+            await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDPanel field[name=tenant-id]')[0]?.getValue());
+            await page.locator('.x-tab', { hasText: 'Sync Options' }).click();
+            await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel')[0]?.isVisible(true));
+            // only the options an entraid realm has: no LDAP bind, attribute or filter fields
+            const names = await page.evaluate(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel field[name]').map((f) => f.name).sort());
+            assert.deepEqual(names, ['enable-new', 'remove-vanished-acl', 'remove-vanished-entry', 'remove-vanished-properties', 'scope']);
+            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync-options.png`) });
+
+            await clickComponent('pveAuthEntraIDSyncPanel field[name=scope]');
+            await page.locator('.x-boundlist-item', { hasText: 'Users and Groups' }).click();
+            await clickComponent('pveAuthEntraIDSyncPanel field[name=enable-new]');
+            await page.locator('.x-boundlist-item', { hasText: /^Yes$/ }).click();
+            await page.locator('input[name=remove-vanished-entry]').click();
+            await clickComponent('pveAuthEntraIDPanel ^ window button[text=OK]');
+            await page.waitForFunction(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel').length);
+
+            const puts = calls('PUT', '/access/domains/entra');
+            assert.equal(puts.length, 1);
+            assert.equal(puts[0].params['sync-defaults-options'], 'enable-new=1,remove-vanished=entry,scope=both');
+            assert.ok(!('sync_attributes' in puts[0].params) && ![].concat(puts[0].params.delete ?? []).includes('sync_attributes'),
+                'no LDAP attribute mapping sent');
+            noProblems();
+        });
+
         // ---------------------------------------------------------------- node without the hook
 
         // Without pve-entraid.js PVE's frontend knows nothing of the type; nothing of ours can run

@@ -5,6 +5,7 @@
 //! default entry replaces that entry, others are appended.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 /// Home tenant of the guest user, also a second tenant for multi-tenant (`organizations`) tests.
@@ -43,6 +44,10 @@ pub struct App {
     /// so tests need not know every port in advance).
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// App roles assigned to groups: role value → group ids. Their members hold the role (in
+    /// tokens and in Graph's `appRoleAssignedTo`); a user's own `roles` are direct assignments.
+    #[serde(default)]
+    pub group_roles: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -171,6 +176,7 @@ impl Default for EmulatorConfig {
                 secret: Some(CLIENT_SECRET.into()),
                 certificate: true,
                 redirect_uris: vec![],
+                group_roles: BTreeMap::new(),
             }],
             users: vec![alice, bob, guest, carol],
             groups_overage_limit: 200,
@@ -244,6 +250,19 @@ impl EmulatorConfig {
 
     pub fn user_by_oid(&self, oid: &str) -> Option<&User> {
         self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
+    }
+
+    /// The app roles a user holds in `app`: assigned directly or to one of the user's groups.
+    pub fn roles_of(&self, user: &User, app: &App) -> Vec<String> {
+        let groups = user.all_groups();
+        let mut roles = user.roles.clone();
+        for (role, holders) in &app.group_roles {
+            let held = holders.iter().any(|h| groups.iter().any(|g| g.eq_ignore_ascii_case(h)));
+            if held && !roles.contains(role) {
+                roles.push(role.clone());
+            }
+        }
+        roles
     }
 
     pub fn user_tid<'a>(&'a self, user: &'a User) -> &'a str {

@@ -1,28 +1,53 @@
-//! Microsoft Graph directory reads of realm sync:
-//! `GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]` with `$select`, `$top`
-//! (default 100, at most 999, as Graph) and `@odata.nextLink` paging by `$skiptoken`. The
-//! emulated directory has no nested groups, so transitive members are the direct ones.
+//! Microsoft Graph directory reads of realm sync, with `$select`, and for listings `$top`
+//! (default 100, at most 999, as Graph) and `@odata.nextLink` paging by `$skiptoken`:
+//! - `GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]` (the emulated directory
+//!   has no nested groups, so transitive members are the direct ones);
+//! - `GET /v1.0/servicePrincipals(appId='{client id}')`: the app's enterprise application with
+//!   its `appRoles` (every role a user or group of the configuration holds);
+//! - `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo`: users' own `roles` (principalType
+//!   User) and the app's `group_roles` (principalType Group);
+//! - `GET /v1.0/users/{id}`.
+//!
+//! Service principal and role ids are derived from the client id and role value (stable).
 //! Throttling comes from the `throttle:<seconds>` fault (429 with `Retry-After`).
 
-use crate::config::User;
+use crate::config::{App, User};
 use crate::graph::graph_error;
 use crate::http::{Request, Response};
 use crate::state::Shared;
-use crate::util::{form_decode, now};
+use crate::util::{form_decode, guid_from, now};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 
 const DEFAULT_TOP: usize = 100;
 const MAX_TOP: usize = 999;
 
-/// Whether the path is one of the directory reads served here.
-pub fn is_directory_path(path: &str) -> bool {
-    group_of(path).is_some()
+enum Read<'a> {
+    Members(&'a str),
+    ServicePrincipal(&'a str),
+    RoleAssignments(&'a str),
+    User(&'a str),
 }
 
-fn group_of(path: &str) -> Option<(&str, &str)> {
-    let rest = path.strip_prefix("/v1.0/groups/")?;
-    let (group, tail) = rest.split_once('/')?;
-    matches!(tail, "transitiveMembers" | "transitiveMembers/microsoft.graph.user").then_some((group, tail))
+fn read_of(path: &str) -> Option<Read<'_>> {
+    let rest = path.strip_prefix("/v1.0/")?;
+    if let Some(app) = rest.strip_prefix("servicePrincipals(appId=") {
+        let app = app.strip_suffix(')')?;
+        let app = app.strip_prefix('\'').and_then(|a| a.strip_suffix('\''))
+            .or_else(|| app.strip_prefix("%27").and_then(|a| a.strip_suffix("%27")))?;
+        return Some(Read::ServicePrincipal(app));
+    }
+    match rest.split('/').collect::<Vec<_>>().as_slice() {
+        ["groups", g, "transitiveMembers"] | ["groups", g, "transitiveMembers", "microsoft.graph.user"] => Some(Read::Members(g)),
+        ["servicePrincipals", sp, "appRoleAssignedTo"] => Some(Read::RoleAssignments(sp)),
+        ["users", oid] => Some(Read::User(oid)),
+        _ => None,
+    }
+}
+
+/// Whether the path is one of the directory reads served here.
+pub fn is_directory_path(path: &str) -> bool {
+    read_of(path).is_some()
 }
 
 fn user_object(u: &User, tid: &str) -> Value {
@@ -41,7 +66,30 @@ fn user_object(u: &User, tid: &str) -> Value {
     })
 }
 
-pub fn transitive_members(shared: &Shared, req: &Request) -> Response {
+fn service_principal_id(app: &App) -> String {
+    guid_from(&format!("servicePrincipal:{}", app.client_id.to_ascii_lowercase()))
+}
+
+fn role_id(value: &str) -> String {
+    guid_from(&format!("appRole:{value}"))
+}
+
+/// `$select`: the listed members (and `@odata.type`) only.
+fn selected(full: Value, select: Option<&str>) -> Value {
+    let Some(fields) = select else { return full };
+    let mut o = Map::new();
+    if let Some(t) = full.get("@odata.type") {
+        o.insert("@odata.type".into(), t.clone());
+    }
+    for f in fields.split(',') {
+        if let Some(v) = full.get(f) {
+            o.insert(f.to_string(), v.clone());
+        }
+    }
+    Value::Object(o)
+}
+
+pub fn serve(shared: &Shared, req: &Request) -> Response {
     let token = req
         .header("Authorization")
         .and_then(|v| v.split_once(' '))
@@ -53,55 +101,76 @@ pub fn transitive_members(shared: &Shared, req: &Request) -> Response {
     if !valid {
         return graph_error(401, "InvalidAuthenticationToken", "Access token validation failure.");
     }
-    let Some((group, _)) = group_of(&req.path) else {
+    let Some(read) = read_of(&req.path) else {
         return graph_error(400, "BadRequest", "Unsupported directory request.");
     };
     let query = form_decode(&req.query);
     let get = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let select = get("$select");
+    let not_found = |id: &str| {
+        graph_error(404, "Request_ResourceNotFound", &format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ))
+    };
+    let cfg = &shared.cfg;
+    let items: Vec<Value> = match read {
+        Read::User(oid) => {
+            return match cfg.user_by_oid(oid) {
+                Some(u) => Response::json(200, &selected(user_object(u, cfg.user_tid(u)), select)),
+                None => not_found(oid),
+            }
+        }
+        Read::ServicePrincipal(client_id) => {
+            let Some(app) = cfg.app(client_id) else { return not_found(client_id) };
+            let values: BTreeSet<&String> =
+                cfg.users.iter().flat_map(|u| &u.roles).chain(app.group_roles.keys()).collect();
+            let roles: Vec<Value> = values
+                .iter()
+                .map(|v| json!({"id": role_id(v), "value": v, "displayName": v, "isEnabled": true,
+                    "allowedMemberTypes": ["User"], "origin": "Application"}))
+                .collect();
+            let sp = json!({"id": service_principal_id(app), "appId": app.client_id,
+                "displayName": "Proxmox VE", "appRoles": roles});
+            return Response::json(200, &selected(sp, select));
+        }
+        Read::RoleAssignments(sp) => {
+            let Some(app) = cfg.apps.iter().find(|a| service_principal_id(a).eq_ignore_ascii_case(sp)) else {
+                return not_found(sp);
+            };
+            let spid = service_principal_id(app);
+            let assignment = |role: &str, id: &str, kind: &str| {
+                json!({"id": guid_from(&format!("{role}/{id}")), "appRoleId": role_id(role), "principalId": id,
+                    "principalType": kind, "resourceId": spid})
+            };
+            let users = cfg.users.iter().flat_map(|u| u.roles.iter().map(|r| assignment(r, &u.oid, "User")));
+            let groups = app.group_roles.iter().flat_map(|(r, gs)| gs.iter().map(|g| assignment(r, g, "Group")));
+            users.chain(groups).collect()
+        }
+        Read::Members(group) => {
+            let members: Vec<Value> = cfg
+                .users
+                .iter()
+                .filter(|u| u.all_groups().iter().any(|g| g.eq_ignore_ascii_case(group)))
+                .map(|u| user_object(u, cfg.user_tid(u)))
+                .collect();
+            if members.is_empty() {
+                return not_found(group);
+            }
+            members
+        }
+    };
     let top = match get("$top").map(str::parse::<usize>) {
         None => DEFAULT_TOP,
         Some(Ok(n)) if (1..=MAX_TOP).contains(&n) => n,
         Some(_) => return graph_error(400, "Request_BadRequest", "Invalid page size specified: '$top'."),
     };
     let skip = get("$skiptoken").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
-    let members: Vec<&User> = shared
-        .cfg
-        .users
-        .iter()
-        .filter(|u| u.all_groups().iter().any(|g| g.eq_ignore_ascii_case(group)))
-        .collect();
-    if members.is_empty() {
-        return graph_error(404, "Request_ResourceNotFound", &format!(
-            "Resource '{group}' does not exist or one of its queried reference-property objects are not present."
-        ));
-    }
-    let select: Option<Vec<&str>> = get("$select").map(|s| s.split(',').collect());
-    let page: Vec<Value> = members
-        .iter()
-        .skip(skip)
-        .take(top)
-        .map(|u| {
-            let full = user_object(u, shared.cfg.user_tid(u));
-            match &select {
-                None => full,
-                Some(fields) => {
-                    let mut o = Map::new();
-                    o.insert("@odata.type".into(), full["@odata.type"].clone());
-                    for f in fields {
-                        if let Some(v) = full.get(*f) {
-                            o.insert((*f).to_string(), v.clone());
-                        }
-                    }
-                    Value::Object(o)
-                }
-            }
-        })
-        .collect();
+    let page: Vec<Value> = items.iter().skip(skip).take(top).map(|v| selected(v.clone(), select)).collect();
     let mut body = json!({
-        "@odata.context": format!("{}/v1.0/$metadata#users", shared.base_url),
+        "@odata.context": format!("{}/v1.0/$metadata#directoryObjects", shared.base_url),
         "value": page,
     });
-    if skip + top < members.len() {
+    if skip + top < items.len() {
         let mut next: Vec<(String, String)> = query.into_iter().filter(|(k, _)| k != "$skiptoken").collect();
         next.push(("$skiptoken".into(), (skip + top).to_string()));
         let qs: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(next).finish();

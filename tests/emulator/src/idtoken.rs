@@ -66,8 +66,12 @@ pub fn claims(shared: &Shared, grant: &CodeGrant, user: &User) -> Map<String, Va
     } else if !groups.is_empty() {
         c.insert("groups".into(), groups.into());
     }
-    if !user.roles.is_empty() {
-        c.insert("roles".into(), user.roles.clone().into());
+    let roles = match shared.cfg.app(&grant.client_id) {
+        Some(app) => shared.cfg.roles_of(user, app),
+        None => user.roles.clone(),
+    };
+    if !roles.is_empty() {
+        c.insert("roles".into(), roles.into());
     }
     c
 }

@@ -82,7 +82,7 @@ fn dispatch(
     req: &Request,
 ) -> Response {
     if endpoint == Endpoint::Graph && directory::is_directory_path(&req.path) {
-        return directory::transitive_members(shared, req);
+        return directory::serve(shared, req);
     }
     if endpoint == Endpoint::Graph {
         return graph::get_member_objects(shared, oid, req);

@@ -46,9 +46,20 @@ pub fn sha1(data: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data).as_ref().to_vec()
 }
 
+/// A GUID derived from `seed`: stable ids for objects the configuration names by value only
+/// (service principals, app roles).
+pub fn guid_from(seed: &str) -> String {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&sha256(seed.as_bytes())[..16]);
+    guid_of(b)
+}
+
 /// Random version-4 GUID, the form Entra uses for trace and correlation IDs.
 pub fn random_guid() -> String {
-    let mut b = random_bytes::<16>();
+    guid_of(random_bytes::<16>())
+}
+
+fn guid_of(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();

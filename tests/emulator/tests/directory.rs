@@ -72,3 +72,45 @@ fn throttling_fault_answers_429_with_retry_after() {
     assert_eq!(body["error"]["code"], "TooManyRequests");
     assert_eq!(get_bearer(&url, &token).0, 200, "one fault, then served");
 }
+
+#[test]
+fn app_role_holders_are_listed_through_the_service_principal() {
+    let mut cfg = EmulatorConfig::default();
+    cfg.apps[0].group_roles.insert("PVE.Auditor".into(), vec![OPERATORS_GROUP.into()]);
+    let emu = start(cfg);
+    let token = app_token(&emu);
+    let (status, _, sp) = get_bearer(
+        &format!("{}/v1.0/servicePrincipals(appId='{CLIENT_ID}')?$select=id,appRoles", emu.url()),
+        &token,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(sp.as_object().unwrap().len(), 2, "only the selected members: {sp}");
+    let role_id = |value: &str| {
+        sp["appRoles"].as_array().unwrap().iter().find(|r| r["value"] == value).unwrap()["id"].as_str().unwrap().to_string()
+    };
+    let (admin, auditor) = (role_id("PVE.Admin"), role_id("PVE.Auditor"));
+
+    let mut url = format!("{}/v1.0/servicePrincipals/{}/appRoleAssignedTo?$top=1", emu.url(), sp["id"].as_str().unwrap());
+    let mut seen = vec![];
+    loop {
+        let (status, _, page) = get_bearer(&url, &token);
+        assert_eq!(status, 200);
+        for a in page["value"].as_array().unwrap() {
+            seen.push((a["appRoleId"].as_str().unwrap().to_string(), a["principalId"].as_str().unwrap().to_string(),
+                a["principalType"].as_str().unwrap().to_string()));
+        }
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => break,
+        }
+    }
+    assert!(seen.contains(&(admin, ALICE_OID.into(), "User".into())), "{seen:?}");
+    assert!(seen.contains(&(auditor, OPERATORS_GROUP.into(), "Group".into())), "{seen:?}");
+
+    let (status, _, alice) = get_bearer(&format!("{}/v1.0/users/{ALICE_OID}?$select=id,accountEnabled", emu.url()), &token);
+    assert_eq!((status, alice["accountEnabled"].clone()), (200, json!(true)));
+    let unknown = "6f7e8d9c-1111-4111-8111-00000000dead";
+    assert_eq!(get_bearer(&format!("{}/v1.0/users/{unknown}", emu.url()), &token).0, 404);
+    assert_eq!(get_bearer(&format!("{}/v1.0/servicePrincipals(appId='{unknown}')", emu.url()), &token).0, 404);
+    assert_eq!(get_bearer(&format!("{}/v1.0/servicePrincipals/{unknown}/appRoleAssignedTo", emu.url()), &token).0, 404);
+}

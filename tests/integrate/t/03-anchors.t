@@ -63,7 +63,7 @@ apply_with_changed_file(
     qr/^\Q$HTML\E: anchor .* not found - hook 'web-ui' not applied/m,
 );
 
-# one of the realm-api hook's two anchors gone: neither block goes in
+# one of the realm-api hook's anchors gone: none of its blocks goes in
 (undef, $status) = apply_with_changed_file(
     'sync check reworded', $DOM,
     sub { s/Cannot sync realm type/Unable to sync realm type/ },

@@ -144,4 +144,41 @@ like($out, qr/graph\.error/, 'a Graph failure fails the sync with the graph.erro
 unlike($out, qr/^remove user/m, 'before any change is computed');
 is(slurp('/etc/pve/user.cfg'), $before, 'and changes nothing (no user removed)');
 
+# app roles and a verified-domain tenant: the map names app role values; alice holds PVE.Admin
+# herself, PVE.Auditor is assigned to the operators group (bob); the pins record the tenant GUID
+# from discovery
+stop_emulator();
+spew("$tmp/roles.json", encode_json({ apps => [{
+    client_id => $CLIENT_ID, secret => $SECRET, group_roles => { 'PVE.Auditor' => [$OPS_GROUP] },
+}] }));
+$url = start_emulator(config => "$tmp/roles.json");
+api_call('POST', '/access/domains', {
+    realm => 'roles', type => 'entraid', 'tenant-id' => 'contoso.example', 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'groups-map' => 'PVE.Admin=roleadmins;PVE.Auditor=auditors',
+    'groups-autocreate' => 1,
+});
+($rc, $out) = pveum('realm', 'sync', 'roles', '--scope', 'both', '--enable-new', '1', '--dry-run', '1');
+is($rc, 0, 'dry run of a role-mapped realm') or diag($out);
+ok(!-e "$priv/roles.identities.json", 'the dry run pins nothing');
+($rc, $out) = pveum('realm', 'sync', 'roles', '--scope', 'both', '--enable-new', '1');
+is($rc, 0, 'sync of a role-mapped realm on a verified domain') or diag($out);
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+is_deeply([sort grep { m/\@roles$/ } keys %{ $cfg->{users} }], ['alice@contoso.example@roles', 'bob@contoso.example@roles'],
+    'the app role holders, directly and through a group');
+is_deeply([sort keys %{ $cfg->{groups}->{roleadmins}->{users} }], ['alice@contoso.example@roles'], 'PVE.Admin holders');
+is_deeply([sort keys %{ $cfg->{groups}->{auditors}->{users} }], ['bob@contoso.example@roles'], 'PVE.Auditor holders');
+$pins = decode_json(slurp("$priv/roles.identities.json"));
+is_deeply($pins->{'bob@contoso.example'}, { tid => $TENANT, oid => '0b0b0b0b-0000-4000-8000-000000000b0b' },
+    'pinned to the tenant GUID behind the domain');
+
+# a multi-tenant realm: which directory to read is undefined, so sync refuses, saying why
+api_call('POST', '/access/domains', {
+    realm => 'multi', type => 'entraid', 'tenant-id' => 'organizations', 'allowed-tenants' => $TENANT,
+    'client-id' => $CLIENT_ID, 'client-key' => $SECRET, 'groups-map' => "$ALICE_GROUP=admins",
+});
+$before = slurp('/etc/pve/user.cfg');
+($rc, $out) = pveum('realm', 'sync', 'multi', '--scope', 'both');
+like($out, qr/realm for `organizations` names none.*\(config\.invalid\)/, 'organizations realm: refused with the reason') or diag($out);
+is(slurp('/etc/pve/user.cfg'), $before, 'nothing changed');
+
 done_testing();
