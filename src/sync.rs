@@ -295,8 +295,8 @@ mod tests {
     }
 
     fn run(cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>) -> (Result<Value>, Vec<String>) {
-        let mut cfg = json!({"tenant": TID, "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
-            "groups_map": {G1: "admins", G2: "ops"}});
+        let mut cfg = json!({"tenant-id": TID, "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
+            "groups-map": format!("{G1}=admins;{G2}=ops")});
         for (k, v) in cfg_extra.as_object().unwrap() {
             cfg[k] = v.clone();
         }
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn required_groups_limit_the_users() {
-        let (res, _) = run(json!({"required_groups": [G2]}), vec![
+        let (res, _) = run(json!({"required-groups": G2}), vec![
             (url(G1), vec![(200, json!({"value": [user(A, "alice@c.example", true), user(B, "bob@c.example", true)]}))]),
             (url(G2), vec![(200, json!({"value": [user(B, "bob@c.example", true)]}))]),
         ]);
@@ -341,13 +341,13 @@ mod tests {
 
     #[test]
     fn throttling_is_retried_then_answered() {
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(
             url(G1),
             vec![(429, json!({"error": {"code": "TooManyRequests"}})), (200, json!({"value": [user(A, "a@c.example", true)]}))],
         )]);
         assert_eq!(res.unwrap()["users"].as_array().unwrap().len(), 1);
         assert_eq!(seen.len(), 2);
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(503, json!({}))])]);
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(url(G1), vec![(503, json!({}))])]);
         let e = res.unwrap_err();
         assert_eq!(e.code, Code::GraphError);
         assert_eq!(seen.len(), 1 + MAX_RETRIES as usize, "bounded retries");
@@ -356,10 +356,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_permission_and_never_follow_foreign_links() {
-        let (res, _) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(403, json!({"error": {"code": "Authorization_RequestDenied"}}))])]);
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(url(G1), vec![(403, json!({"error": {"code": "Authorization_RequestDenied"}}))])]);
         let e = res.unwrap_err();
         assert!(e.hint.unwrap().contains("GroupMember.Read.All"));
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(
             url(G1),
             vec![(200, json!({"value": [], "@odata.nextLink": "https://evil.example/v1.0/x"}))],
         )]);
@@ -371,14 +371,14 @@ mod tests {
     fn guests_duplicates_roles_and_configs_sync_cannot_serve() {
         let mut guest = user(B, "bob_x.example#EXT#@c.example", true);
         guest["userType"] = json!("Guest");
-        let (res, _) = run(json!({"groups_map": {G1: "admins", "PVE.Admin": "ops"}}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins;PVE.Admin=ops")}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
         let v = res.unwrap();
         assert_eq!(v["users"].as_array().unwrap().len(), 1);
         assert_eq!(v["skipped"][0]["oid"], B);
         assert_eq!(v["groups"], json!({"admins": ["a@c.example@entra"]}), "role-mapped group left out");
         assert_eq!(v["warnings"].as_array().unwrap().len(), 1);
 
-        let (res, _) = run(json!({"groups_map": {G1: "admins"}, "username_claim": "email"}), vec![(
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins"), "username-claim": "email"}), vec![(
             url(G1),
             vec![(200, json!({"value": [user(A, "same@c.example", true), user(B, "SAME@c.example", true)]}))],
         )]);
@@ -387,9 +387,9 @@ mod tests {
         assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
 
         for (extra, what) in [
-            (json!({"tenant": "contoso.example"}), "tenant GUID"),
-            (json!({"required_groups": ["PVE.Admin"]}), "app role"),
-            (json!({"groups_map": {}}), "group GUIDs"),
+            (json!({"tenant-id": "contoso.example"}), "tenant GUID"),
+            (json!({"required-groups": "PVE.Admin"}), "app role"),
+            (json!({"groups-map": ""}), "group GUIDs"),
         ] {
             let (res, seen) = run(extra, vec![]);
             let e = res.unwrap_err();

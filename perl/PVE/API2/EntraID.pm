@@ -106,13 +106,9 @@ my sub entraid_section {
 
 my sub base_request {
     my ($realm, $section) = @_;
-    my $dcconf = cfs_read_file('datacenter.cfg');
-    return {
-        realm => $realm,
-        config => PVE::Auth::EntraID::library_config($realm, $section, $dcconf->{http_proxy}),
-        cache_dir => $PVE::Auth::EntraID::CACHE_DIR,
-        state_key_file => "$PVE::Auth::EntraID::PRIV_DIR/state.key",
-    };
+    my $request = PVE::Auth::EntraID::library_request($realm, $section);
+    $request->{state_key_file} = PVE::Auth::EntraID::state_key_path();
+    return $request;
 }
 
 __PACKAGE__->register_method ({
@@ -345,7 +341,7 @@ __PACKAGE__->register_method ({
             my $request = base_request($realm, $section);
             $request->{code} = $param->{code};
             $request->{state} = $param->{state};
-            $request->{redirect_url} = $param->{'redirect-url'};
+            # 'redirect-url' is not passed on: the sealed state holds the one sent to Entra
             $request->{binding_key} = $param->{'binding-key'};
             my $login = PVE::EntraID::Lib::call('login', $request);
             $ctx->{username} = $login->{userid};
