@@ -60,11 +60,11 @@ fn a_token_signed_by_an_unpublished_key_is_refused() {
 #[test]
 fn a_tenant_outside_allowed_tenants_is_refused() {
     let mut realm = Realm::new("tenant-allow");
-    realm.config["tenant"] = "organizations".into();
-    realm.config["allowed_tenants"] = json!([FABRIKAM_TENANT]);
+    realm.config["tenant-id"] = "organizations".into();
+    realm.config["allowed-tenants"] = json!(FABRIKAM_TENANT);
     // alice signs in to TENANT, which this multi-tenant realm does not allow
     assert_eq!(realm.full_login(), "token.tenant_not_allowed");
-    realm.config["allowed_tenants"] = json!([FABRIKAM_TENANT, TENANT]);
+    realm.config["allowed-tenants"] = json!(format!("{FABRIKAM_TENANT},{TENANT}"));
     assert_eq!(realm.full_login(), "ok");
 }
 
