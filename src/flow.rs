@@ -134,7 +134,7 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     Ok(mapped)
 }
 
-/// The PVE user name per `username_claim`; names (not oid) are lower-cased because Entra treats
+/// The PVE user name per `username-claim`; names (not oid) are lower-cased because Entra treats
 /// them case-insensitively while PVE user ids are case-sensitive.
 pub fn username(c: &Claims, which: UsernameClaim) -> Result<String> {
     let value = match which {

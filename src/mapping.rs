@@ -20,7 +20,7 @@ const UNSAFE_IN_USER_NAME: &[char] = &[':', ',', '/', '%', ';', '=', '!'];
 
 /// The PVE user id `<name>@<realm>`; `access.denied` naming the rule when the name is unsafe.
 pub(crate) fn check_user_name(name: &str, realm: &str) -> Result<String> {
-    let denied = |why: &str| Error::new(Code::AccessDenied, format!("the user name from Entra {why}; choose another username_claim or rename the account"));
+    let denied = |why: &str| Error::new(Code::AccessDenied, format!("the user name from Entra {why}; choose another username-claim or rename the account"));
     if name.is_empty() {
         return Err(denied("is empty"));
     }
