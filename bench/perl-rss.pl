@@ -38,11 +38,11 @@ my $loaded = rss_kib();
 # A first call (map: pure, no I/O) touches the JSON parser and mapping code of the library.
 my $request = JSON->new->encode({
     realm => 'entra',
-    config => { tenant => '11111111-2222-3333-4444-555555555555',
-	client_id => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', client_secret => 'unused' },
+    config => { 'tenant-id' => '11111111-2222-3333-4444-555555555555',
+	'client-id' => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee', client_secret => 'unused' },
     claims => { oid => '0a1b2c3d-0000-4000-8000-00000000a11c', tid => '11111111-2222-3333-4444-555555555555',
 	sub => 's', upn => 'alice@contoso.example', groups => [], roles => [] },
-    groups => [], username => 'alice@contoso.example', pin => undef,
+    groups => [], username => 'alice@contoso.example',
 });
 my ($rc) = PVE::EntraID::XS::call('map', $request);
 die "map call failed with result $rc\n" if $rc != 0;
@@ -56,8 +56,7 @@ if ($emulator) {
     my $tenant = '11111111-2222-3333-4444-555555555555';
     my $base = {
 	realm => 'entra', cache_dir => "$dir/cache", state_key_file => "$dir/priv/state.key",
-	redirect_url => 'https://pve1.example:8006',
-	config => { tenant => $tenant, client_id => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+	config => { 'tenant-id' => $tenant, 'client-id' => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
 	    client_secret => 's3cr~et.Value_with~tilde', authority => $emulator, graph_url => $emulator },
     };
     my $browser = HTTP::Tiny->new(max_redirect => 0, verify_SSL => 1,
@@ -67,7 +66,7 @@ if ($emulator) {
 	# The browser binding (issue 10.1): 32 random bytes, their SHA-256 at auth-url.
 	my $binding = join('', map { chr(int(rand(256))) } 1 .. 32);
 	my ($rc, $auth) = PVE::EntraID::XS::call('auth_url', encode_json({ %$base,
-	    binding_hash => encode_base64url(sha256($binding)) }));
+	    redirect_url => 'https://pve1.example:8006', binding_hash => encode_base64url(sha256($binding)) }));
 	die "auth_url failed ($rc): $auth\n" if $rc != 0;
 	my $url = decode_json($auth)->{result}->{url} . '&login_hint=alice%40contoso.example';
 	my $res = $browser->get($url);

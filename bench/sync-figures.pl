@@ -40,9 +40,9 @@ my $t0 = time();
 my $res = PVE::EntraID::Lib::call('sync_directory', {
     realm => 'entra',
     config => {
-        tenant => $TENANT, client_id => $CLIENT_ID, client_secret => 's3cr~et.Value_with~tilde',
+        'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID, client_secret => 's3cr~et.Value_with~tilde',
         authority => $url, graph_url => $url,
-        groups_map => { map { $group->($_) => sprintf('g%04d', $_) } 0 .. $GROUPS - 1 },
+        'groups-map' => join(';', map { $group->($_) . '=' . sprintf('g%04d', $_) } 0 .. $GROUPS - 1),
     },
 });
 my $wall = time() - $t0;

@@ -20,13 +20,14 @@ my $authority = 'http://127.0.0.1:9';
 # The only place fuzzed requests may create the state key and cache files (fuzz_targets/abi_request.rs).
 my $scratch = '/tmp/pve-entraid-fuzz';
 
+# a domains.cfg section as PVE::Auth::EntraID::library_config passes it (docs/DESIGN.md)
 my $config = {
-    tenant => $tenant, client_id => $client, client_secret => 'not-a-real-secret',
+    type => 'entraid', 'tenant-id' => $tenant, 'client-id' => $client, client_secret => 'not-a-real-secret',
     authority => $authority, graph_url => $authority,
-    scopes => 'openid profile email', username_claim => 'upn',
+    scopes => 'openid profile email', 'username-claim' => 'upn',
     connect_timeout_ms => 50, timeout_ms => 100,
-    groups_map => { '6f7e8d9c-1111-4111-8111-000000000001' => 'admins', 'PVE.Admin' => 'admins' },
-    required_groups => [], allow_guests => JSON::PP::false,
+    'groups-map' => '6f7e8d9c-1111-4111-8111-000000000001=admins;PVE.Admin=admins',
+    'allow-guests' => 0,
 };
 my $claims = {
     oid => '0a1b2c3d-0000-4000-8000-00000000a11c', tid => $tenant, sub => 'c3ViamVjdA',
@@ -38,20 +39,21 @@ my $claims = {
 
 my %requests = (
     'map-plain' => { realm => 'entra', config => $config, claims => $claims,
-        groups => $claims->{groups}, username => 'alice@contoso.example', pin => undef },
-    'map-pin' => { realm => 'entra', config => { %$config, allow_guests => JSON::PP::true },
+        groups => $claims->{groups}, username => 'alice@contoso.example' },
+    'map-guest' => { realm => 'entra', config => { %$config, 'allow-guests' => 1 },
         claims => { %$claims, acct => 1, idp => 'https://sts.windows.net/x/' }, groups => [],
-        username => 'alice@contoso.example', pin => { tid => $tenant, oid => $claims->{oid} } },
-    'auth-url' => { realm => 'entra', config => $config, redirect_url => 'https://pve1:8006',
+        username => 'alice@contoso.example' },
+    'auth-url' => { realm => 'entra', config => $config, redirect_url => 'https://pve1:8006', binding_hash => 'Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw',
         state_key_file => "$scratch/state.key", cache_dir => "$scratch/cache", login_hint => 'alice@contoso.example' },
     'login' => { realm => 'entra', config => $config, code => 'M.C' . ('x' x 40),
-        state => 'AAAA' x 20, redirect_url => 'https://pve1:8006', state_key_file => "$scratch/state.key", cache_dir => "$scratch/cache" },
-    'check' => { realm => 'entra', config => { %$config, tenant => 'organizations',
-        allowed_tenants => [$tenant] }, redirect_url => 'https://pve1:8006' },
+        state => 'AAAA' x 20, binding_key => 'QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI',
+        state_key_file => "$scratch/state.key", cache_dir => "$scratch/cache" },
+    'check' => { realm => 'entra', config => { %$config, 'tenant-id' => 'organizations',
+        'allowed-tenants' => $tenant }, redirect_url => 'https://pve1:8006' },
 );
 
 # The first byte of an abi_request input selects the entry point (see fuzz_targets/abi_request.rs).
-my %selector = ('map-plain' => 0, 'map-pin' => 0, 'auth-url' => 1, 'login' => 2, 'check' => 3);
+my %selector = ('map-plain' => 0, 'map-guest' => 0, 'auth-url' => 1, 'login' => 2, 'check' => 3);
 write_seeds('abi_request', map {
     ($_ => chr($selector{$_}) . $json->encode($requests{$_}))
 } keys %requests);

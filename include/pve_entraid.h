@@ -95,7 +95,7 @@ pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char
 // Completes a login: checks the state (sealed, realm, expiry, browser binding, single use), exchanges the code,
 // validates the ID token and resolves group overage.
 //
-// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
+// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "state_key_file"}`.
 // Result: `{"claims": {...}, "groups": [...], "username"}` and the mapping as `pve_entraid_map`
 // gives it, without the pin: `"userid", "pve_groups", "managed_groups", "identity", "firstname",
 // "lastname", "email"`.
@@ -105,15 +105,28 @@ pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char
 // As for `pve_entraid_auth_url`.
 pve_entraid_result pve_entraid_login(const uint8_t *req, size_t req_len, char **out);
 
-// Maps login claims to a PVE user id, groups and identity pin. Pure: no I/O.
+// Maps login claims to a PVE user id, groups and the identity to pin, as `pve_entraid_login`
+// does. Pure: no I/O. The pin itself is compared by the caller (PVE's Perl side, under its lock).
 //
-// Request: `{"realm", "config", "claims", "groups", "username", "pin": null | {"tid", "oid"}}`.
-// Result: `{"userid", "pve_groups", "managed_groups", "identity", "new_pin", "firstname", "lastname", "email"}`.
+// Request: `{"realm", "config", "claims", "groups"?, "username"}`.
+// Result: `{"userid", "pve_groups", "managed_groups", "identity", "firstname", "lastname", "email"}`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //
 // # Safety
 // As for `pve_entraid_auth_url`.
 pve_entraid_result pve_entraid_map(const uint8_t *req, size_t req_len, char **out);
+
+// Checks a realm config the way every other entry point reads it, without I/O (no file is read,
+// nothing is fetched): PVE's realm add/update hooks refuse with its `config.invalid` what a
+// login would refuse.
+//
+// Request: `{"realm", "config"}`.
+// Result: `{}`.
+// Memory and ownership as for `pve_entraid_auth_url`.
+//
+// # Safety
+// As for `pve_entraid_auth_url`.
+pve_entraid_result pve_entraid_check_config(const uint8_t *req, size_t req_len, char **out);
 
 // Diagnoses a realm: discovery, JWKS, credentials, redirect URL.
 //

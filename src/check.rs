@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::discovery::Discovery;
 use crate::error::{Code, Error};
 use crate::graph;
-use crate::request::{check_redirect_url, Env, Request};
+use crate::request::{check_redirect_url, CheckMembers, Env, Request};
 
 fn step(name: &str, outcome: std::result::Result<String, Error>, default_fix: &str) -> Value {
     match outcome {
@@ -22,7 +22,7 @@ fn step(name: &str, outcome: std::result::Result<String, Error>, default_fix: &s
     }
 }
 
-pub fn check(req: &Request, env: &Env) -> Value {
+pub fn check(req: &Request<CheckMembers>, env: &Env) -> Value {
     let disc = Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now };
     let mut steps = Vec::new();
     let provider = disc.provider();
@@ -51,7 +51,7 @@ pub fn check(req: &Request, env: &Env) -> Value {
             "check the client id and the client secret value or certificate of the app registration",
         ));
     }
-    let redirect = req.opt_str("redirect_url").ok().flatten().unwrap_or("");
+    let redirect = req.body.redirect_url.as_deref().unwrap_or("");
     steps.push(match check_redirect_url(redirect) {
         Ok(()) => json!({"step": "redirect_url", "ok": true,
                          "detail": format!("register {redirect} as a Web redirect URI of the app registration")}),

@@ -3,7 +3,7 @@
 //! issuer (with the `{tenantid}` template and the key's own `issuer`), tenant allow-list,
 //! audience, azp, times, nonce, required claims.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Tenant;
@@ -27,7 +27,9 @@ pub struct Expected<'a> {
 }
 
 /// The claims out of a validated ID token (the `claims` object of a login answer).
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+/// Deserialize: the `map` entry point takes them back (members left out are empty).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 pub struct Claims {
     pub oid: String,
     pub tid: String,

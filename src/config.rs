@@ -1,13 +1,19 @@
-//! The realm configuration as it crosses the ABI (`config` in every request), checked field by
-//! field so that a mistake names the field. Values are read from `serde_json::Value` by hand:
-//! serde's own messages quote the offending value, and that value could be a secret.
+//! The realm configuration as it crosses the ABI (`config` in every request): the realm's
+//! domains.cfg section as PVE's SectionConfig holds it (PVE's option names and forms; PVE's schema
+//! has checked its syntax), plus the members only the Perl side knows (snake_case: the credential
+//! files, datacenter.cfg's proxy, test overrides). Serde reads it into [`Section`]; what the
+//! settings mean, and which combinations are allowed, is decided here once, in
+//! [`RealmConfig::from_section`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde::de::{IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
+use crate::request::typed;
 
 pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const USGOV_AUTHORITY: &str = "https://login.microsoftonline.us";
@@ -54,7 +60,9 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The realm's `username-claim` (openid's option, a free string in PVE's schema).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum UsernameClaim {
     Upn,
     PreferredUsername,
@@ -99,6 +107,107 @@ fn invalid(field: &str, why: &str) -> Error {
     Error::new(Code::ConfigInvalid, format!("realm config: `{field}` {why}"))
 }
 
+/// `config` as it arrives. Option names and forms are PVE's (`pve-entraid-guid-list` strings,
+/// 0/1 booleans, `groups-map` as `key=group;...`), so the Perl side passes the section through.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[allow(dead_code)] // the options the Perl side applies are declared (so they are known), not read
+pub struct Section {
+    tenant_id: String,
+    client_id: String,
+    #[serde(default)]
+    cloud: Cloud,
+    allowed_tenants: Option<String>,
+    username_claim: Option<UsernameClaim>,
+    groups_map: Option<String>,
+    required_groups: Option<String>,
+    #[serde(default)]
+    allow_guests: PveBool,
+    prompt: Option<String>,
+    acr_values: Option<String>,
+    scopes: Option<String>,
+    /// SectionConfig's section type.
+    #[serde(rename = "type")]
+    section_type: Option<SectionType>,
+    // Realm options the Perl side applies (user.cfg, TFA, realm sync, the UI): known, not read here.
+    #[serde(default)]
+    autocreate: IgnoredAny,
+    #[serde(default)]
+    groups_autocreate: IgnoredAny,
+    #[serde(default)]
+    groups_sync: IgnoredAny,
+    #[serde(default)]
+    default: IgnoredAny,
+    #[serde(default)]
+    comment: IgnoredAny,
+    #[serde(default)]
+    tfa: IgnoredAny,
+    #[serde(default)]
+    sync_defaults_options: IgnoredAny,
+    // Only the Perl side knows these: the credential in /etc/pve/priv, datacenter.cfg's proxy.
+    #[serde(rename = "client_secret_file")]
+    secret_file: Option<String>,
+    /// The secret itself (tests and benchmarks).
+    #[serde(rename = "client_secret")]
+    secret: Option<String>,
+    #[serde(rename = "client_cert_file")]
+    cert_file: Option<String>,
+    #[serde(rename = "client_key_file")]
+    key_file: Option<String>,
+    #[serde(rename = "http_proxy")]
+    http_proxy: Option<String>,
+    /// Tests: the emulator instead of the cloud's hosts, and short timeouts.
+    #[serde(rename = "authority")]
+    authority: Option<String>,
+    #[serde(rename = "graph_url")]
+    graph_url: Option<String>,
+    #[serde(rename = "connect_timeout_ms")]
+    connect_timeout_ms: Option<u64>,
+    #[serde(rename = "timeout_ms")]
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Cloud {
+    #[default]
+    Public,
+    Usgov,
+    China,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SectionType {
+    Entraid,
+}
+
+/// A boolean as PVE's SectionConfig holds it (0 or 1); JSON `true`/`false` too.
+#[derive(Default, Clone, Copy)]
+struct PveBool(bool);
+
+impl<'de> Deserialize<'de> for PveBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<PveBool, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = PveBool;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a boolean (0 or 1)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> std::result::Result<PveBool, E> {
+                Ok(PveBool(b))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<PveBool, E> {
+                match n {
+                    0 | 1 => Ok(PveBool(n == 1)),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Unsigned(n), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 36
@@ -108,6 +217,7 @@ pub fn is_guid(s: &str) -> bool {
         })
 }
 
+/// A verified domain as a tenant: it becomes a path segment of the authority URLs.
 fn is_domain(s: &str) -> bool {
     s.len() <= 253
         && s.contains('.')
@@ -151,55 +261,15 @@ fn origin(field: &str, v: &str) -> Result<String> {
     Ok(v.to_string())
 }
 
-fn opt_str<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(field, "must be a string")),
-    }
+/// A list option as PVE's `split_list` reads it (`X-list` formats): separated by `,`, `;` or
+/// white space.
+fn pve_list(v: &Option<String>) -> impl Iterator<Item = &str> {
+    v.as_deref().unwrap_or("").split([',', ';', '\0']).flat_map(str::split_whitespace)
 }
 
-fn opt_bool(obj: &Map<String, Value>, field: &str) -> Result<bool> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        // PVE's SectionConfig hands booleans over as 0/1.
-        Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
-        Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
-        Some(Value::String(s)) if s == "0" => Ok(false),
-        Some(Value::String(s)) if s == "1" => Ok(true),
-        Some(_) => Err(invalid(field, "must be a boolean")),
-    }
-}
-
-fn opt_ms(obj: &Map<String, Value>, field: &str, default: u64, max: u64) -> Result<Duration> {
-    let ms = match obj.get(field) {
-        None | Some(Value::Null) => default,
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| invalid(field, "must be a whole number of milliseconds"))?,
-        Some(Value::String(s)) => s.parse().map_err(|_| invalid(field, "must be a whole number of milliseconds"))?,
-        Some(_) => return Err(invalid(field, "must be a number")),
-    };
-    if !(100..=max).contains(&ms) {
-        return Err(invalid(field, &format!("must be between 100 and {max} ms")));
-    }
-    Ok(Duration::from_millis(ms))
-}
-
-fn str_list(obj: &Map<String, Value>, field: &str) -> Result<Vec<String>> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| match v.as_str() {
-                Some(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                _ => Err(invalid(field, "must be a list of non-empty strings")),
-            })
-            .collect(),
-        // PVE property strings often arrive as "a;b" or "a,b".
-        Some(Value::String(s)) => Ok(s.split([',', ';', ' ']).filter(|p| !p.is_empty()).map(str::to_string).collect()),
-        Some(_) => Err(invalid(field, "must be a list of strings")),
-    }
+/// An empty option is an unset one (SectionConfig keeps `prompt ` as the empty string).
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
 }
 
 /// Printable ASCII without spaces or characters that would break a URL parameter's meaning.
@@ -207,44 +277,45 @@ fn is_token_text(s: &str) -> bool {
     !s.is_empty() && s.len() <= 512 && s.chars().all(|c| c.is_ascii_graphic())
 }
 
-/// PVE group names: letters, digits, `-`, `_`, `.` (as PVE's group id format accepts).
-pub fn is_pve_group_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
 impl RealmConfig {
+    /// The `config` member of a request: its form through serde (an error names the member's
+    /// path, never its value), its meaning through [`RealmConfig::from_section`].
     pub fn from_json(v: &Value) -> Result<RealmConfig> {
-        let obj = v.as_object().ok_or_else(|| invalid("config", "must be a JSON object"))?;
-
-        let tenant_raw = opt_str(obj, "tenant")?.ok_or_else(|| invalid("tenant", "is required"))?;
-        let allowed = str_list(obj, "allowed_tenants")?;
-        if let Some(bad) = allowed.iter().find(|t| !is_guid(t)) {
-            return Err(invalid("allowed_tenants", &format!("entry '{}' is not a tenant GUID", crate::error::sanitize(bad))));
+        if !v.is_object() {
+            return Err(invalid("config", "must be a JSON object (the realm's domains.cfg section)"));
         }
-        let tenant = match tenant_raw.to_ascii_lowercase().as_str() {
+        RealmConfig::from_section(typed(v.clone(), Code::ConfigInvalid, "config.")?)
+    }
+
+    pub fn from_section(s: Section) -> Result<RealmConfig> {
+        let allowed: Vec<String> = pve_list(&s.allowed_tenants).map(str::to_ascii_lowercase).collect();
+        if allowed.iter().any(|t| !is_guid(t)) {
+            return Err(invalid("allowed-tenants", "must list tenant GUIDs"));
+        }
+        let username_claim = s.username_claim.unwrap_or(UsernameClaim::Upn);
+        let tenant = match s.tenant_id.to_ascii_lowercase().as_str() {
             t @ ("organizations" | "common") => {
                 if allowed.is_empty() {
-                    return Err(invalid("allowed_tenants", "is required when tenant is organizations or common"));
+                    return Err(invalid("allowed-tenants", "is required when tenant-id is organizations or common"));
                 }
-                Tenant::Multi { segment: t.to_string(), allowed: allowed.iter().map(|a| a.to_ascii_lowercase()).collect() }
+                // Any allowed tenant's admin can set these to another tenant's user name (nOAuth).
+                if matches!(username_claim, UsernameClaim::Email | UsernameClaim::PreferredUsername) {
+                    return Err(invalid("username-claim", "must be upn or oid in an organizations or common realm: the others are editable in every tenant"));
+                }
+                Tenant::Multi { segment: t.to_string(), allowed }
             }
-            "consumers" => return Err(invalid("tenant", "'consumers' (personal Microsoft accounts) is not supported")),
+            "consumers" => return Err(invalid("tenant-id", "'consumers' (personal Microsoft accounts) is not supported")),
             t if is_guid(t) || is_domain(t) => Tenant::Single(t.to_string()),
-            _ => return Err(invalid("tenant", "must be a tenant GUID, a verified domain, 'organizations' or 'common'")),
+            _ => return Err(invalid("tenant-id", "must be a tenant GUID, a verified domain, 'organizations' or 'common'")),
         };
 
-        let client_id = opt_str(obj, "client_id")?.ok_or_else(|| invalid("client_id", "is required"))?;
-        if !is_guid(client_id) {
-            return Err(invalid("client_id", "must be the application (client) ID, a GUID"));
+        if !is_guid(&s.client_id) {
+            return Err(invalid("client-id", "must be the application (client) ID, a GUID"));
         }
 
-        let secret_file = opt_str(obj, "client_secret_file")?;
-        let secret = opt_str(obj, "client_secret")?;
-        let cert = opt_str(obj, "client_cert_file")?;
-        let key = opt_str(obj, "client_key_file")?;
-        let credential = match (secret_file, secret, cert, key) {
+        let credential = match (set(&s.secret_file), set(&s.secret), set(&s.cert_file), set(&s.key_file)) {
             (Some(f), None, None, None) => Credential::SecretFile(f.to_string()),
-            (None, Some(s), None, None) => Credential::Secret(s.to_string()),
+            (None, Some(v), None, None) => Credential::Secret(v.to_string()),
             (None, None, Some(c), Some(k)) => Credential::Certificate { cert_file: c.to_string(), key_file: k.to_string() },
             (None, None, Some(_), None) => return Err(invalid("client_key_file", "is required with client_cert_file")),
             (None, None, None, Some(_)) => return Err(invalid("client_cert_file", "is required with client_key_file")),
@@ -254,23 +325,22 @@ impl RealmConfig {
             _ => return Err(invalid("client_secret_file", "conflicts: configure exactly one client credential")),
         };
 
-        let (default_authority, default_graph) = match opt_str(obj, "cloud")?.unwrap_or("public") {
-            "public" => (PUBLIC_AUTHORITY, PUBLIC_GRAPH),
-            "usgov" => (USGOV_AUTHORITY, USGOV_GRAPH),
-            "china" => (CHINA_AUTHORITY, CHINA_GRAPH),
-            _ => return Err(invalid("cloud", "must be public, usgov or china")),
+        let (default_authority, default_graph) = match s.cloud {
+            Cloud::Public => (PUBLIC_AUTHORITY, PUBLIC_GRAPH),
+            Cloud::Usgov => (USGOV_AUTHORITY, USGOV_GRAPH),
+            Cloud::China => (CHINA_AUTHORITY, CHINA_GRAPH),
         };
-        let authority = match opt_str(obj, "authority")? {
+        let authority = match set(&s.authority) {
             Some(a) => origin("authority", a)?,
             None => default_authority.to_string(),
         };
-        let graph_url = match opt_str(obj, "graph_url")? {
+        let graph_url = match set(&s.graph_url) {
             Some(g) => origin("graph_url", g)?,
             None => default_graph.to_string(),
         };
 
-        let scopes_raw = opt_str(obj, "scopes")?.unwrap_or("openid profile email");
-        let mut scopes: Vec<&str> = scopes_raw.split_whitespace().collect();
+        // Without the option: the default PVE shows for it (openid's `email profile`).
+        let mut scopes: Vec<&str> = set(&s.scopes).unwrap_or("email profile").split_whitespace().collect();
         if scopes.iter().any(|s| !is_token_text(s)) {
             return Err(invalid("scopes", "must be scope names separated by spaces"));
         }
@@ -279,50 +349,38 @@ impl RealmConfig {
         }
         scopes.dedup();
 
-        let username_claim = match opt_str(obj, "username_claim")?.unwrap_or("upn") {
-            "upn" => UsernameClaim::Upn,
-            "preferred_username" => UsernameClaim::PreferredUsername,
-            "email" => UsernameClaim::Email,
-            "oid" => UsernameClaim::Oid,
-            _ => return Err(invalid("username_claim", "must be upn, preferred_username, email or oid")),
-        };
-
-        let prompt = match opt_str(obj, "prompt")? {
+        let prompt = match set(&s.prompt) {
             None => None,
             Some(p @ ("login" | "select_account" | "consent" | "none")) => Some(p.to_string()),
             Some(_) => return Err(invalid("prompt", "must be login, select_account, consent or none")),
         };
-        let acr_values = match opt_str(obj, "acr_values")? {
+        let acr_values = match set(&s.acr_values) {
             Some(a) if a.split(' ').all(is_token_text) => Some(a.to_string()),
-            Some(_) => return Err(invalid("acr_values", "must be printable values separated by spaces")),
+            Some(_) => return Err(invalid("acr-values", "must be printable values separated by spaces")),
             None => None,
         };
-        let http_proxy = match opt_str(obj, "http_proxy")? {
+        let http_proxy = match set(&s.http_proxy) {
             Some(p) if (p.starts_with("http://") || p.starts_with("https://")) && is_token_text(p) => Some(p.to_string()),
             Some(_) => return Err(invalid("http_proxy", "must be an http://host:port URL")),
             None => None,
         };
 
+        // `<group GUID or app role>=<PVE group>` pairs (format `pve-entraid-groups-map`).
         let mut groups_map = BTreeMap::new();
-        match obj.get("groups_map") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(m)) => {
-                for (k, v) in m {
-                    let group = v.as_str().filter(|g| is_pve_group_name(g)).ok_or_else(|| {
-                        invalid("groups_map", "values must be PVE group names (letters, digits, '-', '_', '.')")
-                    })?;
-                    if k.trim().is_empty() {
-                        return Err(invalid("groups_map", "keys must be group GUIDs or app role names"));
-                    }
-                    groups_map.insert(normalize_group_key(k), group.to_string());
-                }
-            }
-            Some(_) => return Err(invalid("groups_map", "must be an object {\"<group GUID or app role>\": \"<pve group>\"}")),
+        for entry in pve_list(&s.groups_map) {
+            match entry.split_once('=') {
+                Some((k, g)) if !k.is_empty() && !g.is_empty() => groups_map.insert(normalize_group_key(k), g.to_string()),
+                _ => return Err(invalid("groups-map", "must be '<group GUID or app role>=<PVE group>' pairs separated by ';'")),
+            };
         }
 
+        let ms = |field: &str, v: Option<u64>, default: u64, max: u64| match v.unwrap_or(default) {
+            ms @ 100.. if ms <= max => Ok(Duration::from_millis(ms)),
+            _ => Err(invalid(field, &format!("must be between 100 and {max} ms"))),
+        };
         Ok(RealmConfig {
             tenant,
-            client_id: client_id.to_ascii_lowercase(),
+            client_id: s.client_id.to_ascii_lowercase(),
             credential,
             authority,
             graph_url,
@@ -331,11 +389,11 @@ impl RealmConfig {
             prompt,
             acr_values,
             http_proxy,
-            connect_timeout: opt_ms(obj, "connect_timeout_ms", 5_000, 60_000)?,
-            timeout: opt_ms(obj, "timeout_ms", 15_000, 120_000)?,
+            connect_timeout: ms("connect_timeout_ms", s.connect_timeout_ms, 5_000, 60_000)?,
+            timeout: ms("timeout_ms", s.timeout_ms, 15_000, 120_000)?,
             groups_map,
-            required_groups: str_list(obj, "required_groups")?.iter().map(|g| normalize_group_key(g)).collect(),
-            allow_guests: opt_bool(obj, "allow_guests")?,
+            required_groups: pve_list(&s.required_groups).map(normalize_group_key).collect(),
+            allow_guests: s.allow_guests.0,
         })
     }
 }
@@ -360,12 +418,12 @@ mod tests {
     use serde_json::json;
 
     fn base() -> Value {
-        json!({"tenant": "11111111-2222-3333-4444-555555555555",
-               "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        json!({"type": "entraid", "tenant-id": "11111111-2222-3333-4444-555555555555",
+               "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
                "client_secret_file": "/etc/pve/priv/entraid/entra.secret"})
     }
 
-    fn err_with(patch: Value) -> Error {
+    fn with(patch: Value) -> Result<RealmConfig> {
         let mut v = base();
         for (k, val) in patch.as_object().unwrap() {
             if val.is_null() {
@@ -374,7 +432,7 @@ mod tests {
                 v[k] = val.clone();
             }
         }
-        RealmConfig::from_json(&v).unwrap_err()
+        RealmConfig::from_json(&v)
     }
 
     #[test]
@@ -382,9 +440,10 @@ mod tests {
         let c = RealmConfig::from_json(&base()).unwrap();
         assert_eq!(c.authority, PUBLIC_AUTHORITY);
         assert_eq!(c.graph_url, PUBLIC_GRAPH);
-        assert_eq!(c.scopes, "openid profile email");
+        assert_eq!(c.scopes, "openid email profile");
         assert_eq!(c.username_claim, UsernameClaim::Upn);
         assert_eq!(c.timeout, Duration::from_secs(15));
+        assert!(!c.allow_guests);
         assert_eq!(
             c.discovery_url(),
             "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/.well-known/openid-configuration"
@@ -393,13 +452,9 @@ mod tests {
 
     #[test]
     fn clouds_and_authority() {
-        let mut v = base();
-        v["cloud"] = json!("usgov");
-        assert_eq!(RealmConfig::from_json(&v).unwrap().graph_url, USGOV_GRAPH);
-        v["cloud"] = json!("china");
-        assert_eq!(RealmConfig::from_json(&v).unwrap().authority, CHINA_AUTHORITY);
-        v["authority"] = json!("http://127.0.0.1:8400/");
-        let c = RealmConfig::from_json(&v).unwrap();
+        assert_eq!(with(json!({"cloud": "usgov"})).unwrap().graph_url, USGOV_GRAPH);
+        assert_eq!(with(json!({"cloud": "china"})).unwrap().authority, CHINA_AUTHORITY);
+        let c = with(json!({"cloud": "china", "authority": "http://127.0.0.1:8400/"})).unwrap();
         assert_eq!(c.authority, "http://127.0.0.1:8400");
         assert!(c.allows_http());
     }
@@ -407,70 +462,95 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases = [
-            (json!({"tenant": null}), "`tenant`"),
-            (json!({"tenant": "not a tenant"}), "`tenant`"),
-            (json!({"tenant": "organizations"}), "`allowed_tenants`"),
-            (json!({"tenant": "common", "allowed_tenants": ["x"]}), "`allowed_tenants`"),
-            (json!({"client_id": "app"}), "`client_id`"),
+            (json!({"tenant-id": null}), "`config.tenant-id` is required"),
+            (json!({"tenant-id": "not a tenant"}), "`tenant-id`"),
+            (json!({"tenant-id": "organizations"}), "`allowed-tenants`"),
+            (json!({"tenant-id": "common", "allowed-tenants": "x"}), "`allowed-tenants`"),
+            (json!({"tenant-id": "common", "allowed-tenants": "11111111-2222-3333-4444-555555555555", "username-claim": "email"}), "`username-claim`"),
+            (json!({"client-id": "app"}), "`client-id`"),
             (json!({"client_secret": "v"}), "conflicts"),
             (json!({"client_secret_file": null}), "`client_secret_file`"),
-            (json!({"cloud": "mars"}), "`cloud`"),
+            (json!({"cloud": "mars"}), "`config.cloud` must be one of"),
             (json!({"authority": "http://login.example.com"}), "`authority`"),
             (json!({"authority": "https://h/x?y"}), "`authority`"),
             (json!({"graph_url": "ftp://x"}), "`graph_url`"),
-            (json!({"username_claim": "sub"}), "`username_claim`"),
+            (json!({"username-claim": "sub"}), "`config.username-claim` must be one of"),
             (json!({"prompt": "always"}), "`prompt`"),
             (json!({"http_proxy": "proxy:3128"}), "`http_proxy`"),
             (json!({"timeout_ms": 5}), "`timeout_ms`"),
-            (json!({"connect_timeout_ms": "abc"}), "`connect_timeout_ms`"),
-            (json!({"groups_map": {"g": "bad group"}}), "`groups_map`"),
-            (json!({"allow_guests": "yes"}), "`allow_guests`"),
-            (json!({"scopes": 5}), "`scopes`"),
+            (json!({"connect_timeout_ms": "abc"}), "`config.connect_timeout_ms` must be"),
+            (json!({"groups-map": "g"}), "`groups-map`"),
+            (json!({"allow-guests": "yes"}), "`config.allow-guests` must be a boolean (0 or 1)"),
+            (json!({"allow-guests": 2}), "`config.allow-guests` must be a boolean (0 or 1)"),
+            (json!({"scopes": 5}), "`config.scopes` must be a string"),
+            (json!({"type": "openid"}), "`config.type` must be"),
+            // the second forms of earlier versions are gone: one form per option
+            (json!({"allowed-tenants": ["11111111-2222-3333-4444-555555555555"]}), "`config.allowed-tenants` must be a string"),
+            (json!({"groups-map": {"g": "admins"}}), "`config.groups-map` must be a string"),
         ];
         for (patch, field) in cases {
-            let e = err_with(patch.clone());
+            let e = with(patch.clone()).unwrap_err();
             assert_eq!(e.code, Code::ConfigInvalid, "{patch}");
             assert!(e.message.contains(field), "{patch}: {}", e.message);
         }
     }
 
     #[test]
+    fn an_unknown_option_is_named() {
+        for name in ["tenant", "groups_map", "client-key", "allow_guests"] {
+            let e = with(json!({name: "x"})).unwrap_err();
+            assert_eq!(e.code, Code::ConfigInvalid);
+            assert_eq!(e.message, format!("`config.{name}` is not a known member"));
+        }
+        // the options the Perl side applies are known
+        with(json!({"autocreate": 1, "groups-sync": 1, "groups-autocreate": 0, "comment": "c", "default": 0,
+                    "tfa": "type=oath", "sync-defaults-options": "scope=both"})).unwrap();
+    }
+
+    #[test]
     fn a_secret_in_a_wrong_place_is_not_echoed() {
-        let e = err_with(json!({"allow_guests": "s3cr~et.Value_with~tilde"}));
-        assert!(!e.message.contains("s3cr~et"));
-        let e = err_with(json!({"client_secret": "s3cr~et.Value_with~tilde", "client_secret_file": null, "client_cert_file": "/c"}));
-        assert!(!e.message.contains("s3cr~et"));
-        assert!(!format!("{:?}", Credential::Secret("s3cr~et".into())).contains("s3cr~et"));
+        const SECRET: &str = "s3cr~et.Value_with~tilde";
+        for patch in [
+            json!({"allow-guests": SECRET}),
+            json!({"cloud": SECRET}),
+            json!({"username-claim": SECRET}),
+            json!({"timeout_ms": SECRET}),
+            json!({"client_secret": SECRET, "client_secret_file": null, "client_cert_file": "/c"}),
+            json!({"client_secret": 12345678}),
+        ] {
+            let e = with(patch.clone()).unwrap_err();
+            assert!(!e.message.contains("s3cr") && !e.message.contains("12345678"), "{patch}: {}", e.message);
+        }
+        assert!(!format!("{:?}", Credential::Secret(SECRET.into())).contains("s3cr"));
     }
 
     #[test]
     fn multi_tenant_and_certificates() {
-        let mut v = base();
-        v["tenant"] = json!("Organizations");
-        v["allowed_tenants"] = json!(["11111111-2222-3333-4444-55555555555A"]);
-        v.as_object_mut().unwrap().remove("client_secret_file");
-        v["client_cert_file"] = json!("/c.crt");
-        v["client_key_file"] = json!("/c.key");
-        let c = RealmConfig::from_json(&v).unwrap();
+        let c = with(json!({"tenant-id": "Organizations", "allowed-tenants": "11111111-2222-3333-4444-55555555555A, 22222222-2222-3333-4444-555555555555",
+                            "client_secret_file": null, "client_cert_file": "/c.crt", "client_key_file": "/c.key"})).unwrap();
         assert_eq!(
             c.tenant,
-            Tenant::Multi { segment: "organizations".into(), allowed: vec!["11111111-2222-3333-4444-55555555555a".into()] }
+            Tenant::Multi {
+                segment: "organizations".into(),
+                allowed: vec!["11111111-2222-3333-4444-55555555555a".into(), "22222222-2222-3333-4444-555555555555".into()]
+            }
         );
         assert!(matches!(c.credential, Credential::Certificate { .. }));
-        v["tenant"] = json!("contoso.onmicrosoft.com");
-        assert_eq!(RealmConfig::from_json(&v).unwrap().tenant, Tenant::Single("contoso.onmicrosoft.com".into()));
+        let c = with(json!({"tenant-id": "contoso.onmicrosoft.com"})).unwrap();
+        assert_eq!(c.tenant, Tenant::Single("contoso.onmicrosoft.com".into()));
     }
 
     #[test]
-    fn scopes_always_have_openid_and_pve_booleans() {
-        let mut v = base();
-        v["scopes"] = json!("profile email");
-        v["allow_guests"] = json!(1);
-        v["groups_map"] = json!({"6F7E8D9C-1111-4111-8111-000000000001": "admins", "PVE.Admin": "admins"});
-        let c = RealmConfig::from_json(&v).unwrap();
+    fn pve_forms_scopes_and_booleans() {
+        let c = with(json!({"scopes": "profile email", "allow-guests": 1,
+                            "groups-map": "6F7E8D9C-1111-4111-8111-000000000001=admins;PVE.Admin=admins",
+                            "required-groups": "a,b;c"})).unwrap();
         assert_eq!(c.scopes, "openid profile email");
         assert!(c.allow_guests);
         assert_eq!(c.groups_map.get("6f7e8d9c-1111-4111-8111-000000000001").unwrap(), "admins");
         assert!(c.groups_map.contains_key("PVE.Admin"));
+        assert_eq!(c.required_groups, ["a", "b", "c"]);
+        assert!(!with(json!({"allow-guests": 0})).unwrap().allow_guests);
+        assert!(with(json!({"allow-guests": true})).unwrap().allow_guests);
     }
 }

@@ -79,7 +79,7 @@ mod tests {
     use crate::jwt::Jws;
 
     fn cfg(extra: serde_json::Value) -> RealmConfig {
-        let mut v = json!({"tenant": "11111111-2222-3333-4444-555555555555", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"});
+        let mut v = json!({"tenant-id": "11111111-2222-3333-4444-555555555555", "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"});
         for (k, val) in extra.as_object().unwrap() {
             v[k] = val.clone();
         }

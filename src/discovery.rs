@@ -427,8 +427,8 @@ pub(crate) mod tests {
     /// A config whose authority is unique to the test (the memory cache is process-wide).
     pub fn test_cfg(authority: &str) -> RealmConfig {
         RealmConfig::from_json(&json!({
-            "tenant": "organizations", "allowed_tenants": ["11111111-2222-3333-4444-555555555555"],
-            "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x", "authority": authority}))
+            "tenant-id": "organizations", "allowed-tenants": "11111111-2222-3333-4444-555555555555",
+            "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x", "authority": authority}))
         .unwrap()
     }
 

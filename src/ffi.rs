@@ -7,6 +7,7 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::error::{pve_entraid_result, Code, Error, Result};
@@ -48,8 +49,8 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Reads the request bytes and parses the shared members.
-unsafe fn read_request(req: *const u8, req_len: usize) -> Result<Request> {
+/// Reads the request bytes and parses them as the entry point's request.
+unsafe fn read_request<B: DeserializeOwned>(req: *const u8, req_len: usize) -> Result<Request<B>> {
     if req_len > MAX_REQUEST {
         return Err(Error::new(Code::RequestTooLarge, format!("request is larger than {MAX_REQUEST} bytes")));
     }
@@ -69,7 +70,7 @@ unsafe fn read_request(req: *const u8, req_len: usize) -> Result<Request> {
 }
 
 /// The shared body of the JSON entry points.
-unsafe fn run(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn(&Request, &Env) -> Result<Value>) -> Code {
+unsafe fn run<B: DeserializeOwned>(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn(&Request<B>, &Env) -> Result<Value>) -> Code {
     // SAFETY: forwarded caller guarantees.
     let result = unsafe { read_request(req, req_len) }.and_then(|r| {
         let http = UreqTransport::new(&r.cfg)?;
@@ -113,7 +114,7 @@ pub unsafe extern "C" fn pve_entraid_auth_url(req: *const u8, req_len: usize, ou
 /// Completes a login: checks the state (sealed, realm, expiry, browser binding, single use), exchanges the code,
 /// validates the ID token and resolves group overage.
 ///
-/// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "redirect_url", "state_key_file"}`.
+/// Request: `{"realm", "config", "cache_dir"?, "code", "state", "binding_key", "state_key_file"}`.
 /// Result: `{"claims": {...}, "groups": [...], "username"}` and the mapping as `pve_entraid_map`
 /// gives it, without the pin: `"userid", "pve_groups", "managed_groups", "identity", "firstname",
 /// "lastname", "email"`.
@@ -126,10 +127,11 @@ pub unsafe extern "C" fn pve_entraid_login(req: *const u8, req_len: usize, out: 
     panic_boundary!(out, unsafe { run(req, req_len, out, crate::flow::login) })
 }
 
-/// Maps login claims to a PVE user id, groups and identity pin. Pure: no I/O.
+/// Maps login claims to a PVE user id, groups and the identity to pin, as `pve_entraid_login`
+/// does. Pure: no I/O. The pin itself is compared by the caller (PVE's Perl side, under its lock).
 ///
-/// Request: `{"realm", "config", "claims", "groups", "username", "pin": null | {"tid", "oid"}}`.
-/// Result: `{"userid", "pve_groups", "managed_groups", "identity", "new_pin", "firstname", "lastname", "email"}`.
+/// Request: `{"realm", "config", "claims", "groups"?, "username"}`.
+/// Result: `{"userid", "pve_groups", "managed_groups", "identity", "firstname", "lastname", "email"}`.
 /// Memory and ownership as for `pve_entraid_auth_url`.
 ///
 /// # Safety
@@ -137,6 +139,21 @@ pub unsafe extern "C" fn pve_entraid_login(req: *const u8, req_len: usize, out: 
 #[no_mangle]
 pub unsafe extern "C" fn pve_entraid_map(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
     panic_boundary!(out, unsafe { run(req, req_len, out, |r, _| crate::mapping::map(r)) })
+}
+
+/// Checks a realm config the way every other entry point reads it, without I/O (no file is read,
+/// nothing is fetched): PVE's realm add/update hooks refuse with its `config.invalid` what a
+/// login would refuse.
+///
+/// Request: `{"realm", "config"}`.
+/// Result: `{}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_check_config(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, |_: &Request, _| Ok(json!({}))) })
 }
 
 /// Diagnoses a realm: discovery, JWKS, credentials, redirect URL.

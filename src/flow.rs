@@ -15,21 +15,20 @@ use crate::graph;
 use crate::mapping;
 use crate::oidc;
 use crate::ratelimit;
-use crate::request::{invalid, Env, Request};
+use crate::request::{invalid, redirect_url, required, AuthUrlMembers, Env, LoginMembers, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
-fn discovery<'a>(req: &'a Request, env: &'a Env) -> Discovery<'a> {
+fn discovery<'a, B>(req: &'a Request<B>, env: &'a Env) -> Discovery<'a> {
     Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now }
 }
 
 /// The request's binding value `name` (see `state::parse_binding`).
-fn binding(req: &Request, name: &str) -> Result<[u8; state::BINDING_LEN]> {
-    state::parse_binding(req.str(name)?)
+fn binding(value: &str, name: &str) -> Result<[u8; state::BINDING_LEN]> {
+    state::parse_binding(value)
         .ok_or_else(|| invalid(format!("`{name}` must be 32 bytes as base64url without padding (43 characters)")))
 }
 
-fn state_key(req: &Request) -> Result<[u8; 32]> {
-    let path = req.str("state_key_file")?;
+fn state_key(path: &str) -> Result<[u8; 32]> {
     if !path.starts_with('/') {
         return Err(invalid("`state_key_file` must be an absolute path"));
     }
@@ -37,17 +36,17 @@ fn state_key(req: &Request) -> Result<[u8; 32]> {
 }
 
 /// `{"url", "state"}`. No network I/O when discovery is cached, and nothing written but that cache.
-pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
+pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before any other work (see ratelimit)
-    ratelimit::admit(req)?;
-    let redirect_url = req.redirect_url()?;
-    let login_hint = req.opt_str("login_hint")?;
+    ratelimit::admit(&req.realm, &req.body.caller())?;
+    let redirect_url = redirect_url(&req.body.redirect_url)?;
+    let login_hint = req.body.login_hint.as_deref();
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
     if login_hint.is_some_and(|h| h.len() > 256 || !h.chars().all(|c| c.is_ascii_graphic())) {
         return Err(invalid("`login_hint` must be a sign-in name of at most 256 printable characters"));
     }
-    let binding_hash = binding(req, "binding_hash")?;
-    let key = state_key(req)?;
+    let binding_hash = binding(&req.body.binding_hash, "binding_hash")?;
+    let key = state_key(&req.body.state_key_file)?;
     let provider = discovery(req, env).provider()?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let login = LoginState {
@@ -85,17 +84,17 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
 
 /// Exchanges the code and returns `{"claims", "groups", "username"}` and the mapping
 /// (`mapping::map_identity`): `userid`, `pve_groups`, `managed_groups`, `identity`, names, email.
-pub fn login(req: &Request, env: &Env) -> Result<Value> {
+pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before the state is read or consumed and before any request
     // with the app's credential
-    ratelimit::admit(req)?;
-    let code = req.str("code")?;
+    ratelimit::admit(&req.realm, &req.body.caller())?;
+    let code = required(&req.body.code, "code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));
     }
-    let state_text = req.str("state")?;
-    let binding_key = binding(req, "binding_key")?;
-    let key = state_key(req)?;
+    let state_text = required(&req.body.state, "state")?;
+    let binding_key = binding(&req.body.binding_key, "binding_key")?;
+    let key = state_key(&req.body.state_key_file)?;
     let login = state::open(&key, state_text, &req.realm, env.now)?;
     // Before consuming and before any request to Entra: an attacker's code and state planted in
     // a victim's browser (login CSRF) fail here at no cost.
@@ -134,15 +133,14 @@ pub fn login(req: &Request, env: &Env) -> Result<Value> {
     let username = username(&claims, req.cfg.username_claim)?;
     // One call per login: the mapping travels with the claims, and Perl only compares the pin
     // and updates user.cfg under PVE's lock.
-    let claims_json = serde_json::to_value(&claims).map_err(|_| Error::new(Code::InternalError, "serialising the claims"))?;
-    let mut mapped = mapping::map_identity(&req.cfg, &req.realm, claims_json.as_object().unwrap_or(&serde_json::Map::new()), groups.clone(), &username)?;
-    mapped["claims"] = claims_json;
+    let mut mapped = mapping::map_identity(&req.cfg, &req.realm, &claims, groups.clone(), &username)?;
+    mapped["claims"] = json!(claims);
     mapped["groups"] = json!(groups);
     mapped["username"] = json!(username);
     Ok(mapped)
 }
 
-/// The PVE user name per `username_claim`; names (not oid) are lower-cased because Entra treats
+/// The PVE user name per `username-claim`; names (not oid) are lower-cased because Entra treats
 /// them case-insensitively while PVE user ids are case-sensitive.
 pub fn username(c: &Claims, which: UsernameClaim) -> Result<String> {
     let value = match which {

@@ -305,7 +305,7 @@ mod tests {
 
     fn cfg(timeout_ms: u64) -> RealmConfig {
         RealmConfig::from_json(&serde_json::json!({
-            "tenant": "11111111-2222-3333-4444-555555555555", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "tenant-id": "11111111-2222-3333-4444-555555555555", "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
             "client_secret": "x", "timeout_ms": timeout_ms, "connect_timeout_ms": 500}))
         .unwrap()
     }

@@ -27,11 +27,10 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
-use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 use crate::jwt::random_bytes;
-use crate::request::{invalid, Request};
+use crate::request::{invalid, BudgetMembers, Caller, RateLimits};
 
 /// A token bucket: at most `burst` calls at once, refilled by `per_minute` calls a minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,45 +309,40 @@ fn table(path: &Path) -> Result<std::sync::Arc<Table>> {
     Ok(t)
 }
 
-fn budget_of(v: &Value, name: &str, default: Budget) -> Result<Budget> {
-    let Some(b) = v.get(name) else { return Ok(default) };
-    let field = |f: &str, d: u32| match b.get(f) {
+fn budget_of(given: Option<BudgetMembers>, name: &str, default: Budget) -> Result<Budget> {
+    let given = given.unwrap_or_default();
+    let field = |f: &str, n: Option<u32>, d: u32| match n {
         None => Ok(d),
-        Some(n) => n.as_u64().filter(|n| (1..=u64::from(MAX_BURST)).contains(n)).map(|n| n as u32)
-            .ok_or_else(|| invalid(format!("`rate_limits.{name}.{f}` must be a number from 1 to {MAX_BURST}"))),
+        Some(n) if (1..=MAX_BURST).contains(&n) => Ok(n),
+        Some(_) => Err(invalid(format!("`rate_limits.{name}.{f}` must be a number from 1 to {MAX_BURST}"))),
     };
-    Ok(Budget { burst: field("burst", default.burst)?, per_minute: field("per_minute", default.per_minute)? })
+    Ok(Budget { burst: field("burst", given.burst, default.burst)?, per_minute: field("per_minute", given.per_minute, default.per_minute)? })
 }
 
-/// The limits of a request: `DEFAULT_LIMITS`, or those of its `rate_limits` member
-/// (`{"address": {"burst", "per_minute"}, "realm": {...}}`, each member optional).
-pub fn limits_of(req: &Request) -> Result<Limits> {
-    match req.body.get("rate_limits") {
-        None | Some(Value::Null) => Ok(DEFAULT_LIMITS),
-        Some(v @ Value::Object(_)) => Ok(Limits {
-            address: budget_of(v, "address", DEFAULT_LIMITS.address)?,
-            realm: budget_of(v, "realm", DEFAULT_LIMITS.realm)?,
-        }),
-        Some(_) => Err(invalid("`rate_limits` must be an object")),
-    }
+/// The limits of a request: `DEFAULT_LIMITS`, or those of its `rate_limits` member.
+pub fn limits_of(given: Option<&RateLimits>) -> Result<Limits> {
+    let Some(given) = given else { return Ok(DEFAULT_LIMITS) };
+    Ok(Limits {
+        address: budget_of(given.address, "address", DEFAULT_LIMITS.address)?,
+        realm: budget_of(given.realm, "realm", DEFAULT_LIMITS.realm)?,
+    })
 }
 
 /// The entry points' admission: with a `run_dir` (the Perl side always gives one), one call of
 /// the budget of `client_address` and of the realm, else `request.rate_limited`. Without
 /// `run_dir` (library tests, tools) nothing is limited.
-pub fn admit(req: &Request) -> Result<()> {
-    let Some(dir) = req.opt_str("run_dir")? else { return Ok(()) };
+pub fn admit(realm: &str, caller: &Caller) -> Result<()> {
+    let Some(dir) = caller.run_dir else { return Ok(()) };
     if !dir.starts_with('/') {
         return Err(invalid("`run_dir` must be an absolute path"));
     }
-    let address = req.opt_str("client_address")?.unwrap_or("");
-    let client = Client::parse(address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
-    let limits = limits_of(req)?;
+    let client = Client::parse(caller.client_address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
+    let limits = limits_of(caller.rate_limits)?;
     let table = table(&Path::new(dir).join(TABLE_FILE))?;
-    table.admit(&req.realm, &client, &limits, now_ms()).map_err(|refused| {
+    table.admit(realm, &client, &limits, now_ms()).map_err(|refused| {
         let (whose, b) = match refused {
             Refused::Address => (format!("client {client}"), limits.address),
-            Refused::Realm => (format!("all clients of realm {} (this one: {client})", req.realm), limits.realm),
+            Refused::Realm => (format!("all clients of realm {realm} (this one: {client})"), limits.realm),
         };
         Error::new(Code::RequestRateLimited, format!(
             "too many anonymous calls from {whose}: budget {} calls, refilled {} a minute", b.burst, b.per_minute))

@@ -1,19 +1,109 @@
-//! The members every request shares (`realm`, `config`, `cache_dir`) and typed access to the
-//! others. Errors name the member, never its value.
+//! The requests of the entry points, typed: the members every request shares (`realm`,
+//! `config`, `cache_dir`) and, per entry point, a `deny_unknown_fields` struct of the others.
+//! An error names the member's path (`config.allow-guests`), never its value: it could be a secret.
 
 use std::path::PathBuf;
 
-use serde_json::{Map, Value};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::config::{is_loopback_url, RealmConfig};
 use crate::error::{Code, Error, Result};
 use crate::http::Transport;
 
-pub struct Request {
+/// A request of one entry point: the shared members and that entry point's `body`.
+pub struct Request<B = NoMembers> {
     pub realm: String,
     pub cfg: RealmConfig,
     pub cache_dir: Option<PathBuf>,
-    pub body: Map<String, Value>,
+    pub body: B,
+}
+
+/// sync_directory: no members of its own.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoMembers {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthUrlMembers {
+    pub redirect_url: String,
+    pub state_key_file: String,
+    pub binding_hash: String,
+    pub login_hint: Option<String>,
+    // the anonymous budget (see `Caller`)
+    run_dir: Option<String>,
+    #[serde(default)]
+    client_address: String,
+    rate_limits: Option<RateLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginMembers {
+    pub code: String,
+    pub state: String,
+    pub binding_key: String,
+    pub state_key_file: String,
+    // the anonymous budget (see `Caller`)
+    run_dir: Option<String>,
+    #[serde(default)]
+    client_address: String,
+    rate_limits: Option<RateLimits>,
+}
+
+/// What the anonymous entry points (auth_url, login) are charged to (`ratelimit::admit`):
+/// `run_dir` holds the budget table (the Perl side always sends it; without it nothing is
+/// limited), `client_address` is the address PVE's API server saw (`""`: unknown), and
+/// `rate_limits` replaces the default budgets (tests).
+pub struct Caller<'a> {
+    pub run_dir: Option<&'a str>,
+    pub client_address: &'a str,
+    pub rate_limits: Option<&'a RateLimits>,
+}
+
+/// `{"address": {"burst", "per_minute"}, "realm": {...}}`, each member optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub address: Option<BudgetMembers>,
+    pub realm: Option<BudgetMembers>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetMembers {
+    pub burst: Option<u32>,
+    pub per_minute: Option<u32>,
+}
+
+macro_rules! caller_of {
+    ($($members:ty),*) => {$(
+        impl $members {
+            pub fn caller(&self) -> Caller<'_> {
+                Caller { run_dir: self.run_dir.as_deref(), client_address: &self.client_address, rate_limits: self.rate_limits.as_ref() }
+            }
+        }
+    )*};
+}
+caller_of!(AuthUrlMembers, LoginMembers);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapMembers {
+    /// The `claims` object of a login answer.
+    pub claims: crate::claims::Claims,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub username: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckMembers {
+    /// Optional: a missing one is reported as a failed step.
+    pub redirect_url: Option<String>,
 }
 
 /// The outside world of one call: the clock and the network (both replaced in tests).
@@ -26,6 +116,37 @@ pub fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Code::RequestInvalid, msg)
 }
 
+/// `v` as a `T`, or `code` with a message that names the failing member as `prefix` + its path.
+/// Serde's own messages are not passed on: they quote the offending value.
+pub fn typed<T: DeserializeOwned>(v: Value, code: Code, prefix: &str) -> Result<T> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        // `name` in backticks as serde puts it; only our own member names reach this.
+        let member = |lead: &str| inner.strip_prefix(lead).and_then(|r| r.split_once('`')).map(|(n, _)| crate::error::sanitize(n));
+        let at = |name: &str| match path.as_str() {
+            "." => format!("{prefix}{name}"),
+            p => format!("{prefix}{p}.{name}"),
+        };
+        // A path holds member names only (an unknown one included), yet it may be the caller's.
+        let here = crate::error::sanitize(&if path == "." { prefix.trim_end_matches('.').to_string() } else { format!("{prefix}{path}") });
+        let message = if let Some(name) = member("missing field `") {
+            format!("`{}` is required", at(&name))
+        } else if inner.starts_with("unknown field `") {
+            // the path ends with the unknown member
+            format!("`{here}` is not a known member")
+        } else if let Some(name) = member("duplicate field `") {
+            format!("`{}` is given twice", at(&name))
+        } else if let Some((_, expected)) = inner.rsplit_once(", expected ") {
+            // "invalid type: string \"<value>\", expected a boolean": the value is dropped.
+            format!("`{here}` must be {}", expected.split(" at line ").next().unwrap_or(expected))
+        } else {
+            format!("`{here}` is invalid")
+        };
+        Error::new(code, message)
+    })
+}
+
 /// PVE realm names: a letter, then letters, digits, `.`, `-`, `_` (also safe as a file name).
 pub fn is_realm_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -34,46 +155,39 @@ pub fn is_realm_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
 }
 
-impl Request {
-    pub fn parse(v: Value) -> Result<Request> {
-        let Value::Object(body) = v else {
+impl<B: DeserializeOwned> Request<B> {
+    pub fn parse(v: Value) -> Result<Request<B>> {
+        let Value::Object(mut body) = v else {
             return Err(invalid("request must be a JSON object"));
         };
-        let realm = match body.get("realm") {
-            Some(Value::String(r)) if is_realm_name(r) => r.clone(),
+        let realm = match body.remove("realm") {
+            Some(Value::String(r)) if is_realm_name(&r) => r,
             Some(_) => return Err(invalid("`realm` must be a PVE realm name")),
             None => return Err(invalid("`realm` is required")),
         };
-        let cfg = RealmConfig::from_json(body.get("config").unwrap_or(&Value::Null))?;
-        let cache_dir = match body.get("cache_dir") {
+        let cfg = RealmConfig::from_json(&body.remove("config").unwrap_or(Value::Null))?;
+        let cache_dir = match body.remove("cache_dir") {
             None | Some(Value::Null) => None,
             Some(Value::String(d)) if d.starts_with('/') => Some(PathBuf::from(d)),
             Some(_) => return Err(invalid("`cache_dir` must be an absolute path")),
         };
+        let body = typed(Value::Object(body), Code::RequestInvalid, "")?;
         Ok(Request { realm, cfg, cache_dir, body })
     }
+}
 
-    pub fn opt_str(&self, name: &str) -> Result<Option<&str>> {
-        match self.body.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(invalid(format!("`{name}` must be a string"))),
-        }
+/// A required text member: present and not empty.
+pub fn required<'a>(value: &'a str, name: &str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(invalid(format!("`{name}` is required")));
     }
+    Ok(value)
+}
 
-    pub fn str(&self, name: &str) -> Result<&str> {
-        match self.opt_str(name)? {
-            Some(s) if !s.is_empty() => Ok(s),
-            _ => Err(invalid(format!("`{name}` is required"))),
-        }
-    }
-
-    /// The URL PVE is reached at, which Entra redirects the browser back to.
-    pub fn redirect_url(&self) -> Result<String> {
-        let url = self.str("redirect_url")?;
-        check_redirect_url(url).map_err(invalid)?;
-        Ok(url.to_string())
-    }
+/// The URL PVE is reached at, which Entra redirects the browser back to.
+pub fn redirect_url(url: &str) -> Result<String> {
+    check_redirect_url(url).map_err(invalid)?;
+    Ok(url.to_string())
 }
 
 /// `https://host[:port][/path]` without query, fragment or credentials (http only for loopback).

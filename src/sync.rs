@@ -345,7 +345,7 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let config_invalid = |msg: String| Error::new(Code::ConfigInvalid, msg);
     if cfg.required_groups.is_empty() && cfg.groups_map.is_empty() {
         return Err(config_invalid(
-            "realm sync needs keys (Entra group GUIDs or app role values) in `groups_map` or `required_groups`: it syncs their holders".into(),
+            "realm sync needs keys (Entra group GUIDs or app role values) in `groups-map` or `required-groups`: it syncs their holders".into(),
         ));
     }
     let tid = tenant_id(req, env)?;
@@ -500,8 +500,8 @@ mod tests {
     }
 
     fn run_with(cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>, delay: Duration) -> (Result<Value>, FakeGraph) {
-        let mut cfg = json!({"tenant": TID, "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
-            "groups_map": {G1: "admins", G2: "ops"}});
+        let mut cfg = json!({"tenant-id": TID, "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
+            "groups-map": format!("{G1}=admins;{G2}=ops")});
         for (k, v) in cfg_extra.as_object().unwrap() {
             cfg[k] = v.clone();
         }
@@ -534,7 +534,7 @@ mod tests {
 
     #[test]
     fn required_groups_limit_the_users() {
-        let (res, _) = run(json!({"required_groups": [G2]}), vec![
+        let (res, _) = run(json!({"required-groups": G2}), vec![
             (url(G1), vec![(200, json!({"value": [user(A, "alice@c.example", true), user(B, "bob@c.example", true)]}))]),
             (url(G2), vec![(200, json!({"value": [user(B, "bob@c.example", true)]}))]),
         ]);
@@ -545,13 +545,13 @@ mod tests {
 
     #[test]
     fn throttling_is_retried_then_answered() {
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(
             url(G1),
             vec![(429, json!({"error": {"code": "TooManyRequests"}})), (200, json!({"value": [user(A, "a@c.example", true)]}))],
         )]);
         assert_eq!(res.unwrap()["users"].as_array().unwrap().len(), 1);
         assert_eq!(seen.len(), 2);
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(503, json!({}))])]);
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(url(G1), vec![(503, json!({}))])]);
         let e = res.unwrap_err();
         assert_eq!(e.code, Code::GraphError);
         assert_eq!(seen.len(), 1 + MAX_RETRIES as usize, "bounded retries");
@@ -560,10 +560,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_permission_and_never_follow_foreign_links() {
-        let (res, _) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(403, json!({"error": {"code": "Authorization_RequestDenied"}}))])]);
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(url(G1), vec![(403, json!({"error": {"code": "Authorization_RequestDenied"}}))])]);
         let e = res.unwrap_err();
         assert!(e.hint.unwrap().contains("GroupMember.Read.All"));
-        let (res, seen) = run(json!({"groups_map": {G1: "admins"}}), vec![(
+        let (res, seen) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(
             url(G1),
             vec![(200, json!({"value": [], "@odata.nextLink": "https://evil.example/v1.0/x"}))],
         )]);
@@ -575,12 +575,12 @@ mod tests {
     fn guests_and_duplicates_are_skipped() {
         let mut guest = user(B, "bob_x.example#EXT#@c.example", true);
         guest["userType"] = json!("Guest");
-        let (res, _) = run(json!({"groups_map": {G1: "admins"}}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins")}), vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), guest]}))])]);
         let v = res.unwrap();
         assert_eq!(v["users"].as_array().unwrap().len(), 1);
         assert_eq!(v["skipped"][0]["oid"], B);
 
-        let (res, _) = run(json!({"groups_map": {G1: "admins"}, "username_claim": "email"}), vec![(
+        let (res, _) = run(json!({"groups-map": format!("{G1}=admins"), "username-claim": "email"}), vec![(
             url(G1),
             vec![(200, json!({"value": [user(A, "same@c.example", true), user(B, "SAME@c.example", true)]}))],
         )]);
@@ -615,8 +615,7 @@ mod tests {
             {"id": ROLE_OLD, "value": "PVE.Old", "isEnabled": false},
         ]});
         let (res, seen) = run(
-            json!({"groups_map": {"PVE.Admin": "admins", "PVE.Old": "old", "PVE.Missing": "none",
-                format!("{OTHER_TID}:PVE.Admin"): "foreign", format!("{TID}:{G1}"): "ops"}}),
+            json!({"groups-map": format!("PVE.Admin=admins;PVE.Old=old;PVE.Missing=none;{OTHER_TID}:PVE.Admin=foreign;{TID}:{G1}=ops")}),
             vec![
                 (sp_url(), vec![(200, roles)]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_OLD, B, "User")], "@odata.nextLink": next}))]),
@@ -639,7 +638,7 @@ mod tests {
 
         // required role: only its holders are synced; a deleted direct holder is left out
         let (res, _) = run(
-            json!({"groups_map": {G1: "ops"}, "required_groups": ["PVE.Admin"]}),
+            json!({"groups-map": format!("{G1}=ops"), "required-groups": "PVE.Admin"}),
             vec![
                 (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_ADMIN, C, "User")]}))]),
@@ -652,20 +651,21 @@ mod tests {
         assert_eq!(v["users"].as_array().unwrap().len(), 1);
         assert_eq!(v["groups"], json!({"ops": ["a@c.example@entra"]}));
 
-        let (res, _) = run(json!({"groups_map": {"PVE.Admin": "admins"}}), vec![(sp_url(), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))])]);
+        let (res, _) = run(json!({"groups-map": "PVE.Admin=admins"}), vec![(sp_url(), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))])]);
         assert!(res.unwrap_err().hint.unwrap().contains("enterprise application"));
     }
 
     #[test]
     fn group_listings_run_in_parallel_bounded() {
         let groups: Vec<String> = (0..40).map(|i| format!("6f7e8d9c-2222-4222-8222-{i:012}")).collect();
-        let map: serde_json::Map<String, Value> = groups.iter().enumerate().map(|(i, g)| (g.clone(), json!(format!("g{i}")))).collect();
+        let map: Vec<String> = groups.iter().enumerate().map(|(i, g)| format!("{g}=g{i}")).collect();
+        let map = map.join(";");
         let pages = groups
             .iter()
             .enumerate()
             .map(|(i, g)| (url(g), vec![(200, json!({"value": [user(&format!("0f000000-0000-4000-8000-{i:012}"), &format!("u{i}@c.example"), true)]}))]))
             .collect();
-        let (res, fake) = run_with(json!({"groups_map": map}), pages, Duration::from_millis(20));
+        let (res, fake) = run_with(json!({"groups-map": map}), pages, Duration::from_millis(20));
         let v = res.unwrap();
         assert_eq!(v["users"].as_array().unwrap().len(), 40);
         assert_eq!(v["groups"]["g7"], json!(["u7@c.example@entra"]));
@@ -675,7 +675,7 @@ mod tests {
         // one failing listing fails the sync with its own error
         let mut pages: Vec<(String, Vec<(u16, Value)>)> = groups.iter().map(|g| (url(g), vec![(200, json!({"value": []}))])).collect();
         pages[17].1 = vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))];
-        let (res, _) = run_with(json!({"groups_map": map}), pages, Duration::ZERO);
+        let (res, _) = run_with(json!({"groups-map": map}), pages, Duration::ZERO);
         let e = res.unwrap_err();
         assert!(e.message.contains(&groups[17]) && e.http_status == Some(404), "{}", e.message);
     }
@@ -683,16 +683,16 @@ mod tests {
     #[test]
     fn tenants_sync_reads() {
         // a verified domain: the tenant GUID (for the pins) is the one in discovery's issuer
-        let (res, seen) = run(json!({"tenant": "contoso.example", "groups_map": {G1: "admins"}}), vec![
+        let (res, seen) = run(json!({"tenant-id": "contoso.example", "groups-map": format!("{G1}=admins")}), vec![
             (url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))]),
         ]);
         assert_eq!(res.unwrap()["tid"], "88888888-8888-8888-8888-888888888888");
         assert_eq!(seen.len(), 2, "discovery, then the group");
 
         for (extra, what) in [
-            (json!({"tenant": "organizations", "allowed_tenants": [TID]}), "realm for `organizations` names none"),
-            (json!({"tenant": "common", "allowed_tenants": [TID]}), "realm for `common` names none"),
-            (json!({"groups_map": {}}), "needs keys"),
+            (json!({"tenant-id": "organizations", "allowed-tenants": TID}), "realm for `organizations` names none"),
+            (json!({"tenant-id": "common", "allowed-tenants": TID}), "realm for `common` names none"),
+            (json!({"groups-map": ""}), "needs keys"),
         ] {
             let (res, seen) = run(extra, vec![]);
             let e = res.unwrap_err();

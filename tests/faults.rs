@@ -146,10 +146,7 @@ fn child_login_in_fresh_process() {
     let (_, auth) = call(pve_entraid_auth_url, &req);
     assert_eq!(code_of(&auth), "ok", "auth_url: {auth}");
     let (code, state) = entra_emulator::authorize(auth["result"]["url"].as_str().unwrap(), Some(USER)).unwrap();
-    let mut login = req.clone();
-    login["code"] = code.into();
-    login["state"] = state.into();
-    let (_, answer) = call(pve_entraid_login, &login);
+    let (_, answer) = call(pve_entraid_login, &login_request(&req, &code, &state));
     assert_eq!(code_of(&answer), "ok", "login: {answer}");
 }
 
@@ -220,8 +217,7 @@ fn an_unwritable_cache_dir_fails_closed_without_crashing() {
     // Single use of a state cannot be recorded: the login is refused with cache.io rather than
     // accepted without replay protection.
     let (code, state) = entra_emulator::authorize(auth["result"]["url"].as_str().unwrap(), Some(USER)).unwrap();
-    req["code"] = code.into();
-    req["state"] = state.into();
+    let req = login_request(&req, &code, &state);
     let (_, answer) = bounded(BOUND, || call(pve_entraid_login, &req));
     assert_eq!(code_of(&answer), "cache.io", "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("not-a-dir"), "names the directory: {answer}");
@@ -251,8 +247,8 @@ fn stray_files_in_the_consumed_state_store_do_not_block_logins() {
 fn a_realm_sync_reads_its_groups_in_parallel_and_fails_whole() {
     let realm = Realm::new("sync");
     let groups: Vec<String> = (1..=40).map(|i| format!("0b0b0b0b-9999-4000-8000-{i:012}")).collect();
-    let mut req = realm.request();
-    req["config"]["groups_map"] = groups.iter().enumerate().map(|(i, g)| (g.clone(), json!(format!("g{i}")))).collect();
+    let mut req = realm.common();
+    req["config"]["groups-map"] = json!(groups.iter().enumerate().map(|(i, g)| format!("{g}=g{i}")).collect::<Vec<_>>().join(";"));
     fail_next(&realm, "graph", "throttle:0", 3);
     let (rc, answer) = bounded(BOUND, || call(pve_entraid_sync_directory, &req));
     assert_eq!(rc, 0, "{answer}");

@@ -42,16 +42,19 @@ fn alice_logs_in_and_is_mapped() {
     assert_eq!(res["pve_groups"], json!([]));
     assert_eq!(res["email"], "alice@contoso.example");
 
-    let mut map = s.request();
-    map["config"]["groups_map"] = json!({"6f7e8d9c-1111-4111-8111-000000000001": "admins"});
+    let mut map = s.common();
+    map["config"]["groups-map"] = json!("6f7e8d9c-1111-4111-8111-000000000001=admins");
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
-    map["pin"] = Value::Null;
     let mapped = ok(pve_entraid_map, &map);
     assert_eq!(mapped["userid"], "alice@contoso.example@entra");
     assert_eq!(mapped["pve_groups"], json!(["admins"]));
-    assert_eq!(mapped["new_pin"], json!({"tid": TENANT, "oid": ALICE_OID}));
+    assert_eq!(mapped["identity"], json!({"tid": TENANT, "oid": ALICE_OID}));
+    // the pin is compared in one place, the Perl side: `map` takes none
+    map["pin"] = json!({"tid": TENANT, "oid": ALICE_OID});
+    assert_eq!(err_code(pve_entraid_map, &map), ("request.invalid".into(), json!({"code": "request.invalid",
+        "message": "`pin` is not a known member", "api_status": 400})));
 }
 
 #[test]
@@ -89,11 +92,11 @@ fn state_replay_and_other_realm_are_refused() {
 #[test]
 fn multi_tenant_realm_checks_the_allow_list() {
     let mut s = Realm::new("flow-multi");
-    s.config["tenant"] = json!("organizations");
-    s.config["allowed_tenants"] = json!([TENANT]);
+    s.config["tenant-id"] = json!("organizations");
+    s.config["allowed-tenants"] = json!(TENANT);
     let res = ok(pve_entraid_login, &s.login_request());
     assert_eq!(res["claims"]["tid"], TENANT);
-    s.config["allowed_tenants"] = json!(["99999999-9999-4999-8999-999999999999"]);
+    s.config["allowed-tenants"] = json!("99999999-9999-4999-8999-999999999999");
     assert_eq!(err_code(pve_entraid_login, &s.login_request()).0, "token.tenant_not_allowed");
 }
 
@@ -131,7 +134,7 @@ fn transport_faults_map_to_their_codes() {
     s.emu.control(json!({"fail_next": {"endpoint": "token", "mode": "hang"}}));
     assert_eq!(err_code(pve_entraid_login, &login).0, "idp.timeout");
     s.config["authority"] = json!("http://127.0.0.1:9");
-    s.config["tenant"] = json!("contoso.example");
+    s.config["tenant-id"] = json!("contoso.example");
     assert_eq!(err_code(pve_entraid_auth_url, &s.request()).0, "idp.unreachable");
 }
 
@@ -177,11 +180,11 @@ fn guests_are_refused_by_login() {
     let mut s = Realm::new("flow-guest");
     // login maps the identity itself (one call per login): the guest is refused there
     assert_eq!(err_code(pve_entraid_login, &s.login_request_for("guest@fabrikam.example")).0, "access.guest");
-    s.config["allow_guests"] = json!(true);
+    s.config["allow-guests"] = json!(1);
     let res = ok(pve_entraid_login, &s.login_request_for("guest@fabrikam.example"));
     // and `map` agrees when the realm does not allow guests
-    s.config["allow_guests"] = json!(false);
-    let mut map = s.request();
+    s.config["allow-guests"] = json!(0);
+    let mut map = s.common();
     map["claims"] = res["claims"].clone();
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
@@ -223,11 +226,11 @@ fn the_state_is_bound_to_the_browser_that_started_the_login() {
 #[test]
 fn check_reports_each_step() {
     let mut s = Realm::new("flow-check");
-    let res = ok(pve_entraid_check, &s.request());
+    let res = ok(pve_entraid_check, &s.check_request());
     let steps = res["steps"].as_array().unwrap();
     assert!(steps.iter().all(|st| st["ok"] == true), "{res}");
     s.config["client_secret"] = json!("wrong~secret");
-    let res = ok(pve_entraid_check, &s.request());
+    let res = ok(pve_entraid_check, &s.check_request());
     let cred = res["steps"].as_array().unwrap().iter().find(|st| st["step"] == "credentials").unwrap().clone();
     assert_eq!(cred["ok"], false);
     assert!(cred["fix"].as_str().unwrap().contains("Value"), "{cred}");
@@ -241,7 +244,7 @@ fn bad_requests() {
     assert_eq!(code_of(&call_raw(pve_entraid_auth_url, b"{not json").1), "request.invalid");
     assert_eq!(code_of(&call_raw(pve_entraid_login, b"[]").1), "request.invalid");
     // call() also checks that the answer does not carry the secret.
-    let (rc, _) = call(pve_entraid_auth_url, &json!({"realm": "entra", "config": {"tenant": 5, "client_secret": CLIENT_SECRET}}));
+    let (rc, _) = call(pve_entraid_auth_url, &json!({"realm": "entra", "config": {"tenant-id": 5, "client_secret": CLIENT_SECRET}}));
     assert_eq!(rc, 3, "config.invalid");
     // SAFETY: the version is a static NUL-terminated string.
     let v = unsafe { std::ffi::CStr::from_ptr(abi_harness::pve_entraid_version()) }.to_str().unwrap();
@@ -263,12 +266,12 @@ fn login_hint_is_passed_and_bounded() {
 fn another_home_tenant_signs_in_only_when_allowed() {
     use entra_emulator::{CAROL_OID, FABRIKAM_TENANT};
     let mut s = Realm::new("flow-carol");
-    s.config["tenant"] = json!("organizations");
-    s.config["allowed_tenants"] = json!([TENANT, FABRIKAM_TENANT]);
+    s.config["tenant-id"] = json!("organizations");
+    s.config["allowed-tenants"] = json!(format!("{TENANT},{FABRIKAM_TENANT}"));
     let res = ok(pve_entraid_login, &s.login_request_for("carol@fabrikam.example"));
     assert_eq!(res["claims"]["tid"], FABRIKAM_TENANT);
     assert_eq!(res["claims"]["oid"], CAROL_OID);
-    s.config["allowed_tenants"] = json!([TENANT]);
+    s.config["allowed-tenants"] = json!(TENANT);
     let login = s.login_request_for("carol@fabrikam.example");
     assert_eq!(err_code(pve_entraid_login, &login).0, "token.tenant_not_allowed");
 }

@@ -39,6 +39,7 @@ fn header_declares_the_abi_of_the_design() {
         "pve_entraid_result pve_entraid_login(const uint8_t *req, size_t req_len, char **out);",
         "pve_entraid_result pve_entraid_map(const uint8_t *req, size_t req_len, char **out);",
         "pve_entraid_result pve_entraid_check(const uint8_t *req, size_t req_len, char **out);",
+        "pve_entraid_result pve_entraid_check_config(const uint8_t *req, size_t req_len, char **out);",
         "void pve_entraid_free(char *s);",
         "PVE_ENTRAID_INTERNAL_PANIC = 90",
         "PVE_ENTRAID_OK = 0",

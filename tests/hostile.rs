@@ -60,11 +60,11 @@ fn a_token_signed_by_an_unpublished_key_is_refused() {
 #[test]
 fn a_tenant_outside_allowed_tenants_is_refused() {
     let mut realm = Realm::new("tenant-allow");
-    realm.config["tenant"] = "organizations".into();
-    realm.config["allowed_tenants"] = json!([FABRIKAM_TENANT]);
+    realm.config["tenant-id"] = "organizations".into();
+    realm.config["allowed-tenants"] = json!(FABRIKAM_TENANT);
     // alice signs in to TENANT, which this multi-tenant realm does not allow
     assert_eq!(realm.full_login(), "token.tenant_not_allowed");
-    realm.config["allowed_tenants"] = json!([FABRIKAM_TENANT, TENANT]);
+    realm.config["allowed-tenants"] = json!(format!("{FABRIKAM_TENANT},{TENANT}"));
     assert_eq!(realm.full_login(), "ok");
 }
 
@@ -99,14 +99,13 @@ fn a_state_is_used_once_and_only_by_its_realm() {
 fn map_request() -> Value {
     json!({
         "realm": "entra",
-        "config": {"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": "unused",
-                   "groups_map": {"6f7e8d9c-1111-4111-8111-000000000001": "admins"}},
+        "config": {"tenant-id": TENANT, "client-id": CLIENT_ID, "client_secret": "unused",
+                   "groups-map": "6f7e8d9c-1111-4111-8111-000000000001=admins"},
         "claims": {"oid": ALICE_OID, "tid": TENANT, "sub": "s", "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
                    "upn": "alice@contoso.example", "preferred_username": "alice@contoso.example",
                    "groups": ["6f7e8d9c-1111-4111-8111-000000000001"], "roles": [], "groups_overage": false},
         "groups": ["6f7e8d9c-1111-4111-8111-000000000001"],
         "username": "alice@contoso.example",
-        "pin": null,
     })
 }
 
@@ -129,7 +128,7 @@ fn requests_over_256_kib_are_refused_at_every_entry_point() {
     // Exactly at the limit is not "too large" (it fails later, for other reasons or none).
     let mut edge = map_request().to_string().into_bytes();
     let pad = 256 * 1024 - edge.len();
-    edge.splice(1..1, format!("\"pad\":\"{}\",", "y".repeat(pad - 9)).into_bytes());
+    edge.splice(1..1, vec![b' '; pad]);
     assert_eq!(edge.len(), 256 * 1024);
     let (rc, answer) = call_raw(pve_entraid_map, &edge);
     assert_eq!(rc, 0, "a request of exactly 256 KiB is accepted: {answer}");
@@ -163,7 +162,7 @@ fn oversized_fields_get_their_own_clear_code() {
     assert_eq!(code_of(&call(pve_entraid_auth_url, &long_hint).1), "request.invalid", "not copied into a URL");
 
     let mut long_tenant = realm.request();
-    long_tenant["config"]["tenant"] = "t".repeat(100_000).into();
+    long_tenant["config"]["tenant-id"] = "t".repeat(100_000).into();
     assert_eq!(code_of(&call(pve_entraid_auth_url, &long_tenant).1), "config.invalid");
 
     // The username claim becomes the PVE user id, which PVE limits to 64 characters.
@@ -176,6 +175,65 @@ fn oversized_fields_get_their_own_clear_code() {
 
     // The real code and state still work after all that: refused requests consumed nothing.
     assert_eq!(code_of(&realm.login(&req).1), "ok");
+}
+
+/// Every entry point reads its request into a typed struct: a member it does not know, or a
+/// member of the wrong type, is refused with the stable code of its part (`request.invalid`,
+/// `config.invalid` inside `config`) and a message naming the member's path, never its value.
+#[test]
+fn typed_requests_name_the_member_and_never_its_value() {
+    const SECRET: &str = "s3cr~et.Value_with~tilde";
+    let realm = Realm::new("typed");
+    let check = |entry: Entry, req: &Value, code: &str, message: &str| {
+        let (_, answer) = call(entry, req);
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert_eq!(answer["error"]["message"], message, "{answer}");
+        assert!(!answer.to_string().contains("s3cr"), "a value is echoed: {answer}");
+    };
+    let requests: [(&str, Entry, Value); 5] = [
+        ("auth_url", pve_entraid_auth_url, realm.request()),
+        ("login", pve_entraid_login, {
+            let mut r = realm.common();
+            r["state_key_file"] = json!(realm.state_key_file());
+            r["binding_key"] = BINDING_KEY.into();
+            r["code"] = "c".into();
+            r["state"] = "s".into();
+            r
+        }),
+        ("map", pve_entraid_map, map_request()),
+        ("check", pve_entraid_check, realm.check_request()),
+        ("check_config", pve_entraid_check_config, realm.common()),
+    ];
+    for (name, entry, req) in requests {
+        let mut unknown = req.clone();
+        unknown["passw0rd"] = SECRET.into();
+        check(entry, &unknown, "request.invalid", "`passw0rd` is not a known member");
+        let mut unknown = req.clone();
+        unknown["config"]["client-key"] = SECRET.into();
+        check(entry, &unknown, "config.invalid", "`config.client-key` is not a known member");
+        let mut wrong = req.clone();
+        wrong["config"]["allow-guests"] = SECRET.into();
+        check(entry, &wrong, "config.invalid", "`config.allow-guests` must be a boolean (0 or 1)");
+        let mut wrong = req.clone();
+        wrong["config"]["cloud"] = SECRET.into();
+        check(entry, &wrong, "config.invalid", "`config.cloud` must be one of `public`, `usgov`, `china`");
+        let mut missing = req.clone();
+        missing["config"].as_object_mut().unwrap().remove("client-id");
+        check(entry, &missing, "config.invalid", "`config.client-id` is required");
+        let member = match name {
+            "map" => "username",
+            "check" => "redirect_url",
+            "check_config" => continue,
+            _ => "state_key_file",
+        };
+        let mut wrong = req.clone();
+        wrong[member] = json!([SECRET]);
+        check(entry, &wrong, "request.invalid", &format!("`{member}` must be a string"));
+    }
+    let mut wrong = map_request();
+    wrong["claims"]["acct"] = SECRET.into();
+    check(pve_entraid_map, &wrong, "request.invalid", "`claims.acct` must be i64");
+    assert_eq!(realm.emu.stats()["discovery"], 0, "refused requests reach no IdP");
 }
 
 #[test]
@@ -241,13 +299,9 @@ fn hostile_values_do_not_turn_into_wrong_grants() {
     m["claims"]["acct"] = 1.into();
     m["claims"]["idp"] = "https://sts.windows.net/99999999-0000-0000-0000-000000000000/".into();
     assert_eq!(code_of(&call(pve_entraid_map, &m).1), "access.guest");
-    // A pinned identity with another oid is not the same user, even with the same name.
-    let mut m = map_request();
-    m["pin"] = json!({"tid": TENANT, "oid": "99999999-0000-4000-8000-000000000000"});
-    assert_eq!(code_of(&call(pve_entraid_map, &m).1), "identity.pin_mismatch");
     // Required groups: without membership, no access.
     let mut m = map_request();
-    m["config"]["required_groups"] = json!(["6f7e8d9c-1111-4111-8111-00000000ffff"]);
+    m["config"]["required-groups"] = json!("6f7e8d9c-1111-4111-8111-00000000ffff");
     assert_eq!(code_of(&call(pve_entraid_map, &m).1), "access.denied");
 }
 
@@ -297,7 +351,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
 fn random_input_never_panics() {
     let mut rng = Rng(0x5eed_0fe1_7a1d);
     let map_seed = map_request().to_string().into_bytes();
-    let io_seed = json!({"realm": "entra", "config": {"tenant": TENANT, "client_id": CLIENT_ID,
+    let io_seed = json!({"realm": "entra", "config": {"tenant-id": TENANT, "client-id": CLIENT_ID,
         "client_secret": "unused", "authority": "http://127.0.0.1:9", "timeout_ms": 200, "connect_timeout_ms": 100},
         "code": "c", "state": "AAAA", "redirect_url": "https://pve1:8006"})
     .to_string()

@@ -63,7 +63,7 @@ fn tls_trust_pool_fork_and_errors() {
     let err = &answer["error"];
     assert!(err["message"].as_str().unwrap().contains("UnknownIssuer"), "{answer}");
     assert!(err["hint"].as_str().unwrap_or("").contains("/etc/ssl/certs"), "{answer}");
-    let (_, check) = call(pve_entraid_check, &untrusted.request());
+    let (_, check) = call(pve_entraid_check, &untrusted.check_request());
     let steps = check["result"]["steps"].as_array().unwrap_or_else(|| panic!("{check}"));
     for step in steps.iter().filter(|s| s["ok"] == Value::Bool(false)) {
         let fix = step["fix"].as_str().unwrap_or("");

@@ -3,7 +3,7 @@
 //! The first input byte picks the call, the rest is the request document:
 //! * 0: `pve_entraid_map` through the real C ABI (pure, no I/O): whatever the bytes, the answer
 //!   is one JSON document whose error code is the returned code, and never `internal.panic`;
-//! * 1, 2, 3: `Request::parse` and then auth_url, login or check, with a transport that
+//! * 1, 2, 3: the entry point's typed `Request::parse` and then auth_url, login or check, with a transport that
 //!   refuses every connection, so garbage never reaches the network. Those calls may create
 //!   the state key and cache files, so they run only when the request keeps those paths
 //!   inside the scratch directory (the seeds do; mutations mostly do).
@@ -12,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use pve_entraid::error::{Code, Error, Result};
 use pve_entraid::http::{HttpResponse, Transport};
-use pve_entraid::request::{Env, Request};
+use pve_entraid::request::{AuthUrlMembers, CheckMembers, Env, LoginMembers, Request};
 use pve_entraid::{check, flow};
 use serde_json::Value;
 use std::ffi::{c_char, CStr};
@@ -60,15 +60,15 @@ fn through_abi(body: &[u8]) {
     }
 }
 
-fn confined(req: &Request) -> bool {
-    let inside = |p: &str| p.starts_with(SCRATCH) && !p.contains("..");
-    let key_ok = match req.body.get("state_key_file") {
-        None | Some(Value::Null) => true,
-        Some(Value::String(p)) => inside(p),
-        Some(_) => true, // refused as `request.invalid` before any file is touched
-    };
+fn inside(p: &str) -> bool {
+    p.starts_with(SCRATCH) && !p.contains("..")
+}
+
+/// The request of one entry point, when its files stay inside the scratch directory.
+fn confined<B: serde::de::DeserializeOwned>(v: Value, state_key_file: impl Fn(&B) -> Option<&str>) -> Option<Request<B>> {
+    let req = Request::<B>::parse(v).ok()?;
     let cache_ok = req.cache_dir.as_ref().is_none_or(|d| d.to_str().is_some_and(inside));
-    key_ok && cache_ok
+    (cache_ok && state_key_file(&req.body).is_none_or(inside)).then_some(req)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -78,14 +78,22 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok(v) = serde_json::from_slice::<Value>(body) else { return };
-    let Ok(req) = Request::parse(v) else { return };
-    if !confined(&req) {
-        return;
-    }
     let env = Env { now: 1_700_000_000, http: &Offline };
     match selector % 4 {
-        1 => drop(flow::auth_url(&req, &env)),
-        2 => drop(flow::login(&req, &env)),
-        _ => drop(check::check(&req, &env)),
+        1 => {
+            if let Some(req) = confined(v, |b: &AuthUrlMembers| Some(&b.state_key_file)) {
+                drop(flow::auth_url(&req, &env));
+            }
+        }
+        2 => {
+            if let Some(req) = confined(v, |b: &LoginMembers| Some(&b.state_key_file)) {
+                drop(flow::login(&req, &env));
+            }
+        }
+        _ => {
+            if let Some(req) = confined(v, |_: &CheckMembers| None) {
+                drop(check::check(&req, &env));
+            }
+        }
     }
 });

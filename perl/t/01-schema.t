@@ -102,9 +102,15 @@ is($check->('allowed-tenants', $TENANT), '', 'a GUID is accepted');
 like($check->('cloud', 'mars'), qr/enumeration/, 'unknown cloud refused');
 like($check->('client-key', "a\nb"), qr/line feed/, 'line feed in a value refused');
 
-eval { PVE::Auth::EntraID::check_realm_settings({ 'tenant-id' => 'common', 'client-id' => $CLIENT_ID }) };
-like($@, qr/needs 'allowed-tenants'/, 'common tenant needs allowed-tenants');
-eval { PVE::Auth::EntraID::check_realm_settings({ 'tenant-id' => $TENANT, 'username-claim' => 'nickname' }) };
-like($@, qr/username-claim must be one of/, 'unknown username-claim refused');
+# what the settings mean is the library's to decide, at add/update as at login
+eval { PVE::Auth::EntraID::check_realm_settings('entra', { 'tenant-id' => 'common', 'client-id' => $CLIENT_ID }) };
+like($@, qr/^realm config: `allowed-tenants` is required when tenant-id is organizations or common$/,
+    'common tenant needs allowed-tenants');
+eval { PVE::Auth::EntraID::check_realm_settings('entra', { 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'username-claim' => 'nickname' }) };
+like($@, qr/^`config.username-claim` must be one of `upn`, `preferred_username`, `email`, `oid`$/,
+    'unknown username-claim refused');
+eval { PVE::Auth::EntraID::check_realm_settings('entra', { 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID }) };
+is($@, '', 'a complete realm passes');
 
 done_testing();

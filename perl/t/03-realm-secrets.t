@@ -58,11 +58,12 @@ domains_call('create', { realm => 'nocred', type => 'entraid', 'tenant-id' => $T
 ok(!-e "$priv/nocred.secret" && !-e "$priv/nocred.crt", 'add without a credential writes no private file');
 domains_call('delete', { realm => 'nocred' });
 
-# semantic checks run in the hooks (in parse_config they would make the section vanish)
+# semantic checks run in the hooks, by the library (in parse_config they would make the section vanish)
 eval { add_realm('multi', 'tenant-id' => 'organizations') };
-like($@, qr/^add auth server failed: tenant-id 'organizations' needs 'allowed-tenants'/, 'multi-tenant without allow list refused');
+like($@, qr/^add auth server failed: realm config: `allowed-tenants` is required when tenant-id is organizations/,
+    'multi-tenant without allow list refused');
 eval { update_realm('entra', 'tenant-id' => 'common') };
-like($@, qr/needs 'allowed-tenants'/, 'also on update, against the stored settings');
+like($@, qr/`allowed-tenants` is required/, 'also on update, against the stored settings');
 {
     ok(eval { update_realm('entra', 'allowed-tenants' => $TENANT); 1 }, 'allowed-tenants stored') or diag($@);
     eval { update_realm('entra', 'tenant-id' => 'common') };

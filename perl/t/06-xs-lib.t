@@ -37,16 +37,15 @@ is(PVE::EntraID::Lib::error_of($err)->{code}, 'request.invalid', 'structured err
 my $map = PVE::EntraID::Lib::call('map', {
     realm => 'entra',
     config => {
-        tenant => '11111111-2222-3333-4444-555555555555',
-        client_id => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
+        'tenant-id' => '11111111-2222-3333-4444-555555555555',
+        'client-id' => 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee',
         client_secret => 'unused',
-        groups_map => { 'PVE.Admin' => 'admins' },
+        'groups-map' => 'PVE.Admin=admins',
     },
     claims => { tid => '11111111-2222-3333-4444-555555555555', oid => '0a1b2c3d-0000-4000-8000-00000000a11c',
         roles => ['PVE.Admin'], given_name => "J\x{fc}rgen" },
     groups => [],
     username => "jurgen\@contoso.example",
-    pin => undef,
 });
 is($map->{userid}, "jurgen\@contoso.example\@entra", 'user id');
 is($map->{firstname}, "J\x{fc}rgen", 'non-ASCII claim intact: UTF-8 round trip through the C ABI');

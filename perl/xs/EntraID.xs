@@ -24,6 +24,8 @@ call_entry(const char *method, const uint8_t *req, size_t req_len, char **out, u
         *rc = (uint32_t)pve_entraid_map(req, req_len, out);
     else if (strcmp(method, "check") == 0)
         *rc = (uint32_t)pve_entraid_check(req, req_len, out);
+    else if (strcmp(method, "check_config") == 0)
+        *rc = (uint32_t)pve_entraid_check_config(req, req_len, out);
     else if (strcmp(method, "sync_directory") == 0)
         *rc = (uint32_t)pve_entraid_sync_directory(req, req_len, out);
     else

@@ -21,15 +21,17 @@ extern "C" {
     pub fn pve_entraid_map(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_check(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_sync_directory(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
+    pub fn pve_entraid_check_config(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_free(s: *mut c_char);
     pub fn pve_entraid_result_code(r: u32) -> *const c_char;
 }
 
-pub const ENTRIES: [(&str, Entry); 4] = [
+pub const ENTRIES: [(&str, Entry); 5] = [
     ("auth_url", pve_entraid_auth_url),
     ("login", pve_entraid_login),
     ("map", pve_entraid_map),
     ("check", pve_entraid_check),
+    ("check_config", pve_entraid_check_config),
 ];
 
 pub const USER: &str = "alice@contoso.example";
@@ -106,6 +108,20 @@ pub fn bounded<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
     v
 }
 
+/// The login request that follows the auth_url request `auth` (its realm, config, cache and
+/// state key; [`BINDING_KEY`]), for the `code` and `state` Entra sent back.
+pub fn login_request(auth: &Value, code: &str, state: &str) -> Value {
+    let mut req = auth.clone();
+    let members = req.as_object_mut().expect("a request object");
+    members.remove("redirect_url");
+    members.remove("binding_hash");
+    members.remove("login_hint");
+    req["binding_key"] = BINDING_KEY.into();
+    req["code"] = code.into();
+    req["state"] = state.into();
+    req
+}
+
 /// A scratch directory removed when dropped.
 pub struct Scratch(pub PathBuf);
 
@@ -136,9 +152,7 @@ pub struct Realm {
 impl Realm {
     pub fn new(name: &str) -> Realm {
         let emu = entra_emulator::start(EmulatorConfig::default());
-        let config = json!({"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                            "authority": emu.url(), "graph_url": emu.url(),
-                            "connect_timeout_ms": 1000, "timeout_ms": 2000});
+        let config = Realm::config(&emu);
         let scratch = Scratch::new(name);
         std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
         Realm { emu, scratch, realm: "entra".into(), config }
@@ -149,11 +163,16 @@ impl Realm {
     pub fn new_tls(name: &str) -> Realm {
         let scratch = Scratch::new(name);
         let emu = entra_emulator::start_tls(EmulatorConfig::default(), &scratch.0.join("tls"));
-        let config = json!({"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                            "authority": emu.url(), "graph_url": emu.url(),
-                            "connect_timeout_ms": 1000, "timeout_ms": 2000});
+        let config = Realm::config(&emu);
         std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
         Realm { emu, scratch, realm: "entra".into(), config }
+    }
+
+    /// The realm's `config`: a domains.cfg section as PVE's Perl side passes it, plus the
+    /// members only Perl knows (the credential, test overrides).
+    pub fn config(emu: &Emulator) -> Value {
+        json!({"type": "entraid", "tenant-id": TENANT, "client-id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+               "authority": emu.url(), "graph_url": emu.url(), "connect_timeout_ms": 1000, "timeout_ms": 2000})
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -164,14 +183,29 @@ impl Realm {
         self.scratch.0.join("cache")
     }
 
+    /// The members every request shares.
+    pub fn common(&self) -> Value {
+        json!({"realm": self.realm, "config": self.config, "cache_dir": self.cache_dir()})
+    }
+
+    pub fn state_key_file(&self) -> PathBuf {
+        self.scratch.0.join("priv/state.key")
+    }
+
+    /// An auth_url request (with the browser binding's hash, [`BINDING_HASH`]).
     pub fn request(&self) -> Value {
-        json!({
-            "realm": self.realm, "config": self.config, "cache_dir": self.cache_dir(),
-            "redirect_url": "https://pve1.example:8006",
-            "state_key_file": self.scratch.0.join("priv/state.key"),
-            // The browser binding: hash for auth_url, the key itself for login (BINDING_*).
-            "binding_hash": BINDING_HASH, "binding_key": BINDING_KEY,
-        })
+        let mut req = self.common();
+        req["redirect_url"] = "https://pve1.example:8006".into();
+        req["state_key_file"] = json!(self.state_key_file());
+        req["binding_hash"] = BINDING_HASH.into();
+        req
+    }
+
+    /// A check request.
+    pub fn check_request(&self) -> Value {
+        let mut req = self.common();
+        req["redirect_url"] = "https://pve1.example:8006".into();
+        req
     }
 
     pub fn auth_url(&self) -> (u32, Value) {
@@ -191,10 +225,7 @@ impl Realm {
         let url = auth["result"]["url"].as_str().expect("auth_url gives a url");
         let (code, state) = entra_emulator::authorize(url, Some(user)).expect("emulator authorizes");
         assert_eq!(state, auth["result"]["state"].as_str().unwrap(), "the emulator returns the state unchanged");
-        let mut req = self.request();
-        req["code"] = code.into();
-        req["state"] = state.into();
-        req
+        login_request(&self.request(), &code, &state)
     }
 
     pub fn login(&self, req: &Value) -> (u32, Value) {

@@ -42,14 +42,13 @@ impl Realm {
     pub fn request(&self) -> Value {
         json!({
             "realm": "entra",
-            "config": {"tenant": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "config": {"tenant-id": TENANT, "client-id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                        "authority": self.emu.url(), "graph_url": self.emu.url()},
             "cache_dir": self.dir.join("cache"),
             "redirect_url": "https://pve1.example:8006",
             "state_key_file": self.dir.join("state.key"),
-            // browser binding: SHA-256 (for auth_url) of the key (for login), 32 bytes 0x42
+            // browser binding: SHA-256 of the key (for login, below), 32 bytes 0x42
             "binding_hash": "Ql7U5KNrMOohuQ4hxxLGSeghTCm36vaAidEDnG5VOEw",
-            "binding_key": "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI",
         })
     }
 
@@ -61,7 +60,12 @@ impl Realm {
     pub fn login_request(&self, auth: &Value) -> Value {
         let url = auth["url"].as_str().expect("auth_url answer has a url");
         let (code, state) = entra_emulator::authorize(url, Some(USER)).expect("emulator authorizes");
+        // login's own members (docs/DESIGN.md "Call contexts"): the rest of auth_url's are refused
         let mut req = self.request();
+        let members = req.as_object_mut().expect("request object");
+        members.remove("redirect_url");
+        members.remove("binding_hash");
+        req["binding_key"] = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI".into();
         req["code"] = code.into();
         req["state"] = state.into();
         req

@@ -110,15 +110,10 @@ my sub entraid_section {
 # determined (pveproxy passes it to pvedaemon as PVEClientIP).
 my sub base_request {
     my ($realm, $section) = @_;
-    my $dcconf = cfs_read_file('datacenter.cfg');
-    my $request = {
-        realm => $realm,
-        config => PVE::Auth::EntraID::library_config($realm, $section, $dcconf->{http_proxy}),
-        cache_dir => $PVE::Auth::EntraID::CACHE_DIR,
-        state_key_file => "$PVE::Auth::EntraID::PRIV_DIR/state.key",
-        run_dir => $PVE::Auth::EntraID::RUN_DIR,
-        client_address => PVE::RPCEnvironment::get()->get_client_ip() // '',
-    };
+    my $request = PVE::Auth::EntraID::library_request($realm, $section);
+    $request->{state_key_file} = PVE::Auth::EntraID::state_key_path();
+    $request->{run_dir} = $PVE::Auth::EntraID::RUN_DIR;
+    $request->{client_address} = PVE::RPCEnvironment::get()->get_client_ip() // '';
     $request->{rate_limits} = $PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE
         if defined($PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE);
     return $request;
@@ -354,7 +349,7 @@ __PACKAGE__->register_method ({
             my $request = base_request($realm, $section);
             $request->{code} = $param->{code};
             $request->{state} = $param->{state};
-            $request->{redirect_url} = $param->{'redirect-url'};
+            # 'redirect-url' is not passed on: the sealed state holds the one sent to Entra
             $request->{binding_key} = $param->{'binding-key'};
             my $login = PVE::EntraID::Lib::call('login', $request);
             $ctx->{username} = $login->{userid};

@@ -224,19 +224,14 @@ sub assert_restrictions_valid {
     }
 }
 
-# Checks the schema cannot express, on the realm's settings after the change.
+# What the settings mean (tenant and allowed-tenants, username-claim, groups-map) is the
+# library's to decide: the realm's settings after the change are read as a login reads them.
 sub check_realm_settings {
-    my ($settings) = @_;
-    my $claim = $settings->{'username-claim'} // 'upn';
-    die "username-claim must be one of upn, preferred_username, email, oid\n"
-        if $claim !~ m/^(?:upn|preferred_username|email|oid)$/;
-    my $tenant = $settings->{'tenant-id'} // '';
-    return if $tenant !~ m/^(?:organizations|common)$/;
-    die "tenant-id '$tenant' needs 'allowed-tenants' (the tenant GUIDs that may sign in)\n"
-        if !$settings->{'allowed-tenants'};
-    # any allowed tenant's admin can set these to another tenant's user name (nOAuth)
-    die "username-claim '$claim' is editable in every tenant and cannot name users of a"
-        . " '$tenant' realm: use upn or oid\n" if $claim =~ m/^(?:email|preferred_username)$/;
+    my ($realm, $settings) = @_;
+    require PVE::EntraID::Lib;
+    eval { PVE::EntraID::Lib::call('check_config', { realm => $realm, config => library_config($realm, $settings) }) };
+    my $err = PVE::EntraID::Lib::error_of($@) or return;
+    die "$err->{message}\n";
 }
 
 sub authenticate_user {
@@ -248,6 +243,7 @@ sub secret_path { return "$PRIV_DIR/$_[0].secret"; }
 sub cert_path { return "$PRIV_DIR/$_[0].crt"; }
 sub cert_key_path { return "$PRIV_DIR/$_[0].key"; }
 sub identities_path { return "$PRIV_DIR/$_[0].identities.json"; }
+sub state_key_path { return "$PRIV_DIR/state.key"; }
 
 # Nodes without the package parse domains.cfg without the 'entraid' type and drop the realm
 # on their next realm write, so realm changes wait until every node has it.
@@ -341,8 +337,8 @@ sub on_add_hook {
     my ($class, $realm, $config, %param) = @_;
     my $pending = delete($pending_credentials->{$realm}) // {};
     assert_all_nodes_have_plugin();
-    check_realm_settings($config);
     delete $config->{$_} for @credential_keys;
+    check_realm_settings($realm, $config);
     store_credentials($realm, $pending);
 }
 
@@ -352,8 +348,8 @@ sub on_update_hook {
     assert_all_nodes_have_plugin();
     # the hook only sees the changed settings; the stored ones are still unchanged on disk
     my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
-    check_realm_settings({ %$stored, %$config });
     delete $config->{$_} for @credential_keys;
+    check_realm_settings($realm, { %$stored, %$config });
     # 'delete' of a credential option reaches us as password => undef (the realm-api hook)
     remove_credentials($realm) if exists($param{password}) && !defined($param{password});
     store_credentials($realm, $pending);
@@ -367,44 +363,21 @@ sub on_delete_hook {
     remove_credentials($realm);
 }
 
-my sub groups_map_hash {
-    my ($text) = @_;
-    my $map = {};
-    for my $entry (split(/[;,\s]+/, $text // '')) {
-        next if $entry eq '';
-        my ($k, $v) = split(/=/, $entry, 2);
-        $map->{$k} = $v;
-    }
-    return $map;
-}
-
-# The library's realm config object (docs/DESIGN.md) for a domains.cfg section.
+# The library's realm config (docs/DESIGN.md "Realm config object"): the domains.cfg section
+# as it is (PVE's schema has checked its syntax; the library decides what it means), and what
+# only this side knows: where the credential is, datacenter.cfg's proxy, the schema's default
+# scopes, and the test overrides.
 sub library_config {
     my ($realm, $section, $http_proxy) = @_;
 
     assert_restrictions_valid($realm, $section);
 
-    my $cfg = {
-        tenant => $section->{'tenant-id'},
-        client_id => $section->{'client-id'},
-        cloud => $section->{cloud} // 'public',
-        username_claim => $section->{'username-claim'} // 'upn',
-        groups_map => groups_map_hash($section->{'groups-map'}),
-        groups_autocreate => $section->{'groups-autocreate'} ? JSON::PP::true() : JSON::PP::false(),
-        groups_sync => $section->{'groups-sync'} ? JSON::PP::true() : JSON::PP::false(),
-        allow_guests => $section->{'allow-guests'} ? JSON::PP::true() : JSON::PP::false(),
-        allowed_tenants => [PVE::Tools::split_list($section->{'allowed-tenants'})],
-        required_groups => [PVE::Tools::split_list($section->{'required-groups'})],
-    };
+    my $cfg = { %$section };
     # the default PVE shows for this inherited openid property ('openid' is always added)
-    $cfg->{scopes} = $section->{scopes}
-        // __PACKAGE__->get_property_schema('entraid', 'scopes')->{default};
-    $cfg->{prompt} = $section->{prompt} if defined($section->{prompt});
-    $cfg->{acr_values} = $section->{'acr-values'} if defined($section->{'acr-values'});
+    $cfg->{scopes} //= __PACKAGE__->get_property_schema('entraid', 'scopes')->{default};
     $cfg->{http_proxy} = $http_proxy if defined($http_proxy) && $http_proxy ne '';
     $cfg->{authority} = $AUTHORITY_OVERRIDE if defined($AUTHORITY_OVERRIDE);
     $cfg->{graph_url} = $GRAPH_OVERRIDE if defined($GRAPH_OVERRIDE);
-
     if (-e cert_path($realm)) {
         $cfg->{client_cert_file} = cert_path($realm);
         $cfg->{client_key_file} = cert_key_path($realm);
@@ -412,6 +385,18 @@ sub library_config {
         $cfg->{client_secret_file} = secret_path($realm);
     }
     return $cfg;
+}
+
+# A library request for the realm: the members every entry point shares (docs/DESIGN.md
+# "Call contexts"); the caller adds its entry point's own.
+sub library_request {
+    my ($realm, $section) = @_;
+    my $dcconf = PVE::Cluster::cfs_read_file('datacenter.cfg');
+    return {
+        realm => $realm,
+        config => library_config($realm, $section, $dcconf->{http_proxy}),
+        cache_dir => $CACHE_DIR,
+    };
 }
 
 # --- realm sync (pveum realm sync, the Sync button, realm-sync jobs): PVE::API2::Domains calls
@@ -440,11 +425,7 @@ sub get_users {
     require PVE::AccessControl;
     require PVE::DataCenterConfig;
     require PVE::EntraID::Lib;
-    my $dcconf = PVE::Cluster::cfs_read_file('datacenter.cfg');
-    my $dir = PVE::EntraID::Lib::call('sync_directory', {
-        realm => $realm,
-        config => library_config($realm, $config, $dcconf->{http_proxy}),
-    });
+    my $dir = PVE::EntraID::Lib::call('sync_directory', library_request($realm, $config));
     warn "$_\n" for @{ $dir->{warnings} };
     warn "skipping Entra user $_->{oid}: $_->{reason}\n" for @{ $dir->{skipped} };
     print "read " . scalar(@{ $dir->{users} }) . " users from Microsoft Graph"

@@ -17,7 +17,8 @@ sub version {
     return PVE::EntraID::XS::version();
 }
 
-# $method: auth_url, login, map or check (docs/DESIGN.md, "Call contexts").
+# $method: auth_url, login, map, check, check_config or sync_directory (docs/DESIGN.md,
+# "Call contexts").
 sub call {
     my ($method, $request) = @_;
 

@@ -38,7 +38,10 @@ eval { api_call('PUT', '/access/domains/entra', { 'required-groups' => 'a=b' }) 
 like("$@", qr/required-groups/, 'a bad group is refused by the API');
 
 my $lib = PVE::Auth::EntraID::library_config('entra', $cfg->{ids}->{entra});
-is_deeply($lib->{required_groups}, [$ALICE_GROUP, 'PVE.Admin'], 'the library gets the required groups');
+is($lib->{'required-groups'}, "$ALICE_GROUP,PVE.Admin", 'the library gets the required groups as PVE stores them');
+require PVE::EntraID::Lib;
+ok(eval { PVE::EntraID::Lib::call('check_config', { realm => 'entra', config => $lib }) }, 'and reads them')
+    or diag($@);
 
 # hand-written sections with restrictions that cannot be parsed
 my %bad = (
