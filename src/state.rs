@@ -1,5 +1,5 @@
 //! The OAuth `state` parameter, stateless and cluster-safe: everything the callback needs
-//! (realm, nonce, PKCE verifier, redirect URL, expiry, browser binding) is sealed with XChaCha20-Poly1305 under a
+//! (realm, nonce, PKCE verifier, redirect URL, expiry, browser binding) is sealed with ChaCha20-Poly1305 (ring) under a
 //! key file replicated to all nodes, so the callback may land on any node. Single use is enforced
 //! per node by the consumed-state store (one empty file per used state, see [`consume`]);
 //! issuing a state writes nothing.
@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use serde_json::{json, Value};
 
 use crate::error::{Code, Error, Result};
@@ -34,9 +33,10 @@ const SWEEP_BATCH: usize = 32;
 const KEY_WAIT: Duration = Duration::from_millis(500);
 const KEY_POLL: Duration = Duration::from_millis(20);
 const KEY_LEN: usize = 32;
-const NONCE_LEN: usize = 24;
-/// Binds the ciphertext to its purpose and format version (v2: with the browser binding).
-const AAD: &[u8] = b"pve-entraid state v2";
+/// Binds the ciphertext to its purpose and format version (v2: with the browser binding; v3: ring's
+/// ChaCha20-Poly1305 with a 96-bit nonce instead of XChaCha20-Poly1305 with 192 bits). A state
+/// sealed by an older version is refused as `state.invalid`: the user starts the login again.
+const AAD: &[u8] = b"pve-entraid state v3";
 /// The browser binding: a secret of this many random bytes stays in the browser that started the
 /// login; only its SHA-256 travels (sealed) through Entra and back.
 pub const BINDING_LEN: usize = 32;
@@ -140,17 +140,28 @@ pub fn random_token(n: usize) -> Result<String> {
     Ok(b64url(&b))
 }
 
+/// The AEAD key. The nonce of every seal is 96 fresh random bits: a nonce repeats under one key
+/// with probability about n²/2⁹⁷ after n seals, so even 2³² states (far more than a realm issues
+/// while its key lives, each state lives 10 minutes) keep it below 2⁻³²; no counter needs to be
+/// shared between processes and nodes.
+fn aead_key(key: &[u8; KEY_LEN]) -> Result<LessSafeKey> {
+    let key = UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| Error::new(Code::InternalError, "the state key does not fit the AEAD"))?;
+    Ok(LessSafeKey::new(key))
+}
+
 pub fn seal(key: &[u8; KEY_LEN], s: &LoginState) -> Result<String> {
     let plain = json!({"realm": s.realm, "nonce": s.nonce, "pkce": s.pkce_verifier,
                        "redirect_url": s.redirect_url, "exp": s.expires_at, "bind": b64url(&s.binding_hash)})
     .to_string();
     let mut nonce = [0u8; NONCE_LEN];
     random_bytes(&mut nonce)?;
-    let sealed = XChaCha20Poly1305::new(key.into())
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: AAD })
-        .map_err(|_| Error::new(Code::InternalError, "sealing the state failed"))?;
+    // nonce ‖ ciphertext ‖ tag
     let mut out = nonce.to_vec();
-    out.extend(sealed);
+    out.extend_from_slice(plain.as_bytes());
+    let tag = aead_key(key)?
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut out[NONCE_LEN..])
+        .map_err(|_| Error::new(Code::InternalError, "sealing the state failed"))?;
+    out.extend_from_slice(tag.as_ref());
     Ok(b64url(&out))
 }
 
@@ -162,15 +173,14 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
     }
     // Canonical base64url only: one state has one text form, so single use cannot be dodged by
     // re-encoding it (a trailing `=`, other trailing bits).
-    let raw = b64url_decode_canonical(state).ok_or_else(invalid)?;
+    let mut raw = b64url_decode_canonical(state).ok_or_else(invalid)?;
     if raw.len() <= NONCE_LEN {
         return Err(invalid());
     }
-    let (nonce, sealed) = raw.split_at(NONCE_LEN);
-    let plain = XChaCha20Poly1305::new(key.into())
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad: AAD })
-        .map_err(|_| invalid())?;
-    let v: Value = serde_json::from_slice(&plain).map_err(|_| invalid())?;
+    let (nonce, sealed) = raw.split_at_mut(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| invalid())?;
+    let plain = aead_key(key)?.open_in_place(nonce, Aad::from(AAD), sealed).map_err(|_| invalid())?;
+    let v: Value = serde_json::from_slice(plain).map_err(|_| invalid())?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(invalid);
     let s = LoginState {
         realm: text("realm")?,
@@ -313,6 +323,14 @@ mod tests {
             assert_eq!(open(&key, bad, "entra", 999).unwrap_err().code, Code::StateInvalid);
         }
         assert_ne!(seal(&key, &sample(1000)).unwrap(), s, "random nonce per state");
+    }
+
+    #[test]
+    fn a_state_sealed_before_the_ring_switch_is_refused_cleanly() {
+        // sample(1000) under key [7; 32], sealed by 0.1 with XChaCha20-Poly1305 (24-byte nonce,
+        // AAD "pve-entraid state v2"): states in flight across the upgrade start the login again.
+        let old = "fENSkOqVO2RAsLzLJ-nWmPGUY3NB6AxiTdlg_dQYdipbkIUqfQovJ7bsy9scLQaCPK9siqJE0A8OjuobftbLrXcVCqWaAsqLKS09immqixZN9QrJiwAk-ONzFvI4zmcoyKg8LjUu0e5VOcTv7yhzbOHLYgQTu5s1T_1cmju-FqyldbpXEt7d5e5m_d3oNWwJ80PPF_tnfPhxpv_ahBVmTjoQF8qV9FFUaM7U52r2_o0I7Q";
+        assert_eq!(open(&[7u8; 32], old, "entra", 999).unwrap_err().code, Code::StateInvalid);
     }
 
     #[test]
