@@ -4,7 +4,8 @@
 //! unconditionally, so `cargo tree` lists it; only what the library calls is linked, and all our
 //! RSA goes through ring. Calling openidconnect's RSA verification or the `rsa` crate makes this
 //! test fail. Reads the release `libpve_entraid.so` that `cargo test --release` builds next to
-//! the test binary, with binutils' `nm`.
+//! the test binary (the same file `cargo build --release` links into target/release), with
+//! binutils' `nm`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,11 +27,11 @@ fn forbidden_crates_in(symbol: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The `.so` this cargo run built: next to the test binary in target/<profile>/deps (cargo test
+/// does not copy it up to target/<profile>, which may hold an older build).
 fn release_library() -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/libpve_entraid.so
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    profile_dir.join("libpve_entraid.so")
+    exe.parent().expect("target/<profile>/deps").join("libpve_entraid.so")
 }
 
 #[test]
