@@ -63,16 +63,37 @@ struct Cached<T> {
     fetched_at: u64,
 }
 
+/// One cached document: the last good copy, and the last failed fetch and when it happened.
+struct Slot<T> {
+    cached: Option<Cached<T>>,
+    failure: Option<(u64, Error)>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot { cached: None, failure: None }
+    }
+}
+
 #[derive(Default)]
 struct Entry {
-    provider: Option<Cached<Provider>>,
-    keys: Option<Cached<KeySet>>,
+    provider: Slot<Provider>,
+    keys: Slot<KeySet>,
     /// When an unknown kid last made us refetch the JWKS (success or not).
     kid_refetch_at: Option<u64>,
-    /// The last failed discovery / JWKS fetch and when it happened.
-    provider_failure: Option<(u64, Error)>,
-    keys_failure: Option<(u64, Error)>,
 }
+
+/// The two documents a realm caches, read the same way (see [`Discovery::document`]).
+struct Document<T> {
+    /// Names the disk copy (`<realm>.<disk>.json`).
+    disk: &'static str,
+    /// Names the document in error messages.
+    label: &'static str,
+    slot: fn(&mut Entry) -> &mut Slot<T>,
+}
+
+const PROVIDER: Document<Provider> = Document { disk: "discovery", label: "discovery", slot: |e| &mut e.provider };
+const KEYS: Document<KeySet> = Document { disk: "jwks", label: "JWKS", slot: |e| &mut e.keys };
 
 /// Only failures that cost a timeout or cannot be fixed by retrying at once are remembered: an
 /// unreachable, silent or untrusted IdP. A bad answer is cheap and is retried on the next call.
@@ -177,6 +198,10 @@ pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>> {
     Ok(out)
 }
 
+fn parse_key_set(doc: &Value) -> Result<KeySet> {
+    parse_jwks(doc).map(KeySet::from)
+}
+
 /// Access to the cached metadata of one realm, at one instant.
 pub struct Discovery<'a> {
     pub cfg: &'a RealmConfig,
@@ -232,115 +257,76 @@ impl Discovery<'_> {
         })
     }
 
-    /// The provider metadata: memory, then disk, then network; a stale copy if the network fails
-    /// (or failed less than a minute ago, when the network is not tried again).
-    pub fn provider(&self) -> Result<Provider> {
+    /// A cached document from `source`: memory, then disk, then network; a stale copy if the
+    /// network fails (or failed less than a minute ago, when the network is not tried again).
+    fn document<T: Clone>(&self, doc: &Document<T>, source: &str, parse: impl Fn(&Value) -> Result<T>) -> Result<T> {
         let key = self.memory_key();
-        let (cached, failure) = with_entry(&key, |e| (e.provider.clone(), recent_failure(&e.provider_failure, self.now)));
+        let (cached, failure) = with_entry(&key, |e| {
+            let slot = (doc.slot)(e);
+            (slot.cached.clone(), recent_failure(&slot.failure, self.now))
+        });
         if let Some(c) = &cached {
             if self.fresh(c.fetched_at) {
                 return Ok(c.value.clone());
             }
         }
-        let allow_http = self.cfg.allows_http();
         let mut stale = cached.map(|c| c.value);
-        if let Some((doc, at)) = self.read_disk("discovery", &key) {
-            if let Ok(p) = parse_provider(&doc, allow_http) {
+        if let Some((text, at)) = self.read_disk(doc.disk, source) {
+            if let Ok(value) = parse(&text) {
                 let newer = with_entry(&key, |e| {
-                    let newer = e.provider.as_ref().is_none_or(|c| at > c.fetched_at);
+                    let slot = &mut (doc.slot)(e).cached;
+                    let newer = slot.as_ref().is_none_or(|c| at > c.fetched_at);
                     if newer {
-                        e.provider = Some(Cached { value: p.clone(), fetched_at: at });
+                        *slot = Some(Cached { value: value.clone(), fetched_at: at });
                     }
                     newer
                 });
                 if self.fresh(at) {
-                    return Ok(p);
+                    return Ok(value);
                 }
                 if newer || stale.is_none() {
-                    stale = Some(p);
+                    stale = Some(value);
                 }
             }
         }
         if let Some(err) = failure {
             return stale.ok_or(err);
         }
-        let fetched = self.fetch(&key, "discovery").and_then(|doc| Ok((parse_provider(&doc, allow_http)?, doc)));
-        match fetched {
-            Ok((p, doc)) => {
-                self.write_disk("discovery", &key, &doc);
-                with_entry(&key, |e| {
-                    e.provider = Some(Cached { value: p.clone(), fetched_at: self.now });
-                    e.provider_failure = None;
-                });
-                Ok(p)
-            }
-            Err(err) => {
-                if remembered(&err) {
-                    with_entry(&key, |e| e.provider_failure = Some((self.now, err.clone())));
-                }
-                stale.ok_or(err)
-            }
-        }
+        self.refetch(doc, source, parse).or_else(|err| stale.ok_or(err))
     }
 
-    fn fetch_keys(&self, jwks_uri: &str) -> Result<KeySet> {
-        let fetched = self.fetch(jwks_uri, "JWKS").and_then(|doc| Ok((parse_jwks(&doc)?, doc)));
+    /// Fetches a document from the network, then keeps it in memory and on disk; a failure that
+    /// is worth not repeating is remembered.
+    fn refetch<T: Clone>(&self, doc: &Document<T>, source: &str, parse: impl Fn(&Value) -> Result<T>) -> Result<T> {
+        let fetched = self.fetch(source, doc.label).and_then(|text| Ok((parse(&text)?, text)));
         match fetched {
-            Ok((keys, doc)) => {
-                self.write_disk("jwks", jwks_uri, &doc);
-                let keys: KeySet = keys.into();
+            Ok((value, text)) => {
+                self.write_disk(doc.disk, source, &text);
                 with_entry(&self.memory_key(), |e| {
-                    e.keys = Some(Cached { value: keys.clone(), fetched_at: self.now });
-                    e.keys_failure = None;
+                    *(doc.slot)(e) = Slot { cached: Some(Cached { value: value.clone(), fetched_at: self.now }), failure: None };
                 });
-                Ok(keys)
+                Ok(value)
             }
             Err(err) => {
                 if remembered(&err) {
-                    with_entry(&self.memory_key(), |e| e.keys_failure = Some((self.now, err.clone())));
+                    with_entry(&self.memory_key(), |e| (doc.slot)(e).failure = Some((self.now, err.clone())));
                 }
                 Err(err)
             }
         }
     }
 
+    /// The provider metadata (cached, or fetched; the last good copy when fetching fails).
+    pub fn provider(&self) -> Result<Provider> {
+        let allow_http = self.cfg.allows_http();
+        self.document(&PROVIDER, &self.memory_key(), |doc| parse_provider(doc, allow_http))
+    }
+
     /// The current key set (cached, or fetched; the last good set when fetching fails). Shared,
     /// not copied: the keys were parsed once when the JWKS was read.
     pub fn keys(&self) -> Result<KeySet> {
         let provider = self.provider()?;
-        let key = self.memory_key();
-        let (cached, failure) = with_entry(&key, |e| (e.keys.clone(), recent_failure(&e.keys_failure, self.now)));
-        if let Some(c) = &cached {
-            if self.fresh(c.fetched_at) {
-                return Ok(c.value.clone());
-            }
-        }
-        let mut stale = cached.map(|c| c.value);
-        if let Some((doc, at)) = self.read_disk("jwks", &provider.jwks_uri) {
-            if let Ok(keys) = parse_jwks(&doc) {
-                let keys: KeySet = keys.into();
-                let newer = with_entry(&key, |e| {
-                    let newer = e.keys.as_ref().is_none_or(|c| at > c.fetched_at);
-                    if newer {
-                        e.keys = Some(Cached { value: keys.clone(), fetched_at: at });
-                    }
-                    newer
-                });
-                if self.fresh(at) {
-                    return Ok(keys);
-                }
-                if newer || stale.is_none() {
-                    stale = Some(keys);
-                }
-            }
-        }
-        if let Some(err) = failure {
-            return stale.ok_or(err);
-        }
-        match self.fetch_keys(&provider.jwks_uri) {
-            Ok(keys) => Ok(keys),
-            Err(err) => stale.ok_or(err),
-        }
+        self.document(&KEYS, &provider.jwks_uri, parse_key_set)
     }
 
     /// The key for `kid`. An unknown kid (Entra rotated its keys) triggers one synchronous
@@ -364,7 +350,7 @@ impl Discovery<'_> {
             return Err(unknown());
         }
         let provider = self.provider()?;
-        match self.fetch_keys(&provider.jwks_uri) {
+        match self.refetch(&KEYS, &provider.jwks_uri, parse_key_set) {
             Ok(keys) => keys.iter().find(|k| k.kid == kid).cloned().ok_or_else(unknown),
             Err(_) => Err(unknown()),
         }

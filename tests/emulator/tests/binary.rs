@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use entra_emulator::{ALICE_OID, CLIENT_ID, CLIENT_SECRET, TENANT};
+use entra_emulator::{ALICE_OID, CLIENT_ID, TENANT};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -172,14 +172,7 @@ fn many_concurrent_logins_with_latency_all_succeed() {
                 assert_eq!(got_state, state);
                 let r = post_form(
                     &format!("{url}/{TENANT}/oauth2/v2.0/token"),
-                    &[
-                        ("grant_type", "authorization_code"),
-                        ("client_id", CLIENT_ID),
-                        ("client_secret", CLIENT_SECRET),
-                        ("code", &code),
-                        ("redirect_uri", REDIRECT),
-                        ("code_verifier", &verifier),
-                    ],
+                    &code_redemption(&code, &verifier),
                 );
                 assert_eq!(r.status, 200);
                 decode(r.json()["id_token"].as_str().unwrap()).1["oid"]

@@ -113,12 +113,7 @@ fn guest_has_acct_1_and_home_idp() {
 #[test]
 fn foreign_tenant_user_signs_in_through_organizations_only() {
     let emu = start(EmulatorConfig::default());
-    let (_, challenge) = pkce();
-    let err = authorize(
-        &auth_url(&emu, TENANT, &challenge, &[]),
-        Some("carol@fabrikam.example"),
-    )
-    .unwrap_err();
+    let err = authorize_error(&emu, &[], Some("carol@fabrikam.example"));
     assert!(err.contains("AADSTS50020"), "{err}");
     let r = login_as(&emu, "organizations", Some("carol@fabrikam.example"));
     let (_, c) = decode(r.json()["id_token"].as_str().unwrap());
@@ -159,14 +154,7 @@ fn basic_client_authentication_is_accepted() {
 fn redeem(emu: &Emulator, overrides: &[(&str, &str)]) -> (Http, String, String) {
     let (verifier, challenge) = pkce();
     let (code, _) = authorize(&auth_url(emu, TENANT, &challenge, &[]), None).unwrap();
-    let mut form: Vec<(&str, &str)> = vec![
-        ("grant_type", "authorization_code"),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", &verifier),
-    ];
+    let mut form = code_redemption(&code, &verifier);
     for (k, v) in overrides {
         form.retain(|(fk, _)| fk != k);
         if !v.is_empty() {
@@ -269,9 +257,10 @@ fn unknown_tenant_at_token_endpoint_is_aadsts90002() {
     assert_aadsts(&r, 400, "invalid_tenant", 90002);
 }
 
-fn authorize_error(emu: &Emulator, extra: &[(&str, &str)]) -> String {
+/// The error of an authorize request that must fail (`extra` as for `auth_url`).
+fn authorize_error(emu: &Emulator, extra: &[(&str, &str)], hint: Option<&str>) -> String {
     let (_, challenge) = pkce();
-    authorize(&auth_url(emu, TENANT, &challenge, extra), None).unwrap_err()
+    authorize(&auth_url(emu, TENANT, &challenge, extra), hint).unwrap_err()
 }
 
 #[test]
@@ -296,7 +285,7 @@ fn authorize_rejects_bad_requests_with_redirected_errors() {
         (&[("state", "")], "invalid_request: AADSTS900144:"),
     ];
     for (extra, prefix) in cases {
-        let err = authorize_error(&emu, extra);
+        let err = authorize_error(&emu, extra, None);
         assert!(err.starts_with(prefix), "{extra:?}: {err}");
         assert!(err.contains("\r\nTrace ID: "), "{err:?}");
     }
@@ -339,12 +328,7 @@ fn untrusted_redirect_is_never_followed() {
 #[test]
 fn unknown_user_gets_an_error_page() {
     let emu = start(EmulatorConfig::default());
-    let (_, challenge) = pkce();
-    let err = authorize(
-        &auth_url(&emu, TENANT, &challenge, &[]),
-        Some("nobody@contoso.example"),
-    )
-    .unwrap_err();
+    let err = authorize_error(&emu, &[], Some("nobody@contoso.example"));
     assert!(err.contains("AADSTS50034"), "{err}");
 }
 
@@ -357,16 +341,7 @@ fn registered_redirect_uris_are_enforced() {
     let emu = start(cfg);
     let (_, challenge) = pkce();
     authorize(&auth_url(&emu, TENANT, &challenge, &[]), None).unwrap();
-    let err = authorize(
-        &auth_url(
-            &emu,
-            TENANT,
-            &challenge,
-            &[("redirect_uri", "https://other:8006")],
-        ),
-        None,
-    )
-    .unwrap_err();
+    let err = authorize_error(&emu, &[("redirect_uri", "https://other:8006")], None);
     assert!(err.contains("AADSTS50011"), "{err}");
 }
 

@@ -39,7 +39,7 @@ use Symbol qw(gensym);
 use base 'Exporter';
 our @EXPORT = qw(
     $PVE $TREE $REPO $NODE
-    $TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP
+    $TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP %ENTRAID_SAMPLE
     setup_etc_pve install_hooks load_pve
     api_call http_request auth_handler login_ticket
     run_perl run_cli run_pveum run_entraid_cli
@@ -71,6 +71,29 @@ our $CLIENT_ID = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 our $SECRET = 's3cr~et.Value_with~tilde';
 our $ALICE_OID = '0a1b2c3d-0000-4000-8000-00000000a11c';
 our $ALICE_GROUP = '6f7e8d9c-1111-4111-8111-000000000001';
+
+# a value for every domains.cfg option of entraid (credentials never reach domains.cfg): one
+# table for the domains.cfg test (03) and the API test (04), each checks it covers every option
+our %ENTRAID_SAMPLE = (
+    'tenant-id' => 'organizations',
+    'client-id' => $CLIENT_ID,
+    cloud => 'usgov',
+    'allowed-tenants' => "$TENANT,99999999-8888-4777-8666-555555555555",
+    'username-claim' => 'preferred_username',
+    autocreate => 1,
+    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops",
+    'groups-autocreate' => 1,
+    'groups-sync' => 1,
+    'required-groups' => "$ALICE_GROUP,PVE.Admin",
+    'allow-guests' => 1,
+    prompt => 'select_account',
+    'acr-values' => 'urn:contoso:mfa',
+    scopes => 'openid profile email',
+    default => 1,
+    comment => 'Contoso Entra ID',
+    tfa => 'type=oath,step=30,digits=6',
+    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
+);
 
 # the upstream trees of one PVE version, as @INC directories (what the packages install
 # into /usr/share/perl5)

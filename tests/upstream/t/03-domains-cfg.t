@@ -11,34 +11,12 @@ use Test::More;
 setup_etc_pve();
 load_pve();
 
-my $G2 = '99999999-8888-4777-8666-555555555555';
-# a value for every domains.cfg option of entraid (credentials never reach domains.cfg)
-my %SAMPLE = (
-    'tenant-id' => 'organizations',
-    'client-id' => $CLIENT_ID,
-    cloud => 'usgov',
-    'allowed-tenants' => "$TENANT,$G2",
-    'username-claim' => 'preferred_username',
-    autocreate => 1,
-    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops",
-    'groups-autocreate' => 1,
-    'groups-sync' => 1,
-    'required-groups' => "$ALICE_GROUP,PVE.Admin",
-    'allow-guests' => 1,
-    prompt => 'select_account',
-    'acr-values' => 'urn:contoso:mfa',
-    scopes => 'openid profile email',
-    default => 1,
-    comment => 'Contoso Entra ID',
-    tfa => 'type=oath,step=30,digits=6',
-    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
-);
 my %CREDENTIAL = map { $_ => 1 } qw(client-key client-cert client-cert-key);
 
 my @opts = grep { !$CREDENTIAL{$_} } sort keys %{ PVE::Auth::EntraID->options() };
-ok(exists $SAMPLE{$_}, "test has a sample value for entraid option '$_'") for @opts;
+ok(exists $ENTRAID_SAMPLE{$_}, "test has a sample value for entraid option '$_'") for @opts;
 
-my $entra = "entraid: entra\n" . join('', map { "\t$_ $SAMPLE{$_}\n" } grep { exists $SAMPLE{$_} } @opts);
+my $entra = "entraid: entra\n" . join('', map { "\t$_ $ENTRAID_SAMPLE{$_}\n" } grep { exists $ENTRAID_SAMPLE{$_} } @opts);
 my $text = "pam: pam\n\tcomment Linux PAM standard authentication\n\n"
     . "pve: pve\n\tcomment Proxmox VE authentication server\n\n"
     . "openid: oidc\n\tclient-id pve\n\tissuer-url https://idp.example.com/realms/pve\n\tautocreate 1\n\n"
@@ -54,9 +32,9 @@ my $cfg = do {
     PVE::Cluster::cfs_read_file('domains.cfg');
 };
 is_deeply([sort keys %{ $cfg->{ids} }], [qw(ad1 entra entra2 ldap1 oidc pam pve)], 'every section parsed');
-for my $k (sort keys %SAMPLE) {
+for my $k (sort keys %ENTRAID_SAMPLE) {
     next if !grep { $_ eq $k } @opts;
-    is($cfg->{ids}->{entra}->{$k}, $SAMPLE{$k}, "entraid '$k' read back");
+    is($cfg->{ids}->{entra}->{$k}, $ENTRAID_SAMPLE{$k}, "entraid '$k' read back");
 }
 {
     is_deeply(\@warnings, [], 'parsing warns about nothing') or diag(@warnings);
@@ -72,7 +50,7 @@ for my $type ([pam => 'pam'], [pve => 'pve'], [openid => 'oidc'], [ldap => 'ldap
 }
 my $entra_written = section_of($written, 'entraid', 'entra') // '';
 for my $k (@opts) {
-    like($entra_written, qr/^\t\Q$k $SAMPLE{$k}\E$/m, "entraid '$k' written back");
+    like($entra_written, qr/^\t\Q$k $ENTRAID_SAMPLE{$k}\E$/m, "entraid '$k' written back");
 }
 PVE::Cluster::cfs_write_file('domains.cfg', PVE::Cluster::cfs_read_file('domains.cfg'));
 is(slurp('/etc/pve/domains.cfg'), $written, 'a second read/write cycle changes no byte');

@@ -20,37 +20,18 @@ sub req {
     return http_request($method, $path, $params, ticket => $ticket, csrf => $csrf);
 }
 
-my $G2 = '99999999-8888-4777-8666-555555555555';
-# optional settings and a value for each (credentials and fixed ones handled separately)
-my %OPTIONAL = (
-    cloud => 'china',
-    'allowed-tenants' => "$TENANT,$G2",
-    autocreate => 1,
-    'groups-map' => "$ALICE_GROUP=admins;PVE.Admin=ops",
-    'groups-autocreate' => 1,
-    'groups-sync' => 1,
-    'required-groups' => "$ALICE_GROUP,PVE.Admin",
-    'allow-guests' => 1,
-    prompt => 'login',
-    'acr-values' => 'urn:contoso:mfa',
-    scopes => 'openid profile',
-    default => 1,
-    comment => 'Contoso',
-    tfa => 'type=oath',
-    'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
-);
 # the *-list restrictions (issue 9 defect 1) are set through PUT below, the rest on create
 my %LIST_RESTRICTION = ('allowed-tenants' => 1, 'required-groups' => 1);
 my %SKIP = map { $_ => 1 } qw(tenant-id client-id client-key client-cert client-cert-key username-claim);
 my @optional = grep { !$SKIP{$_} } sort keys %{ PVE::Auth::EntraID->options() };
-ok(exists $OPTIONAL{$_}, "test has a value for optional entraid option '$_'") for @optional;
+ok(exists $ENTRAID_SAMPLE{$_}, "test has a value for optional entraid option '$_'") for @optional;
 
 my $pam_pve = join('', map { section_of(slurp('/etc/pve/domains.cfg'), $_, $_) } qw(pam pve));
 
 # --- create, with every option that upstream accepts today
 my %create = (realm => 'entra', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
     'client-key' => $SECRET, 'username-claim' => 'upn',
-    map { $_ => $OPTIONAL{$_} } grep { !$LIST_RESTRICTION{$_} } @optional);
+    map { $_ => $ENTRAID_SAMPLE{$_} } grep { !$LIST_RESTRICTION{$_} } @optional);
 my $res = req('POST', '/access/domains', \%create);
 is($res->{status}, 200, 'POST /access/domains creates the entraid realm') or diag(explain($res));
 my $domains = slurp('/etc/pve/domains.cfg');
@@ -75,9 +56,9 @@ unlike(explain($res->{data}), qr/\Q$SECRET\E/, 'no secret in the realm list');
 
 # --- update
 for my $k (sort keys %LIST_RESTRICTION) {
-    $res = req('PUT', '/access/domains/entra', { $k => $OPTIONAL{$k} });
+    $res = req('PUT', '/access/domains/entra', { $k => $ENTRAID_SAMPLE{$k} });
     is($res->{status}, 200, "PUT $k accepted") or diag($res->{message}, explain($res->{errors}));
-    like(slurp('/etc/pve/domains.cfg'), qr/^\t\Q$k $OPTIONAL{$k}\E$/m, "$k stored");
+    like(slurp('/etc/pve/domains.cfg'), qr/^\t\Q$k $ENTRAID_SAMPLE{$k}\E$/m, "$k stored");
 }
 {
     # what the real realm dialog sends for "Require TFA: OATH" (issue 9 defect 5, TFA contract)

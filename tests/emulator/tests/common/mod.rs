@@ -169,17 +169,19 @@ pub fn login_as(emu: &Emulator, tenant: &str, hint: Option<&str>) -> Http {
     let (code, state) = entra_emulator::authorize(&auth_url(emu, tenant, &challenge, &[]), hint)
         .expect("authorize");
     assert_eq!(state, "state-123");
-    post_form(
-        &token_url(emu, tenant),
-        &[
-            ("grant_type", "authorization_code"),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &verifier),
-        ],
-    )
+    post_form(&token_url(emu, tenant), &code_redemption(&code, &verifier))
+}
+
+/// The token request redeeming `code` with client_secret_post, as pve-entraid sends it.
+pub fn code_redemption<'a>(code: &'a str, verifier: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ]
 }
 
 /// A successful login's ID token.

@@ -1,0 +1,165 @@
+//! The consumed-state store: single use of a state per node.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{Code, Error, Result};
+use crate::jwt::{b64url_decode_canonical, sha256};
+
+/// Consumed states are filed by expiry minute: `<cache_dir>/consumed/<exp / 60>/<fingerprint>`.
+const CONSUMED_DIR: &str = "consumed";
+const BUCKET_SECS: u64 = 60;
+/// A bucket is removed only this long after its last state expired, so a login that checked the
+/// expiry just before cannot be creating its file there any more.
+const SWEEP_MARGIN_SECS: u64 = 60;
+/// At most this many expired files are removed per login: bounded work, and still faster than
+/// logins can add them.
+const SWEEP_BATCH: usize = 32;
+
+/// Fingerprint of a state for the consumed store: of its decoded bytes (not of its text), 128
+/// bits of SHA-256, in hex. The state itself is not stored.
+pub(super) fn fingerprint(state: &str) -> String {
+    let raw = b64url_decode_canonical(state);
+    let digest = sha256(raw.as_deref().unwrap_or(state.as_bytes()));
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn replayed() -> Error {
+    Error::new(Code::StateReplayed, "this login response was already used; start the login again")
+}
+
+/// Memory-only consumed set, for callers without a cache directory.
+static CONSUMED_IN_MEMORY: Mutex<Option<MemoryStore>> = Mutex::new(None);
+
+#[derive(Default)]
+struct MemoryStore {
+    set: HashMap<String, u64>,
+    /// Expired entries are dropped when the set has doubled since the last purge (amortised O(1)).
+    purge_at: usize,
+}
+
+/// Marks `state` used; `state.replayed` when it was used before on this node.
+///
+/// On disk each used state is one empty file `consumed/<expiry minute>/<fingerprint>` created
+/// with O_EXCL: the kernel makes the create atomic across all processes of the node, the work is
+/// the same with 0 or 100,000 stored states, and no lock is held. Files of minutes that ended
+/// (plus a margin) are removed a bounded batch per login; an unexpired entry is never removed.
+/// Nothing is fsynced: after a crash, a state could at most be replayed within its 10 minutes,
+/// and its authorization code is single use at Entra anyway.
+pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64) -> Result<()> {
+    let id = fingerprint(state);
+    let Some(dir) = cache_dir else {
+        let mut guard = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+        let store = guard.get_or_insert_with(MemoryStore::default);
+        if store.set.len() >= store.purge_at {
+            store.set.retain(|_, exp| *exp > now);
+            store.purge_at = (store.set.len() * 2).max(1024);
+        }
+        if store.set.get(&id).is_some_and(|exp| *exp > now) {
+            return Err(replayed());
+        }
+        store.set.insert(id, expires_at);
+        return Ok(());
+    };
+    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("consumed-state store: cannot {what} in {}: {e}", dir.display()));
+    let root = dir.join(CONSUMED_DIR);
+    let bucket = root.join((expires_at / BUCKET_SECS).to_string());
+    let path = bucket.join(&id);
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+    let created = match create() {
+        // First use of this minute (or a sweeper just removed it): make the bucket, try again.
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            std::fs::create_dir_all(&bucket).map_err(|e| io("create a directory", e))?;
+            create()
+        }
+        other => other,
+    };
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(replayed()),
+        Err(e) => return Err(io("record a used state", e)),
+    }
+    sweep(&root, now, SWEEP_BATCH);
+    Ok(())
+}
+
+/// Removes up to `budget` files of buckets whose every state expired more than a margin ago, and
+/// the emptied buckets. Failures are ignored (another process may be sweeping the same bucket).
+fn sweep(root: &Path, now: u64, mut budget: usize) {
+    let Ok(buckets) = std::fs::read_dir(root) else { return };
+    let expired: Vec<PathBuf> = buckets
+        .flatten()
+        .filter(|b| {
+            let minute = b.file_name().to_str().and_then(|n| n.parse::<u64>().ok());
+            minute.is_some_and(|m| (m + 1) * BUCKET_SECS + SWEEP_MARGIN_SECS <= now)
+        })
+        .map(|b| b.path())
+        .collect();
+    for bucket in expired {
+        let Ok(files) = std::fs::read_dir(&bucket) else { continue };
+        for f in files.flatten() {
+            if budget == 0 {
+                return;
+            }
+            let _ = std::fs::remove_file(f.path());
+            budget -= 1;
+        }
+        // Fails while files remain (or a late login added one): the next sweep tries again.
+        let _ = std::fs::remove_dir(&bucket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::tests::tmpdir;
+
+    #[test]
+    fn replay_is_refused_on_disk_and_in_memory() {
+        let dir = tmpdir("consume");
+        consume(Some(&dir), "s1", 2000, 1000).unwrap();
+        assert_eq!(consume(Some(&dir), "s1", 2000, 1001).unwrap_err().code, Code::StateReplayed);
+        consume(Some(&dir), "s2", 2000, 1001).unwrap();
+        let bucket = dir.join(CONSUMED_DIR).join((2000 / BUCKET_SECS).to_string());
+        let names: Vec<String> = std::fs::read_dir(&bucket).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names.iter().all(|n| n.len() == 32 && !n.contains("s1")), "only fingerprints are stored: {names:?}");
+        consume(None, "m-unique-state", 2000, 1000).unwrap();
+        assert_eq!(consume(None, "m-unique-state", 2000, 1000).unwrap_err().code, Code::StateReplayed);
+    }
+
+    #[test]
+    fn expired_buckets_are_swept_in_batches_and_live_ones_kept() {
+        let dir = tmpdir("sweep");
+        let root = dir.join(CONSUMED_DIR);
+        for i in 0..(SWEEP_BATCH * 2 + 5) {
+            consume(Some(&dir), &format!("old{i}"), 1000, 500).unwrap();
+        }
+        consume(Some(&dir), "live", 5000, 500).unwrap();
+        let old = root.join((1000 / BUCKET_SECS).to_string());
+        let count = |p: &Path| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(count(&old), SWEEP_BATCH * 2 + 5);
+        // Within the margin after expiry nothing is removed.
+        consume(Some(&dir), "a", 5000, 1000 + BUCKET_SECS).unwrap();
+        assert_eq!(count(&old), SWEEP_BATCH * 2 + 5);
+        let later = 1020 + BUCKET_SECS + SWEEP_MARGIN_SECS;
+        consume(Some(&dir), "b", 5000, later).unwrap();
+        assert_eq!(count(&old), SWEEP_BATCH + 5, "one batch per login");
+        consume(Some(&dir), "c", 5000, later).unwrap();
+        consume(Some(&dir), "d", 5000, later).unwrap();
+        assert!(!old.exists(), "emptied bucket removed");
+        // Unexpired entries stay and still refuse a replay.
+        assert_eq!(consume(Some(&dir), "live", 5000, later).unwrap_err().code, Code::StateReplayed);
+        assert_eq!(count(&root.join((5000 / BUCKET_SECS).to_string())), 5);
+    }
+
+    #[test]
+    fn an_unwritable_store_is_cache_io() {
+        let dir = tmpdir("unwritable");
+        std::fs::write(dir.join(CONSUMED_DIR), b"not a directory").unwrap();
+        assert_eq!(consume(Some(&dir), "s", 2000, 1000).unwrap_err().code, Code::CacheIo);
+    }
+}
