@@ -91,7 +91,12 @@ static MEMORY: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
 
 fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     let mut guard = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    f(guard.get_or_insert_with(HashMap::new).entry(key.to_string()).or_default())
+    let map = guard.get_or_insert_with(HashMap::new);
+    // The key is copied only the first time (this runs on every validation).
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), Entry::default());
+    }
+    f(map.get_mut(key).expect("inserted above"))
 }
 
 /// Parses and checks a discovery document. `allow_http` only for loopback test authorities.
@@ -307,14 +312,15 @@ impl Discovery<'_> {
     /// The current key set (cached, or fetched; the last good set when fetching fails). Shared,
     /// not copied: the keys were parsed once when the JWKS was read.
     pub fn keys(&self) -> Result<KeySet> {
-        let provider = self.provider()?;
         let key = self.memory_key();
         let (cached, failure) = with_entry(&key, |e| (e.keys.clone(), recent_failure(&e.keys_failure, self.now)));
         if let Some(c) = &cached {
+            // Fresh keys in memory need no provider metadata (the common case, per validation).
             if self.fresh(c.fetched_at) {
                 return Ok(c.value.clone());
             }
         }
+        let provider = self.provider()?;
         let mut stale = cached.map(|c| c.value);
         if let Some((doc, at)) = self.read_disk("jwks", &provider.jwks_uri) {
             if let Ok(keys) = parse_jwks(&doc) {
