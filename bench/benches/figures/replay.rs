@@ -3,11 +3,12 @@
 //! login calls it; and what one fsync costs on the same file system (the old store rewrote and
 //! fsynced its whole file per login; this one does neither).
 //!
-//! The three stores are filled first, then measured in interleaved rounds (empty, 10k, 100k,
-//! empty, ...), each round preceded by the same unmeasured warm-up consumes in that store, so
+//! The three stores are filled first, then measured in interleaved rounds (each store first
+//! in a third of them), each round preceded by the same unmeasured warm-up consumes in that store, so
 //! page cache, dentries and machine load hit all three alike; the figure is the median over all
-//! rounds. The "empty" store holds only the states measured in earlier rounds (at most
-//! ROUNDS x (WARM + SAMPLES), small next to 10k).
+//! rounds. The "empty" store holds only one state per expiry minute (the same directories as the
+//! others) and the states measured in earlier rounds (at most ROUNDS x (WARM + SAMPLES), small
+//! next to 10k). The fill is synced to disk before the rounds start.
 
 use crate::stats::{loadavg, ms, percentile, row};
 use pve_entraid::state::consume;
@@ -15,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const ROUNDS: usize = 10;
+const ROUNDS: usize = 12;
 const WARM: usize = 20;
 const SAMPLES: usize = 200;
 const SIZES: [usize; 3] = [0, 10_000, 100_000];
@@ -30,16 +31,28 @@ pub fn run() {
     let fill_start = Instant::now();
     for (store, &n) in stores.iter().zip(&SIZES) {
         std::fs::create_dir_all(store).expect("store directory");
+        // The same directory structure in every store, the "empty" one included: one state in
+        // each expiry minute, so no measured call pays for creating a minute's directory.
+        for i in (0..540).step_by(30) {
+            consume(Some(store), &format!("layout-{i}"), exp(i), now).expect("layout");
+        }
         for i in 0..n {
             consume(Some(store), &format!("filler-{i}"), exp(i), now).expect("fill");
         }
     }
     let fill = fill_start.elapsed();
+    // The fill's metadata is written back now, not during whichever round comes first.
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_secs(1));
     let load_before = loadavg();
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); SIZES.len()];
     let mut counter = 0usize;
-    for _ in 0..ROUNDS {
-        for (store, taken) in stores.iter().zip(samples.iter_mut()) {
+    for round in 0..ROUNDS {
+        // Each store comes first, second and third equally often.
+        for k in 0..SIZES.len() {
+            let which = (round + k) % SIZES.len();
+            let (store, taken) = (&stores[which], &mut samples[which]);
             for _ in 0..WARM {
                 counter += 1;
                 consume(Some(store), &format!("warm-{counter}"), exp(counter), now).expect("warm-up");
