@@ -398,6 +398,48 @@ pub(crate) mod tests {
         }
     }
 
+    /// A token over a payload given as text (which `serde_json::Value` could not hold).
+    fn sign_text(header: &str, payload: &str) -> String {
+        let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+        let key = test_key();
+        let mut sig = vec![0u8; key.public().modulus_len()];
+        key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+        format!("{input}.{}", b64url(&sig))
+    }
+
+    #[test]
+    fn typed_claims_keep_the_rules_of_the_json_tree() {
+        let header = r#"{"alg":"RS256","kid":"k1"}"#;
+        let good = good_claims().to_string();
+        assert!(check(&sign_text(header, &good)).is_ok());
+        // A claim named twice is ambiguous: refused, not "last one wins".
+        let twice = good.replacen('{', r#"{"oid":"attacker","#, 1);
+        assert_eq!(check(&sign_text(header, &twice)).unwrap_err().code, Code::TokenMalformed);
+        // A header or payload that is a JSON array of the right values is still not an object.
+        assert_eq!(check(&sign_text(r#"["RS256","k1"]"#, &good)).unwrap_err().code, Code::TokenMalformed);
+        assert_eq!(check(&sign_text(header, "[1]")).unwrap_err().code, Code::TokenMalformed);
+        // null is a present claim of the wrong type, not an absent one.
+        for (patch, code) in [
+            (json!({"exp": null}), Code::TokenMalformed),
+            (json!({"azp": null}), Code::TokenAzpMismatch),
+            (json!({"aud": [CLIENT, 5]}), Code::TokenAudienceMismatch),
+            (json!({"oid": 5}), Code::TokenMissingClaim),
+        ] {
+            let mut c = good_claims();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            assert_eq!(check(&sign(&c)).unwrap_err().code, code, "{patch}");
+        }
+        // Escaped strings are read as well as plain ones; non-string list items are skipped.
+        let mut c = good_claims();
+        c["preferred_username"] = json!("al\"ice\u{e9}");
+        c["groups"] = json!(["g1", 2, null, "g2"]);
+        let claims = check(&sign(&c)).unwrap();
+        assert_eq!(claims.preferred_username.as_deref(), Some("al\"ice\u{e9}"));
+        assert_eq!(claims.groups, vec!["g1", "g2"]);
+    }
+
     #[test]
     fn key_issuer_must_match_token_issuer() {
         // An MSA key from /common (issuer pinned to the MSA tenant) must not sign for our tenant.
