@@ -35,7 +35,9 @@ target/release/entra-emulator --tls-dir "$tls_dir" --port-file "$tls_dir/port" >
 emu_pid=$!
 trap 'kill $emu_pid 2>/dev/null; rm -rf "$tls_dir"' EXIT
 for _ in $(seq 100); do [ -s "$tls_dir/port" ] && break; sleep 0.1; done
-SSL_CERT_FILE="$tls_dir/ca.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl \
+# A node's trust store: the system CA bundle (when there is one) plus the emulator's CA.
+cat /etc/ssl/certs/ca-certificates.crt "$tls_dir/ca.pem" > "$tls_dir/bundle.pem" 2>/dev/null || cp "$tls_dir/ca.pem" "$tls_dir/bundle.pem"
+SSL_CERT_FILE="$tls_dir/bundle.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl \
     "https://127.0.0.1:$(cat "$tls_dir/port")"
 # realm sync (issue 12): 10,000 users in 1,000 groups, 50 ms per Graph request (bench/sync-figures.pl)
 cargo build --release -p entra-emulator --quiet

@@ -3,13 +3,14 @@
 //! issuer (with the `{tenantid}` template and the key's own `issuer`), tenant allow-list,
 //! audience, azp, times, nonce, required claims.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::config::Tenant;
 use crate::discovery::Jwk;
 use crate::error::{sanitize, Code, Error, Result};
-use crate::jwt::Jws;
+use crate::jwt::{Jws, Member};
 
 /// Allowed clock difference between this node and Entra.
 pub const CLOCK_SKEW_SECS: i64 = 300;
@@ -53,21 +54,96 @@ fn err(code: Code, msg: impl Into<String>) -> Error {
     Error::new(code, msg)
 }
 
-fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default()
+/// The claims we read, borrowed from the decoded payload (no JSON tree, no copy until the
+/// validated claims are handed out). Unknown claims are skipped; a claim named twice makes the
+/// token malformed.
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(default, borrow)]
+    ver: Member<'a>,
+    #[serde(default, borrow)]
+    tid: Member<'a>,
+    #[serde(default, borrow)]
+    iss: Member<'a>,
+    #[serde(default, borrow)]
+    aud: Member<'a>,
+    #[serde(default, borrow)]
+    azp: Member<'a>,
+    #[serde(default)]
+    exp: Member<'a>,
+    #[serde(default)]
+    nbf: Member<'a>,
+    #[serde(default)]
+    iat: Member<'a>,
+    #[serde(default, borrow)]
+    nonce: Member<'a>,
+    #[serde(default, borrow)]
+    oid: Member<'a>,
+    #[serde(default, borrow)]
+    sub: Member<'a>,
+    #[serde(default, borrow)]
+    preferred_username: Member<'a>,
+    #[serde(default, borrow)]
+    upn: Member<'a>,
+    #[serde(default, borrow)]
+    email: Member<'a>,
+    #[serde(default, borrow)]
+    name: Member<'a>,
+    #[serde(default, borrow)]
+    given_name: Member<'a>,
+    #[serde(default, borrow)]
+    family_name: Member<'a>,
+    #[serde(default, borrow)]
+    groups: Member<'a>,
+    #[serde(default, borrow)]
+    roles: Member<'a>,
+    #[serde(default)]
+    acct: Member<'a>,
+    #[serde(default, borrow)]
+    idp: Member<'a>,
+    #[serde(default, borrow, rename = "_claim_names")]
+    claim_names: Member<'a>,
 }
 
-fn number(p: &Map<String, Value>, name: &str) -> Result<Option<i64>> {
-    match p.get(name) {
-        None => Ok(None),
-        Some(v) => v
-            .as_i64()
-            .or_else(|| v.as_f64().map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| err(Code::TokenMalformed, format!("ID token claim `{name}` is not a number"))),
+fn text(m: &Member) -> Option<String> {
+    m.as_str().map(str::to_string)
+}
+
+fn string_list(m: Member) -> Vec<String> {
+    match m {
+        Member::List(strings, _) => strings.into_iter().map(Cow::into_owned).collect(),
+        _ => Vec::new(),
     }
+}
+
+fn number(m: &Member, name: &str) -> Result<Option<i64>> {
+    match m {
+        Member::Absent => Ok(None),
+        Member::Int(v) => Ok(Some(*v)),
+        _ => Err(err(Code::TokenMalformed, format!("ID token claim `{name}` is not a number"))),
+    }
+}
+
+/// `template` with every `{tenantid}` replaced by `tid` equals `iss`, without building it
+/// (the common case: one placeholder, or none).
+fn issuer_matches(template: &str, tid: &str, iss: &str) -> bool {
+    match template.split_once(TENANT_TEMPLATE) {
+        None => template == iss,
+        Some((pre, post)) if !post.contains(TENANT_TEMPLATE) => {
+            iss.len() == pre.len() + tid.len() + post.len()
+                && iss.starts_with(pre)
+                && iss.ends_with(post)
+                && &iss[pre.len()..pre.len() + tid.len()] == tid
+        }
+        Some(_) => template.replace(TENANT_TEMPLATE, tid) == iss,
+    }
+}
+
+/// `iss` has `/<tid>/` as a path segment, ASCII case-insensitively.
+fn issuer_names_tenant(iss: &str, tid: &str) -> bool {
+    let (iss, n) = (iss.as_bytes(), tid.len());
+    iss.len() >= n + 2
+        && iss.windows(n + 2).any(|w| w[0] == b'/' && w[n + 1] == b'/' && w[1..=n].eq_ignore_ascii_case(tid.as_bytes()))
 }
 
 /// Validates `token`; `key_for(kid)` returns the tenant's key (refetching JWKS if needed).
@@ -83,11 +159,10 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     let kid = jws.kid().ok_or_else(|| err(Code::TokenMalformed, "ID token header has no key id (kid)"))?;
     let jwk = key_for(kid)?;
     jws.verify_rs256(&jwk.key)?;
-    let p = &jws.payload;
-    let text = |name: &str| p.get(name).and_then(Value::as_str).map(str::to_string);
+    let p: Payload = jws.payload()?;
 
     // v1.0 tokens (sts.windows.net issuer) have other claim semantics: refuse them.
-    if text("ver").as_deref() != Some("2.0") {
+    if p.ver.as_str() != Some("2.0") {
         return Err(err(
             Code::TokenVersion,
             "ID token is not a v2.0 token (set accessTokenAcceptedVersion/ use the v2.0 endpoints)",
@@ -95,66 +170,63 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
         .with_hint("the realm must use the v2.0 endpoints; v1 tokens from sts.windows.net are refused"));
     }
 
-    let tid = text("tid").ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `tid` claim"))?;
-    let tid_lc = tid.to_ascii_lowercase();
-    let iss = text("iss").unwrap_or_default();
-    let expected_iss = expected.issuer.replace(TENANT_TEMPLATE, &tid);
-    if iss != expected_iss {
+    let tid = p.tid.as_str().ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `tid` claim"))?;
+    let iss = p.iss.as_str().unwrap_or_default();
+    if !issuer_matches(expected.issuer, tid, iss) {
+        let expected_iss = expected.issuer.replace(TENANT_TEMPLATE, tid);
         return Err(err(
             Code::TokenIssuerMismatch,
-            format!("ID token issuer '{}' is not the expected '{}'", sanitize(&iss), sanitize(&expected_iss)),
+            format!("ID token issuer '{}' is not the expected '{}'", sanitize(iss), sanitize(&expected_iss)),
         ));
     }
-    if !iss.to_ascii_lowercase().contains(&format!("/{tid_lc}/")) {
+    if !issuer_names_tenant(iss, tid) {
         // The tenant id we pin identities to must be the tenant of the issuer.
         return Err(err(Code::TokenIssuerMismatch, "ID token `tid` is not the tenant of its issuer"));
     }
     if let Some(key_issuer) = &jwk.issuer {
         // Entra's per-key issuer ties a signing key to its tenant (e.g. MSA keys in /common).
-        if key_issuer.replace(TENANT_TEMPLATE, &tid) != iss {
+        if !issuer_matches(key_issuer, tid, iss) {
             return Err(err(Code::TokenIssuerMismatch, "ID token was signed by a key of another issuer"));
         }
     }
     if let Tenant::Multi { allowed, .. } = expected.tenant {
-        if !allowed.contains(&tid_lc) {
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(tid)) {
             return Err(err(
                 Code::TokenTenantNotAllowed,
-                format!("tenant {} is not in the realm's allowed_tenants", sanitize(&tid)),
+                format!("tenant {} is not in the realm's allowed_tenants", sanitize(tid)),
             ));
         }
     }
 
     // Entra ID tokens name exactly one audience: our client id. Anything else is refused.
-    let aud_ok = match p.get("aud") {
-        Some(Value::String(a)) => a.eq_ignore_ascii_case(expected.client_id),
-        Some(Value::Array(a)) => a.len() == 1 && a[0].as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)),
+    let aud_ok = match &p.aud {
+        Member::Str(a) => a.eq_ignore_ascii_case(expected.client_id),
+        Member::List(a, len) => *len == 1 && a.len() == 1 && a[0].eq_ignore_ascii_case(expected.client_id),
         _ => false,
     };
     if !aud_ok {
         return Err(err(Code::TokenAudienceMismatch, "ID token audience is not this realm's client id"));
     }
-    if let Some(azp) = p.get("azp") {
-        if !azp.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)) {
-            return Err(err(Code::TokenAzpMismatch, "ID token authorized party (azp) is not this realm's client id"));
-        }
+    if !matches!(p.azp, Member::Absent) && !p.azp.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)) {
+        return Err(err(Code::TokenAzpMismatch, "ID token authorized party (azp) is not this realm's client id"));
     }
 
     let now = expected.now as i64;
-    let exp = number(p, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `exp` claim"))?;
-    if now > exp + CLOCK_SKEW_SECS {
+    let exp = number(&p.exp, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `exp` claim"))?;
+    if now > exp.saturating_add(CLOCK_SKEW_SECS) {
         return Err(err(Code::TokenExpired, "ID token has expired (check this node's clock if this repeats)"));
     }
-    if let Some(nbf) = number(p, "nbf")? {
+    if let Some(nbf) = number(&p.nbf, "nbf")? {
         if now + CLOCK_SKEW_SECS < nbf {
             return Err(err(Code::TokenNotYetValid, "ID token is not valid yet (check this node's clock)"));
         }
     }
-    let iat = number(p, "iat")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `iat` claim"))?;
+    let iat = number(&p.iat, "iat")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `iat` claim"))?;
     if iat > now + CLOCK_SKEW_SECS {
         return Err(err(Code::TokenIssuedInFuture, "ID token was issued in the future (check this node's clock)"));
     }
 
-    match p.get("nonce").and_then(Value::as_str) {
+    match p.nonce.as_str() {
         None => return Err(err(Code::TokenNonceMissing, "ID token carries no nonce")),
         Some(n) if n != expected.nonce => {
             return Err(err(Code::TokenNonceMismatch, "ID token nonce does not match this login"))
@@ -162,23 +234,23 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
         Some(_) => {}
     }
 
-    let required = |name: &str| text(name).ok_or_else(|| err(Code::TokenMissingClaim, format!("ID token has no `{name}` claim")));
+    let required = |m: &Member, name: &str| text(m).ok_or_else(|| err(Code::TokenMissingClaim, format!("ID token has no `{name}` claim")));
     Ok(Claims {
-        oid: required("oid")?,
-        sub: required("sub")?,
-        tid,
-        iss,
-        preferred_username: text("preferred_username"),
-        upn: text("upn"),
-        email: text("email"),
-        name: text("name"),
-        given_name: text("given_name"),
-        family_name: text("family_name"),
-        groups: string_list(p.get("groups")),
-        roles: string_list(p.get("roles")),
-        acct: number(p, "acct")?,
-        idp: text("idp"),
-        groups_overage: p.get("_claim_names").and_then(|c| c.get("groups")).is_some(),
+        oid: required(&p.oid, "oid")?,
+        sub: required(&p.sub, "sub")?,
+        tid: tid.to_string(),
+        iss: iss.to_string(),
+        preferred_username: text(&p.preferred_username),
+        upn: text(&p.upn),
+        email: text(&p.email),
+        name: text(&p.name),
+        given_name: text(&p.given_name),
+        family_name: text(&p.family_name),
+        groups: string_list(p.groups),
+        roles: string_list(p.roles),
+        acct: number(&p.acct, "acct")?,
+        idp: text(&p.idp),
+        groups_overage: matches!(p.claim_names, Member::Object { has_groups: true }),
     })
 }
 
@@ -187,7 +259,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::jwt::{b64url, public_key, rsa_key_from_pem, sign_rs256};
     use ring::signature::RsaKeyPair;
-    use serde_json::json;
+    use serde_json::{json, Value};
     use std::sync::OnceLock;
 
     pub const TID: &str = "11111111-2222-3333-4444-555555555555";
@@ -326,6 +398,48 @@ pub(crate) mod tests {
         for bad in ["", "a.b", "a.b.c.d", "!!.??.##", &format!("{}.{body}.x", b64url(b"[1]"))] {
             assert_eq!(check(bad).unwrap_err().code, Code::TokenMalformed, "{bad}");
         }
+    }
+
+    /// A token over a payload given as text (which `serde_json::Value` could not hold).
+    fn sign_text(header: &str, payload: &str) -> String {
+        let input = format!("{}.{}", b64url(header.as_bytes()), b64url(payload.as_bytes()));
+        let key = test_key();
+        let mut sig = vec![0u8; key.public().modulus_len()];
+        key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+        format!("{input}.{}", b64url(&sig))
+    }
+
+    #[test]
+    fn typed_claims_keep_the_rules_of_the_json_tree() {
+        let header = r#"{"alg":"RS256","kid":"k1"}"#;
+        let good = good_claims().to_string();
+        assert!(check(&sign_text(header, &good)).is_ok());
+        // A claim named twice is ambiguous: refused, not "last one wins".
+        let twice = good.replacen('{', r#"{"oid":"attacker","#, 1);
+        assert_eq!(check(&sign_text(header, &twice)).unwrap_err().code, Code::TokenMalformed);
+        // A header or payload that is a JSON array of the right values is still not an object.
+        assert_eq!(check(&sign_text(r#"["RS256","k1"]"#, &good)).unwrap_err().code, Code::TokenMalformed);
+        assert_eq!(check(&sign_text(header, "[1]")).unwrap_err().code, Code::TokenMalformed);
+        // null is a present claim of the wrong type, not an absent one.
+        for (patch, code) in [
+            (json!({"exp": null}), Code::TokenMalformed),
+            (json!({"azp": null}), Code::TokenAzpMismatch),
+            (json!({"aud": [CLIENT, 5]}), Code::TokenAudienceMismatch),
+            (json!({"oid": 5}), Code::TokenMissingClaim),
+        ] {
+            let mut c = good_claims();
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            assert_eq!(check(&sign(&c)).unwrap_err().code, code, "{patch}");
+        }
+        // Escaped strings are read as well as plain ones; non-string list items are skipped.
+        let mut c = good_claims();
+        c["preferred_username"] = json!("al\"ice\u{e9}");
+        c["groups"] = json!(["g1", 2, null, "g2"]);
+        let claims = check(&sign(&c)).unwrap();
+        assert_eq!(claims.preferred_username.as_deref(), Some("al\"ice\u{e9}"));
+        assert_eq!(claims.groups, vec!["g1", "g2"]);
     }
 
     #[test]

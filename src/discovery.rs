@@ -112,7 +112,12 @@ static MEMORY: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
 
 fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     let mut guard = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
-    f(guard.get_or_insert_with(HashMap::new).entry(key.to_string()).or_default())
+    let map = guard.get_or_insert_with(HashMap::new);
+    // The key is copied only the first time (this runs on every validation).
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), Entry::default());
+    }
+    f(map.get_mut(key).expect("inserted above"))
 }
 
 /// Parses and checks a discovery document. `allow_http` only for loopback test authorities.
@@ -325,6 +330,13 @@ impl Discovery<'_> {
     /// The current key set (cached, or fetched; the last good set when fetching fails). Shared,
     /// not copied: the keys were parsed once when the JWKS was read.
     pub fn keys(&self) -> Result<KeySet> {
+        // Fresh keys in memory need no provider metadata (the common case, per validation).
+        let fresh = with_entry(&self.memory_key(), |e| {
+            (KEYS.slot)(e).cached.as_ref().filter(|c| self.fresh(c.fetched_at)).map(|c| c.value.clone())
+        });
+        if let Some(keys) = fresh {
+            return Ok(keys);
+        }
         let provider = self.provider()?;
         self.document(&KEYS, &provider.jwks_uri, parse_key_set)
     }

@@ -16,7 +16,9 @@ use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector, Transport as UreqTransportLayer,
+};
 use ureq::Agent;
 
 use crate::config::RealmConfig;
@@ -133,7 +135,40 @@ fn new_agent() -> Agent {
         .max_idle_age(IDLE_TIMEOUT)
         .user_agent(concat!("pve-entraid/", env!("CARGO_PKG_VERSION")))
         .build();
-    Agent::with_parts(config, DefaultConnector::default(), CachingResolver::default())
+    // ureq's DefaultConnector minus its warnings for features we do not build (SOCKS, native-tls;
+    // `http_proxy` is http:// only, see config.rs), with the TLS step made agent-level.
+    let connector = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(AgentLevelTls(RustlsConnector::default()));
+    Agent::with_parts(config, connector, CachingResolver::default())
+}
+
+/// ureq's rustls connector, told that every request uses the agent's TLS settings (ours do: a
+/// request only sets proxy and timeouts). Without this, a request with its own settings makes
+/// ureq build a new rustls configuration, re-reading and parsing the whole trust store, for
+/// every new connection, and the agent's cached one is never made.
+#[derive(Debug)]
+struct AgentLevelTls(RustlsConnector);
+
+impl<In: UreqTransportLayer> Connector<In> for AgentLevelTls {
+    type Out = <RustlsConnector as Connector<In>>::Out;
+
+    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        let agent_level = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: false,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        self.0.connect(&agent_level, chained)
+    }
 }
 
 /// Name resolution in the calling thread (ureq's default resolver starts a thread per request

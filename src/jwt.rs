@@ -2,12 +2,15 @@
 //! own client assertions (RS256 or PS256). All RSA, SHA-256 and randomness go through ring, the
 //! crypto library rustls already links. Claim rules live in `claims.rs`.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{RsaKeyPair, RsaPublicKeyComponents};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Code, Error, Result};
@@ -49,24 +52,137 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<()> {
     rng().fill(buf).map_err(|_| Error::new(Code::InternalError, "no randomness from the operating system"))
 }
 
-/// A token split into its parts; nothing in it is trusted until `verify_rs256` succeeded.
+/// A token split into its parts; nothing in it is trusted until `verify_rs256` succeeded. The
+/// payload stays decoded JSON text until then: the caller reads it with [`Jws::payload`] into a
+/// typed, borrowing struct (no `serde_json::Value` tree on the validation path).
 pub struct Jws<'a> {
-    pub header: Map<String, Value>,
-    pub payload: Map<String, Value>,
+    alg: Option<String>,
+    kid: Option<String>,
+    header: Vec<u8>,
+    payload: Vec<u8>,
     signing_input: &'a str,
-    signature: Vec<u8>,
+    signature: [u8; MAX_SIGNATURE_LEN + 3],
+    signature_len: usize,
 }
+
+/// The longest RSA signature ring verifies (8192-bit keys).
+const MAX_SIGNATURE_LEN: usize = 1024;
 
 fn malformed(why: &str) -> Error {
     Error::new(Code::TokenMalformed, format!("ID token is malformed: {why}"))
 }
 
-fn decode_object(part: &str, what: &str) -> Result<Map<String, Value>> {
-    let bytes = b64url_decode(part).ok_or_else(|| malformed(&format!("{what} is not base64url")))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(malformed(&format!("{what} is not a JSON object"))),
+/// A JSON member read leniently: a string, a number, a list of strings, an object (of which only
+/// its member names matter to us) or anything else. A member of an unexpected type is not a parse
+/// error; the rule that reads it decides (as `Value::as_str` and friends did). A member that is
+/// not there is `Absent` (`#[serde(default)]`); `null` is `Other`, i.e. present.
+#[derive(Debug, Default)]
+pub enum Member<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    /// An integer, or a float truncated (numbers beyond i64 saturate).
+    Int(i64),
+    /// An array: its string elements, and how many elements it had in all.
+    List(Vec<Cow<'a, str>>, usize),
+    /// An object: whether it has a member named `groups` (`_claim_names`).
+    Object { has_groups: bool },
+    Other,
+}
+
+impl<'a> Member<'a> {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Member::Str(s) => Some(s),
+            _ => None,
+        }
     }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Member<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(MemberVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A string element of a list; other element types are counted but not kept.
+struct ListItem<'a>(Option<Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for ListItem<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(ListItem(match Member::deserialize(d)? {
+            Member::Str(s) => Some(s),
+            _ => None,
+        }))
+    }
+}
+
+struct MemberVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for MemberVisitor<'a> {
+    type Value = Member<'a>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Str(Cow::Owned(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Int(v as i64))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Member<'a>, E> {
+        Ok(Member::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Member<'a>, A::Error> {
+        let (mut strings, mut len) = (Vec::new(), 0);
+        while let Some(ListItem(item)) = seq.next_element()? {
+            len += 1;
+            strings.extend(item);
+        }
+        Ok(Member::List(strings, len))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Member<'a>, A::Error> {
+        let mut has_groups = false;
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            has_groups |= name == "groups";
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(Member::Object { has_groups })
+    }
+}
+
+/// The header members we read.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(default, borrow)]
+    alg: Member<'a>,
+    #[serde(default, borrow)]
+    kid: Member<'a>,
+}
+
+/// Parses `json` as a JSON object into `T` (a struct of optional members): a struct would also
+/// accept a JSON array of its fields, which no JOSE part is.
+pub fn from_object<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Option<T> {
+    let first = json.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(json).ok()
 }
 
 impl<'a> Jws<'a> {
@@ -75,18 +191,41 @@ impl<'a> Jws<'a> {
         let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(malformed("expected three dot-separated parts"));
         };
-        let header = decode_object(h, "header")?;
-        let payload = decode_object(p, "payload")?;
-        let signature = b64url_decode(s).ok_or_else(|| malformed("signature is not base64url"))?;
-        Ok(Jws { header, payload, signing_input: &token[..h.len() + 1 + p.len()], signature })
+        let header = b64url_decode(h).ok_or_else(|| malformed("header is not base64url"))?;
+        let fields: Header = from_object(&header).ok_or_else(|| malformed("header is not a JSON object"))?;
+        let owned = |m: Member| m.as_str().map(str::to_string);
+        let (alg, kid) = (owned(fields.alg), owned(fields.kid));
+        let payload = b64url_decode(p).ok_or_else(|| malformed("payload is not base64url"))?;
+        // Decoded in place: an RSA signature is as long as the key's modulus, at most 8192 bits.
+        // (3 bytes of slack: the decoder wants room for its estimate, which rounds up.)
+        let mut signature = [0u8; MAX_SIGNATURE_LEN + 3];
+        let signature_len = URL_SAFE_NO_PAD
+            .decode_slice(s.trim_end_matches('='), &mut signature)
+            .map_err(|_| malformed("signature is not base64url of at most 8192 bits"))?;
+        Ok(Jws { alg, kid, header, payload, signing_input: &token[..h.len() + 1 + p.len()], signature, signature_len })
     }
 
     pub fn alg(&self) -> Option<&str> {
-        self.header.get("alg").and_then(Value::as_str)
+        self.alg.as_deref()
     }
 
     pub fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.kid.as_deref()
+    }
+
+    /// The payload read into `T` (borrowing from the token's decoded bytes); `token.malformed`
+    /// if it is not a JSON object of that shape. Unverified until `verify_*` succeeded.
+    pub fn payload<'p, T: Deserialize<'p>>(&'p self) -> Result<T> {
+        from_object(&self.payload).ok_or_else(|| malformed("payload is not a JSON object of claims"))
+    }
+
+    /// Header and payload as JSON trees, for tests and fuzzing (not the validation path).
+    pub fn header_json(&self) -> Option<Map<String, Value>> {
+        from_object(&self.header)
+    }
+
+    pub fn payload_json(&self) -> Option<Map<String, Value>> {
+        from_object(&self.payload)
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `header.payload`, keys of 2048 to 8192 bits, straight
@@ -101,7 +240,7 @@ impl<'a> Jws<'a> {
     }
 
     fn verify(&self, key: &RsaPublicKey, alg: &ring::signature::RsaParameters) -> Result<()> {
-        key.verify(alg, self.signing_input.as_bytes(), &self.signature)
+        key.verify(alg, self.signing_input.as_bytes(), &self.signature[..self.signature_len])
             .map_err(|_| Error::new(Code::TokenBadSignature, "ID token signature does not verify"))
     }
 }

@@ -13,7 +13,7 @@ pub mod jwt;
 mod store;
 pub mod discovery;
 pub mod claims;
-mod state;
+pub mod state;
 pub mod ratelimit;
 pub mod request;
 mod credential;

@@ -26,12 +26,21 @@ fn main() {
     println!("| figure | value | target |");
     println!("| --- | --- | --- |");
     stats::row("load average at start (1/5/15 min)", &stats::loadavg(), "-");
-    requests::run();
-    validation::run();
-    latency::run();
-    replay::run();
-    ratelimit::run();
-    libload::run();
+    // BENCH_ONLY=validation,replay runs only those parts (for iterating on one figure).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let parts: [(&str, fn()); 6] = [
+        ("requests", requests::run),
+        ("validation", validation::run),
+        ("latency", latency::run),
+        ("replay", replay::run),
+        ("ratelimit", ratelimit::run),
+        ("libload", libload::run),
+    ];
+    for (name, run) in parts {
+        if only.is_empty() || only.split(',').any(|o| o == name) {
+            run();
+        }
+    }
     stats::row("load average at end (1/5/15 min)", &stats::loadavg(), "-");
     let _ = std::fs::remove_file(realm::trust_bundle());
 }
