@@ -4,9 +4,11 @@
 //! key, asks the IdP anything or consumes a state.
 //!
 //! The buckets are shared by all processes of the node (pveproxy and pvedaemon each run several
-//! workers): a fixed-size file `<run_dir>/ratelimit.v1` on tmpfs, made once (0600, a random hash
+//! workers): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
 //! key in its header) and mapped by every process; a bucket is one `u64` (time of its last
-//! update, tokens left) updated by compare-and-swap. A call costs two keyed hashes and two CAS on
+//! update, tokens left) updated by compare-and-swap. Time is `CLOCK_BOOTTIME`, shared by all
+//! processes and never stepped (a wall clock stepped back an hour by NTP would otherwise leave
+//! empty buckets refused for that hour); a stored time later than now counts as now. A call costs two keyed hashes and two CAS on
 //! the mapping plus one `stat` of the file, whatever the attacker sends: the table never grows.
 //! Address buckets are chosen by an HMAC of (realm, address) under the file's key, so an attacker
 //! cannot aim at someone else's bucket; two addresses that share a bucket only share its budget
@@ -24,7 +26,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 use serde_json::Value;
@@ -61,8 +62,8 @@ pub const DEFAULT_LIMITS: Limits = Limits {
 /// The largest burst a bucket holds (24 bits of milli-tokens).
 pub const MAX_BURST: u32 = 16_000;
 /// The table file in `run_dir`; the version changes with the layout.
-pub const TABLE_FILE: &str = "ratelimit.v1";
-const MAGIC: &[u8; 8] = b"PVEERL01";
+pub const TABLE_FILE: &str = "ratelimit.v2";
+const MAGIC: &[u8; 8] = b"PVEERL02";
 const HEADER_LEN: usize = 64;
 const KEY_LEN: usize = 32;
 const ADDRESS_SLOTS: usize = 1 << 16;
@@ -70,7 +71,7 @@ const REALM_SLOTS: usize = 256;
 /// 64 + 8 × 65,792 bytes = 514 KiB of tmpfs, whatever happens.
 pub const TABLE_LEN: usize = HEADER_LEN + 8 * (ADDRESS_SLOTS + REALM_SLOTS);
 
-/// A slot is `time << 24 | milli-tokens`: time in ms since the table's epoch (40 bits: 34 years),
+/// A slot is `time << 24 | milli-tokens`: time in ms of `CLOCK_BOOTTIME` (40 bits: 34 years),
 /// tokens in thousandths (24 bits). 0 is a bucket never used, i.e. full.
 const TOKEN_BITS: u32 = 24;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
@@ -134,7 +135,6 @@ impl std::fmt::Display for Client {
 pub struct Table {
     base: *mut u8,
     key: hmac::Key,
-    epoch_ms: u64,
     dev: u64,
     ino: u64,
 }
@@ -192,9 +192,8 @@ impl Table {
         let base = base.cast::<u8>();
         // SAFETY: the header is within the mapping and written completely before the file was published.
         let header = unsafe { std::slice::from_raw_parts(base, HEADER_LEN) };
-        let epoch_ms = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
         let key = hmac::Key::new(hmac::HMAC_SHA256, &header[16..16 + KEY_LEN]);
-        let table = Table { base, key, epoch_ms, dev, ino };
+        let table = Table { base, key, dev, ino };
         if &header[..8] != MAGIC {
             return Err(std::io::Error::new(ErrorKind::InvalidData, "bad magic"));
         }
@@ -211,8 +210,7 @@ impl Table {
         }
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
-        // the epoch lies a second back, so that a time field is never 0 (a fresh slot)
-        header[8..16].copy_from_slice(&now_ms().saturating_sub(1000).to_le_bytes());
+        // bytes 8..16 are reserved (zero)
         random_bytes(&mut header[16..16 + KEY_LEN])?;
         let mut suffix = [0u8; 8];
         random_bytes(&mut suffix)?;
@@ -254,11 +252,12 @@ impl Table {
         (address, realm)
     }
 
-    /// Takes one call from the client's bucket, then one from the realm's; `now_ms` is Unix time.
-    /// A call refused by its address costs the realm nothing.
+    /// Takes one call from the client's bucket, then one from the realm's; `now_ms` is
+    /// [`clock_ms`]. A call refused by its address costs the realm nothing.
     pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64) -> std::result::Result<(), Refused> {
         let (address, realm_slot) = self.buckets(realm, client);
-        let now = now_ms.saturating_sub(self.epoch_ms).clamp(1, TIME_MASK);
+        // never 0 (a fresh slot)
+        let now = now_ms.clamp(1, TIME_MASK);
         if !take(self.slot(address), limits.address, now) {
             return Err(Refused::Address);
         }
@@ -276,22 +275,35 @@ fn take(slot: &AtomicU64, budget: Budget, now: u64) -> bool {
     let mut old = slot.load(Ordering::Acquire);
     loop {
         let (then, tokens) = if old == 0 { (now, capacity) } else { (old >> TOKEN_BITS, old & TOKEN_MASK) };
-        // a clock stepped back refills nothing and restarts from now
+        // A time later than now (a table from before a reboot, when /run is not tmpfs) counts as
+        // now: refused calls move it back to now, so refilling resumes from there.
         let elapsed = now.saturating_sub(then).min(u64::from(u32::MAX));
         let tokens = (tokens + elapsed * u64::from(budget.per_minute) * MILLI / 60_000).min(capacity);
-        if tokens < MILLI {
+        let new = if tokens >= MILLI {
+            // never move a slot's time back: a process that read the clock a moment earlier
+            // must not make the next caller's refill count twice
+            now.max(then) << TOKEN_BITS | (tokens - MILLI)
+        } else if then > now {
+            now << TOKEN_BITS | tokens
+        } else {
             return false;
-        }
-        let new = now << TOKEN_BITS | (tokens - MILLI);
+        };
         match slot.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return true,
+            Ok(_) if tokens >= MILLI => return true,
+            Ok(_) => return false,
             Err(current) => old = current,
         }
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// Milliseconds of `CLOCK_BOOTTIME`: the same in every process, never stepped, counting suspend.
+pub fn clock_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_BOOTTIME exists on every supported kernel.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// The table of this process, remapped when the file was replaced (checked by one `stat`).
@@ -345,7 +357,7 @@ pub fn admit(req: &Request) -> Result<()> {
     let client = Client::parse(address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
     let limits = limits_of(req)?;
     let table = table(&Path::new(dir).join(TABLE_FILE))?;
-    table.admit(&req.realm, &client, &limits, now_ms()).map_err(|refused| {
+    table.admit(&req.realm, &client, &limits, clock_ms()).map_err(|refused| {
         let (whose, b) = match refused {
             Refused::Address => (format!("client {client}"), limits.address),
             Refused::Realm => (format!("all clients of realm {} (this one: {client})", req.realm), limits.realm),
@@ -360,7 +372,7 @@ mod tests {
     use super::*;
 
     const MIN: u64 = 60_000;
-    const T0: u64 = 1_800_000_000_000;
+    const T0: u64 = 1_000_000_000;
 
     fn limits(a: (u32, u32), r: (u32, u32)) -> Limits {
         Limits { address: Budget { burst: a.0, per_minute: a.1 }, realm: Budget { burst: r.0, per_minute: r.1 } }
@@ -535,12 +547,32 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_stepped_back_refills_nothing() {
+    fn refilling_resumes_after_the_clock_went_back() {
         let (_d, t) = fresh();
         let l = limits((2, 60), (100, 60));
         let c = Client::V4([192, 0, 2, 1]);
         assert_eq!(count_admitted(&t, "entra", &c, &l, T0, 5), 2);
-        assert_eq!(count_admitted(&t, "entra", &c, &l, T0 - 3600_000, 5), 0);
-        assert_eq!(count_admitted(&t, "entra", &c, &l, T0 + 1000, 5), 1);
+        // an hour back (a table kept across a reboot): the empty bucket refills from the new now,
+        // not from when the clock catches up
+        let back = T0 - 3600_000;
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back, 5), 0);
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back + 1000, 5), 1);
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back + 3000, 5), 2);
+        // a bucket that still has tokens is spent at its stored time and refused at the earlier
+        // one, then refills from there, never twice for the same interval
+        let c2 = Client::V4([192, 0, 2, 2]);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, T0, 1), 1);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, back, 5), 1);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, back + 1000, 5), 1);
+    }
+
+    #[test]
+    fn the_clock_is_boot_time() {
+        let a = clock_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = clock_ms();
+        assert!(a > 0 && b >= a + 20 && b < a + 5000, "{a} {b}");
+        // boot time, not Unix time (which is 1.7e12 ms and more)
+        assert!(b < TIME_MASK);
     }
 }

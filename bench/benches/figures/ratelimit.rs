@@ -4,10 +4,10 @@
 //! process's mapping); and the same while one address floods and is refused.
 
 use crate::stats::{percentile, row};
-use pve_entraid::ratelimit::{admit, Client, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
+use pve_entraid::ratelimit::{admit, clock_ms, Client, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
 use pve_entraid::request::Request;
 use serde_json::json;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 20_000;
 
@@ -29,7 +29,7 @@ pub fn run() {
     let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-ratelimit", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let table = Table::open_or_create(&dir.join(TABLE_FILE)).expect("rate-limit table");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let now = clock_ms();
     // every call from another address: each finds a bucket with tokens
     let (p50, p99) = measure(|i| {
         let c = Client::V4((i as u32).to_be_bytes());

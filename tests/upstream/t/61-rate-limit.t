@@ -136,15 +136,15 @@ is(auth_url('other', '203.0.113.1')->{status}, 200, 'another realm is not affect
 
 # --- 3. an unusable table refuses, it never lets calls through unlimited ----------------------
 # a file that is not the table (here too short; likewise one with group/other access)
-unlink('/run/pve-entraid/ratelimit.v1') or die "unlink: $!\n";
-spew('/run/pve-entraid/ratelimit.v1', 'not a table', 0600);
+unlink('/run/pve-entraid/ratelimit.v2') or die "unlink: $!\n";
+spew('/run/pve-entraid/ratelimit.v2', 'not a table', 0600);
 my $broken = auth_url('other', '192.0.2.123');
 is($broken->{status}, 500, 'a file that is not a table is not used: the call is refused');
 like($broken->{message}, qr/\(cache\.io, reference [0-9a-f]{8}\)/, '... as cache.io');
 ok((grep { m/code=cache\.io .*rate-limit table/ } @SYSLOG), '... and the journal says why');
-unlink('/run/pve-entraid/ratelimit.v1') or die "unlink: $!\n";
+unlink('/run/pve-entraid/ratelimit.v2') or die "unlink: $!\n";
 is(auth_url('other', '192.0.2.123')->{status}, 200, 'a removed table is made again');
-is((stat('/run/pve-entraid/ratelimit.v1'))[2] & 07777, 0600, '... root-only');
+is((stat('/run/pve-entraid/ratelimit.v2'))[2] & 07777, 0600, '... root-only');
 
 # --- 4. the defaults: one address gets 30 logins at once, then a call a second --------------
 {
