@@ -217,8 +217,15 @@ impl Table {
         let tmp = dir.join(format!(".{TABLE_FILE}.{}", u64::from_le_bytes(suffix)));
         let written = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&tmp)?;
-            f.set_len(TABLE_LEN as u64)?;
             f.write_all(&header)?;
+            // every page allocated now: a sparse file would raise SIGBUS in the worker writing
+            // a slot on an untouched page once the tmpfs is full
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid, open file descriptor; plain integers.
+            match unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, TABLE_LEN as libc::off_t) } {
+                0 => {}
+                e => return Err(std::io::Error::from_raw_os_error(e)),
+            }
             match std::fs::hard_link(&tmp, path) {
                 Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
                 _ => Ok(()),
@@ -494,6 +501,7 @@ mod tests {
         assert_eq!(count_admitted(&t, "entra", &c, &l, T0, 3), 3);
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), TABLE_LEN as u64);
+        assert!(meta.blocks() * 512 >= TABLE_LEN as u64, "no holes: {} blocks", meta.blocks());
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
         // a second mapping (another process) sees the same buckets
