@@ -39,7 +39,7 @@ fn state_key(req: &Request) -> Result<[u8; 32]> {
 /// `{"url", "state"}`. No network I/O when discovery is cached, and nothing written but that cache.
 pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before any other work (see ratelimit)
-    ratelimit::admit(req)?;
+    ratelimit::admit(req, ratelimit::Endpoint::AuthUrl)?;
     let redirect_url = req.redirect_url()?;
     let login_hint = req.opt_str("login_hint")?;
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
@@ -88,7 +88,7 @@ pub fn auth_url(req: &Request, env: &Env) -> Result<Value> {
 pub fn login(req: &Request, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before the state is read or consumed and before any request
     // with the app's credential
-    ratelimit::admit(req)?;
+    ratelimit::admit(req, ratelimit::Endpoint::Login)?;
     let code = req.str("code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));

@@ -1,7 +1,8 @@
 //! The budget of anonymous work: every `auth_url` and `login` call first takes one token from the
-//! bucket of its client address (per realm; IPv6 by /64) and one from its realm's bucket, and is
-//! refused with `request.rate_limited` (HTTP 429) when either is empty, before it reads the state
-//! key, asks the IdP anything or consumes a state.
+//! bucket of its client address (per realm; IPv6 by /64), a `login` also one from its realm's
+//! bucket (only `login` sends a request with the app's credential, which is what the realm budget
+//! bounds), and is refused with `request.rate_limited` (HTTP 429) when one is empty, before it
+//! reads the state key, asks the IdP anything or consumes a state.
 //!
 //! The buckets are shared by all processes of the node (pveproxy and pvedaemon each run several
 //! workers): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
@@ -51,12 +52,13 @@ pub struct Limits {
 
 /// A login is two calls (auth-url, login). An address: 30 logins at once, then one a second
 /// (an office behind one NAT address signing in at 9:00 stays below it; a script hammering from
-/// one address gets a call a second). A realm: 300 logins at once, then 2.5 a second: each login
-/// with a junk code costs one token request with the app's credential, so this bounds what an
-/// attacker with many addresses makes the node send to Microsoft under the app's name.
+/// one address gets a call a second). A realm (paid by `login` only): 300 logins at once, then 2.5
+/// a second: each login with a junk code costs one token request with the app's credential, so
+/// this bounds what an attacker with many addresses makes the node send to Microsoft under the
+/// app's name.
 pub const DEFAULT_LIMITS: Limits = Limits {
     address: Budget { burst: 60, per_minute: 60 },
-    realm: Budget { burst: 600, per_minute: 300 },
+    realm: Budget { burst: 300, per_minute: 150 },
 };
 
 /// The largest burst a bucket holds (24 bits of milli-tokens).
@@ -77,6 +79,16 @@ const TOKEN_BITS: u32 = 24;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 const TIME_MASK: u64 = (1 << (64 - TOKEN_BITS)) - 1;
 const MILLI: u64 = 1000;
+
+/// The anonymous entry point a call is made to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Pays its address's budget only: it sends nothing with the app's credential, so charging
+    /// the realm would only make a realm-wide lockout cheaper for an attacker.
+    AuthUrl,
+    /// Pays its address's budget and its realm's.
+    Login,
+}
 
 /// Which budget refused a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,16 +271,16 @@ impl Table {
         (address, realm)
     }
 
-    /// Takes one call from the client's bucket, then one from the realm's; `now_ms` is
-    /// [`clock_ms`]. A call refused by its address costs the realm nothing.
-    pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64) -> std::result::Result<(), Refused> {
+    /// Takes one call from the client's bucket, then, for a login, one from the realm's; `now_ms`
+    /// is [`clock_ms`]. A call refused by its address costs the realm nothing.
+    pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64, endpoint: Endpoint) -> std::result::Result<(), Refused> {
         let (address, realm_slot) = self.buckets(realm, client);
         // never 0 (a fresh slot)
         let now = now_ms.clamp(1, TIME_MASK);
         if !take(self.slot(address), limits.address, now) {
             return Err(Refused::Address);
         }
-        if !take(self.slot(realm_slot), limits.realm, now) {
+        if endpoint == Endpoint::Login && !take(self.slot(realm_slot), limits.realm, now) {
             return Err(Refused::Realm);
         }
         Ok(())
@@ -355,7 +367,7 @@ pub fn limits_of(req: &Request) -> Result<Limits> {
 /// The entry points' admission: with a `run_dir` (the Perl side always gives one), one call of
 /// the budget of `client_address` and of the realm, else `request.rate_limited`. Without
 /// `run_dir` (library tests, tools) nothing is limited.
-pub fn admit(req: &Request) -> Result<()> {
+pub fn admit(req: &Request, endpoint: Endpoint) -> Result<()> {
     let Some(dir) = req.opt_str("run_dir")? else { return Ok(()) };
     if !dir.starts_with('/') {
         return Err(invalid("`run_dir` must be an absolute path"));
@@ -364,7 +376,7 @@ pub fn admit(req: &Request) -> Result<()> {
     let client = Client::parse(address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
     let limits = limits_of(req)?;
     let table = table(&Path::new(dir).join(TABLE_FILE))?;
-    table.admit(&req.realm, &client, &limits, clock_ms()).map_err(|refused| {
+    table.admit(&req.realm, &client, &limits, clock_ms(), endpoint).map_err(|refused| {
         let (whose, b) = match refused {
             Refused::Address => (format!("client {client}"), limits.address),
             Refused::Realm => (format!("all clients of realm {} (this one: {client})", req.realm), limits.realm),
@@ -410,7 +422,7 @@ mod tests {
     }
 
     fn count_admitted(t: &Table, realm: &str, c: &Client, l: &Limits, now: u64, n: usize) -> usize {
-        (0..n).filter(|_| t.admit(realm, c, l, now).is_ok()).count()
+        (0..n).filter(|_| t.admit(realm, c, l, now, Endpoint::Login).is_ok()).count()
     }
 
     #[test]
@@ -419,7 +431,7 @@ mod tests {
         let l = limits((10, 60), (1000, 1000));
         let a = Client::parse("192.0.2.1").unwrap();
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0, 50), 10);
-        assert_eq!(t.admit("entra", &a, &l, T0), Err(Refused::Address));
+        assert_eq!(t.admit("entra", &a, &l, T0, Endpoint::Login), Err(Refused::Address));
         // 60 a minute: one a second; half a second gives nothing, a second one call
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 500, 5), 0);
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 1000, 5), 1);
@@ -443,7 +455,7 @@ mod tests {
         for i in 0..100u8 {
             let c = Client::parse(&format!("203.0.113.{i}")).unwrap();
             for _ in 0..3 {
-                match t.admit("entra", &c, &l, T0) {
+                match t.admit("entra", &c, &l, T0, Endpoint::Login) {
                     Ok(()) => admitted += 1,
                     Err(Refused::Realm) => refused_by_realm += 1,
                     Err(Refused::Address) => {}
@@ -453,7 +465,16 @@ mod tests {
         assert_eq!(admitted, 20, "the realm's burst, from any number of addresses");
         assert!(refused_by_realm > 0);
         // another realm is not affected
-        assert!(t.admit("other", &one, &l, T0).is_ok());
+        assert!(t.admit("other", &one, &l, T0, Endpoint::Login).is_ok());
+        // auth-url sends nothing with the app's credential: a spent realm budget does not refuse
+        // it, and it spends none
+        let fresh_client = Client::parse("192.0.2.200").unwrap();
+        assert_eq!(t.admit("entra", &fresh_client, &l, T0, Endpoint::Login), Err(Refused::Realm));
+        assert!(t.admit("entra", &fresh_client, &l, T0, Endpoint::AuthUrl).is_ok());
+        let l2 = limits((1000, 1), (3, 1));
+        let c = Client::parse("192.0.2.201").unwrap();
+        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::AuthUrl).is_ok()).count(), 10);
+        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::Login).is_ok()).count(), 3);
     }
 
     #[test]
@@ -470,7 +491,7 @@ mod tests {
         let (_d, t) = fresh();
         let l = limits((3, 1), (1000, 1));
         // a whole /64 (what one host can pick from) shares one budget
-        let spent = (0..10).filter(|i| t.admit("entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0).is_ok()).count();
+        let spent = (0..10).filter(|i| t.admit("entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0, Endpoint::Login).is_ok()).count();
         assert_eq!(spent, 3);
         assert_eq!(count_admitted(&t, "entra", &Client::parse("2001:db8:1:3::1").unwrap(), &l, T0, 10), 3);
     }

@@ -120,18 +120,21 @@ ok(($v6{200} // 0) >= $ADDRESS_BURST && ($v6{200} // 0) <= $ADDRESS_BURST + slac
     or diag explain \%v6;
 is(auth_url('entra', '2001:db8:4:3::1')->{status}, 200, 'the next /64 has its own');
 
-# --- 2. many addresses, one realm -------------------------------------------------------------
+# --- 2. many addresses, one realm: logins with junk codes (what costs token requests) -------
 my %realm_status;
 for my $n (1 .. 40) {
     for (1 .. 3) {
-        $realm_status{ auth_url('flood', "203.0.113.$n")->{status} }++;
+        $realm_status{ login('flood', "203.0.113.$n", 'junk-code', 'junk-state')->{status} == 429 ? 429 : 'admitted' }++;
     }
 }
-my $realm_admitted = $realm_status{200} // 0;
+my $realm_admitted = $realm_status{admitted} // 0;
 ok($realm_admitted >= $REALM_BURST && $realm_admitted <= $REALM_BURST + slack(),
-    "40 addresses x 3 calls: $realm_admitted admitted (realm budget $REALM_BURST), each address below its own")
+    "40 addresses x 3 logins: $realm_admitted admitted (realm budget $REALM_BURST), each address below its own")
     or diag explain \%realm_status;
-is(auth_url('flood', '192.0.2.99')->{status}, 429, 'a new address is refused while its realm is spent');
+is(login('flood', '192.0.2.99', 'junk-code', 'junk-state')->{status}, 429,
+    'a login from a new address is refused while its realm is spent');
+is(auth_url('flood', '192.0.2.99')->{status}, 200,
+    '... its auth-url is not (it sends nothing with the app\'s credential and pays only its address)');
 is(auth_url('other', '203.0.113.1')->{status}, 200, 'another realm is not affected');
 
 # --- 3. an unusable table refuses, it never lets calls through unlimited ----------------------
