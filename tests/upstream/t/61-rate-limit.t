@@ -106,9 +106,13 @@ like($refused->{message}, qr/^too many sign-in attempts; try again in a minute \
     'generic message with code and reference');
 my ($reference) = $refused->{message} =~ m/reference ([0-9a-f]{8})/;
 unlike($refused->{message}, qr/198\.51|budget|per.minute|\b20\b/, 'no address or budget in the answer');
-my ($journal) = grep { m/ref=\Q$reference\E/ } @SYSLOG;
-like($journal // '', qr/entraid auth-url failure; ref=$reference realm=entra .*rhost=\Q$ATTACKER\E code=request\.rate_limited .*client 198\.51\.100\.66: budget 20 calls/,
+my @journal = grep { m/rhost=\Q$ATTACKER\E code=request\.rate_limited/ } @SYSLOG;
+like($journal[0] // '', qr/entraid (auth-url|login) failure; ref=[0-9a-f]{8} realm=entra .*rhost=\Q$ATTACKER\E code=request\.rate_limited .*client 198\.51\.100\.66: budget 20 calls/,
     'the journal has the address and the budget');
+# hundreds of refusals, one journal line per address and minute: a flood does not trip
+# journald's rate limit for pvedaemon (which would drop unrelated lines)
+ok(@journal >= 1 && @journal <= slack(), scalar(@journal) . " journal lines for $status{429} refused calls")
+    or diag explain \@journal;
 
 # IPv4 seen through a dual-stack socket (::ffff:a.b.c.d) is the same client
 is(auth_url('entra', "::ffff:$ATTACKER")->{status}, 429, 'a v4-mapped IPv6 address is its IPv4 address');
