@@ -4,8 +4,8 @@
 //! bounds), and is refused with `request.rate_limited` (HTTP 429) when one is empty, before it
 //! reads the state key, asks the IdP anything or consumes a state.
 //!
-//! The buckets are shared by all processes of the node (pveproxy and pvedaemon each run several
-//! workers): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
+//! The buckets are shared by all processes of the node (the endpoints are `protected`, so the
+//! library runs in pvedaemon's workers, as root): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
 //! key in its header) and mapped by every process; a bucket is one `u64` (time of its last
 //! update, tokens left) updated by compare-and-swap. Time is `CLOCK_BOOTTIME`, shared by all
 //! processes and never stepped (a wall clock stepped back an hour by NTP would otherwise leave
@@ -555,6 +555,23 @@ mod tests {
         std::fs::write(&path, b"short").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert_eq!(Table::open_or_create(&path).err().unwrap().code, Code::CacheIo);
+    }
+
+    #[test]
+    fn a_table_owned_by_another_user_is_refused() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to give the file away");
+            return;
+        }
+        let d = tempdir::Dir::new();
+        let path = d.0.join("run").join(TABLE_FILE);
+        drop(Table::open_or_create(&path).unwrap());
+        // nobody: whoever could write it could aim or switch off our budgets
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let e = Table::open_or_create(&path).err().unwrap();
+        assert_eq!(e.code, Code::CacheIo);
+        assert!(e.message.contains("owner 65534"), "{}", e.message);
     }
 
     #[test]
