@@ -575,6 +575,64 @@ mod tests {
     }
 
     #[test]
+    fn a_full_tmpfs_refuses_the_table_instead_of_killing_the_process() {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to mount a tmpfs");
+            return;
+        }
+        let d = tempdir::Dir::new();
+        let small = d.0.join("small");
+        std::fs::create_dir(&small).unwrap();
+        // SAFETY: the child only unshares, mounts, maps, does atomics and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = std::panic::catch_unwind(|| {
+                let c = |s: &[u8]| CString::new(s).unwrap();
+                let (root, target, tmpfs, opts) = (c(b"/"), c(small.as_os_str().as_bytes()), c(b"tmpfs"), c(b"size=64k"));
+                // SAFETY: a private mount namespace of this child only; valid C strings.
+                unsafe {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0
+                        || libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+                        || libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, opts.as_ptr().cast()) != 0
+                    {
+                        return 77;
+                    }
+                }
+                // a tmpfs with 64 KiB left: the table cannot be allocated
+                match Table::open_or_create(&small.join("run").join(TABLE_FILE)) {
+                    Err(e) if e.code == Code::CacheIo => 0,
+                    Err(_) => 2,
+                    Ok(t) => {
+                        // a sparse table: its slots' pages are allocated on first write, and
+                        // one beyond the space left raises SIGBUS
+                        let l = limits((5, 1), (5, 1));
+                        for i in 0..4096u32 {
+                            let _ = t.admit("entra", &Client::V4(i.to_be_bytes()), &l, T0, Endpoint::Login);
+                        }
+                        3
+                    }
+                }
+            })
+            .unwrap_or(1);
+            // SAFETY: leaves the forked child without running the test harness's exit path.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(!libc::WIFSIGNALED(status), "the process was killed by signal {}", libc::WTERMSIG(status));
+        match libc::WEXITSTATUS(status) {
+            0 => {}
+            77 => eprintln!("skipped: no mount namespace here"),
+            c => panic!("child exit {c} (3: a table was made on a full tmpfs)"),
+        }
+    }
+
+    #[test]
     fn processes_share_the_budget() {
         let d = tempdir::Dir::new();
         let path = d.0.join(TABLE_FILE);
