@@ -38,7 +38,7 @@ fn state_key(path: &str) -> Result<[u8; 32]> {
 /// `{"url", "state"}`. No network I/O when discovery is cached, and nothing written but that cache.
 pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before any other work (see ratelimit)
-    ratelimit::admit(&req.realm, &req.body.caller())?;
+    ratelimit::admit(&req.realm, &req.body.caller(), ratelimit::Endpoint::AuthUrl)?;
     let redirect_url = redirect_url(&req.body.redirect_url)?;
     let login_hint = req.body.login_hint.as_deref();
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
@@ -87,7 +87,7 @@ pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
 pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     // anonymous: the budget first, before the state is read or consumed and before any request
     // with the app's credential
-    ratelimit::admit(&req.realm, &req.body.caller())?;
+    ratelimit::admit(&req.realm, &req.body.caller(), ratelimit::Endpoint::Login)?;
     let code = required(&req.body.code, "code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));

@@ -1,12 +1,15 @@
 //! The budget of anonymous work: every `auth_url` and `login` call first takes one token from the
-//! bucket of its client address (per realm; IPv6 by /64) and one from its realm's bucket, and is
-//! refused with `request.rate_limited` (HTTP 429) when either is empty, before it reads the state
-//! key, asks the IdP anything or consumes a state.
+//! bucket of its client address (per realm; IPv6 by /64), a `login` also one from its realm's
+//! bucket (only `login` sends a request with the app's credential, which is what the realm budget
+//! bounds), and is refused with `request.rate_limited` (HTTP 429) when one is empty, before it
+//! reads the state key, asks the IdP anything or consumes a state.
 //!
-//! The buckets are shared by all processes of the node (pveproxy and pvedaemon each run several
-//! workers): a fixed-size file `<run_dir>/ratelimit.v1` on tmpfs, made once (0600, a random hash
+//! The buckets are shared by all processes of the node (the endpoints are `protected`, so the
+//! library runs in pvedaemon's workers, as root): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
 //! key in its header) and mapped by every process; a bucket is one `u64` (time of its last
-//! update, tokens left) updated by compare-and-swap. A call costs two keyed hashes and two CAS on
+//! update, tokens left) updated by compare-and-swap. Time is `CLOCK_BOOTTIME`, shared by all
+//! processes and never stepped (a wall clock stepped back an hour by NTP would otherwise leave
+//! empty buckets refused for that hour); a stored time later than now counts as now. A call costs two keyed hashes and two CAS on
 //! the mapping plus one `stat` of the file, whatever the attacker sends: the table never grows.
 //! Address buckets are chosen by an HMAC of (realm, address) under the file's key, so an attacker
 //! cannot aim at someone else's bucket; two addresses that share a bucket only share its budget
@@ -24,7 +27,6 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
@@ -49,32 +51,45 @@ pub struct Limits {
 
 /// A login is two calls (auth-url, login). An address: 30 logins at once, then one a second
 /// (an office behind one NAT address signing in at 9:00 stays below it; a script hammering from
-/// one address gets a call a second). A realm: 300 logins at once, then 2.5 a second: each login
-/// with a junk code costs one token request with the app's credential, so this bounds what an
-/// attacker with many addresses makes the node send to Microsoft under the app's name.
+/// one address gets a call a second). A realm (paid by `login` only): 300 logins at once, then 2.5
+/// a second: each login with a junk code costs one token request with the app's credential, so
+/// this bounds what an attacker with many addresses makes the node send to Microsoft under the
+/// app's name.
 pub const DEFAULT_LIMITS: Limits = Limits {
     address: Budget { burst: 60, per_minute: 60 },
-    realm: Budget { burst: 600, per_minute: 300 },
+    realm: Budget { burst: 300, per_minute: 150 },
 };
 
 /// The largest burst a bucket holds (24 bits of milli-tokens).
 pub const MAX_BURST: u32 = 16_000;
 /// The table file in `run_dir`; the version changes with the layout.
-pub const TABLE_FILE: &str = "ratelimit.v1";
-const MAGIC: &[u8; 8] = b"PVEERL01";
+pub const TABLE_FILE: &str = "ratelimit.v2";
+const MAGIC: &[u8; 8] = b"PVEERL02";
 const HEADER_LEN: usize = 64;
 const KEY_LEN: usize = 32;
 const ADDRESS_SLOTS: usize = 1 << 16;
-const REALM_SLOTS: usize = 256;
-/// 64 + 8 × 65,792 bytes = 514 KiB of tmpfs, whatever happens.
+/// Realms share a slot only by chance of the keyed hash: for 10 realms about 1 % (birthday bound
+/// 45 / 4096), and which ones changes with every table.
+const REALM_SLOTS: usize = 4096;
+/// 64 + 8 × 69,632 bytes = 544 KiB of tmpfs, whatever happens.
 pub const TABLE_LEN: usize = HEADER_LEN + 8 * (ADDRESS_SLOTS + REALM_SLOTS);
 
-/// A slot is `time << 24 | milli-tokens`: time in ms since the table's epoch (40 bits: 34 years),
+/// A slot is `time << 24 | milli-tokens`: time in ms of `CLOCK_BOOTTIME` (40 bits: 34 years),
 /// tokens in thousandths (24 bits). 0 is a bucket never used, i.e. full.
 const TOKEN_BITS: u32 = 24;
 const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 const TIME_MASK: u64 = (1 << (64 - TOKEN_BITS)) - 1;
 const MILLI: u64 = 1000;
+
+/// The anonymous entry point a call is made to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Pays its address's budget only: it sends nothing with the app's credential, so charging
+    /// the realm would only make a realm-wide lockout cheaper for an attacker.
+    AuthUrl,
+    /// Pays its address's budget and its realm's.
+    Login,
+}
 
 /// Which budget refused a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +148,6 @@ impl std::fmt::Display for Client {
 pub struct Table {
     base: *mut u8,
     key: hmac::Key,
-    epoch_ms: u64,
     dev: u64,
     ino: u64,
 }
@@ -191,9 +205,8 @@ impl Table {
         let base = base.cast::<u8>();
         // SAFETY: the header is within the mapping and written completely before the file was published.
         let header = unsafe { std::slice::from_raw_parts(base, HEADER_LEN) };
-        let epoch_ms = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
         let key = hmac::Key::new(hmac::HMAC_SHA256, &header[16..16 + KEY_LEN]);
-        let table = Table { base, key, epoch_ms, dev, ino };
+        let table = Table { base, key, dev, ino };
         if &header[..8] != MAGIC {
             return Err(std::io::Error::new(ErrorKind::InvalidData, "bad magic"));
         }
@@ -210,16 +223,22 @@ impl Table {
         }
         let mut header = [0u8; HEADER_LEN];
         header[..8].copy_from_slice(MAGIC);
-        // the epoch lies a second back, so that a time field is never 0 (a fresh slot)
-        header[8..16].copy_from_slice(&now_ms().saturating_sub(1000).to_le_bytes());
+        // bytes 8..16 are reserved (zero)
         random_bytes(&mut header[16..16 + KEY_LEN])?;
         let mut suffix = [0u8; 8];
         random_bytes(&mut suffix)?;
         let tmp = dir.join(format!(".{TABLE_FILE}.{}", u64::from_le_bytes(suffix)));
         let written = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&tmp)?;
-            f.set_len(TABLE_LEN as u64)?;
             f.write_all(&header)?;
+            // every page allocated now: a sparse file would raise SIGBUS in the worker writing
+            // a slot on an untouched page once the tmpfs is full
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid, open file descriptor; plain integers.
+            match unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, TABLE_LEN as libc::off_t) } {
+                0 => {}
+                e => return Err(std::io::Error::from_raw_os_error(e)),
+            }
             match std::fs::hard_link(&tmp, path) {
                 Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
                 _ => Ok(()),
@@ -253,15 +272,16 @@ impl Table {
         (address, realm)
     }
 
-    /// Takes one call from the client's bucket, then one from the realm's; `now_ms` is Unix time.
-    /// A call refused by its address costs the realm nothing.
-    pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64) -> std::result::Result<(), Refused> {
+    /// Takes one call from the client's bucket, then, for a login, one from the realm's; `now_ms`
+    /// is [`clock_ms`]. A call refused by its address costs the realm nothing.
+    pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64, endpoint: Endpoint) -> std::result::Result<(), Refused> {
         let (address, realm_slot) = self.buckets(realm, client);
-        let now = now_ms.saturating_sub(self.epoch_ms).clamp(1, TIME_MASK);
+        // never 0 (a fresh slot)
+        let now = now_ms.clamp(1, TIME_MASK);
         if !take(self.slot(address), limits.address, now) {
             return Err(Refused::Address);
         }
-        if !take(self.slot(realm_slot), limits.realm, now) {
+        if endpoint == Endpoint::Login && !take(self.slot(realm_slot), limits.realm, now) {
             return Err(Refused::Realm);
         }
         Ok(())
@@ -275,22 +295,35 @@ fn take(slot: &AtomicU64, budget: Budget, now: u64) -> bool {
     let mut old = slot.load(Ordering::Acquire);
     loop {
         let (then, tokens) = if old == 0 { (now, capacity) } else { (old >> TOKEN_BITS, old & TOKEN_MASK) };
-        // a clock stepped back refills nothing and restarts from now
+        // A time later than now (a table from before a reboot, when /run is not tmpfs) counts as
+        // now: refused calls move it back to now, so refilling resumes from there.
         let elapsed = now.saturating_sub(then).min(u64::from(u32::MAX));
         let tokens = (tokens + elapsed * u64::from(budget.per_minute) * MILLI / 60_000).min(capacity);
-        if tokens < MILLI {
+        let new = if tokens >= MILLI {
+            // never move a slot's time back: a process that read the clock a moment earlier
+            // must not make the next caller's refill count twice
+            now.max(then) << TOKEN_BITS | (tokens - MILLI)
+        } else if then > now {
+            now << TOKEN_BITS | tokens
+        } else {
             return false;
-        }
-        let new = now << TOKEN_BITS | (tokens - MILLI);
+        };
         match slot.compare_exchange_weak(old, new, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return true,
+            Ok(_) if tokens >= MILLI => return true,
+            Ok(_) => return false,
             Err(current) => old = current,
         }
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+/// Milliseconds of `CLOCK_BOOTTIME`: the same in every process, never stepped, counting suspend.
+pub fn clock_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_BOOTTIME exists on every supported kernel.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// The table of this process, remapped when the file was replaced (checked by one `stat`).
@@ -331,7 +364,7 @@ pub fn limits_of(given: Option<&RateLimits>) -> Result<Limits> {
 /// The entry points' admission: with a `run_dir` (the Perl side always gives one), one call of
 /// the budget of `client_address` and of the realm, else `request.rate_limited`. Without
 /// `run_dir` (library tests, tools) nothing is limited.
-pub fn admit(realm: &str, caller: &Caller) -> Result<()> {
+pub fn admit(realm: &str, caller: &Caller, endpoint: Endpoint) -> Result<()> {
     let Some(dir) = caller.run_dir else { return Ok(()) };
     if !dir.starts_with('/') {
         return Err(invalid("`run_dir` must be an absolute path"));
@@ -339,7 +372,7 @@ pub fn admit(realm: &str, caller: &Caller) -> Result<()> {
     let client = Client::parse(caller.client_address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
     let limits = limits_of(caller.rate_limits)?;
     let table = table(&Path::new(dir).join(TABLE_FILE))?;
-    table.admit(realm, &client, &limits, now_ms()).map_err(|refused| {
+    table.admit(realm, &client, &limits, clock_ms(), endpoint).map_err(|refused| {
         let (whose, b) = match refused {
             Refused::Address => (format!("client {client}"), limits.address),
             Refused::Realm => (format!("all clients of realm {realm} (this one: {client})"), limits.realm),
@@ -354,7 +387,7 @@ mod tests {
     use super::*;
 
     const MIN: u64 = 60_000;
-    const T0: u64 = 1_800_000_000_000;
+    const T0: u64 = 1_000_000_000;
 
     fn limits(a: (u32, u32), r: (u32, u32)) -> Limits {
         Limits { address: Budget { burst: a.0, per_minute: a.1 }, realm: Budget { burst: r.0, per_minute: r.1 } }
@@ -385,7 +418,7 @@ mod tests {
     }
 
     fn count_admitted(t: &Table, realm: &str, c: &Client, l: &Limits, now: u64, n: usize) -> usize {
-        (0..n).filter(|_| t.admit(realm, c, l, now).is_ok()).count()
+        (0..n).filter(|_| t.admit(realm, c, l, now, Endpoint::Login).is_ok()).count()
     }
 
     #[test]
@@ -394,7 +427,7 @@ mod tests {
         let l = limits((10, 60), (1000, 1000));
         let a = Client::parse("192.0.2.1").unwrap();
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0, 50), 10);
-        assert_eq!(t.admit("entra", &a, &l, T0), Err(Refused::Address));
+        assert_eq!(t.admit("entra", &a, &l, T0, Endpoint::Login), Err(Refused::Address));
         // 60 a minute: one a second; half a second gives nothing, a second one call
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 500, 5), 0);
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 1000, 5), 1);
@@ -418,7 +451,7 @@ mod tests {
         for i in 0..100u8 {
             let c = Client::parse(&format!("203.0.113.{i}")).unwrap();
             for _ in 0..3 {
-                match t.admit("entra", &c, &l, T0) {
+                match t.admit("entra", &c, &l, T0, Endpoint::Login) {
                     Ok(()) => admitted += 1,
                     Err(Refused::Realm) => refused_by_realm += 1,
                     Err(Refused::Address) => {}
@@ -427,8 +460,32 @@ mod tests {
         }
         assert_eq!(admitted, 20, "the realm's burst, from any number of addresses");
         assert!(refused_by_realm > 0);
-        // another realm is not affected
-        assert!(t.admit("other", &one, &l, T0).is_ok());
+        // another realm is not affected (unless both hash to one realm slot: see the next test)
+        assert!(t.admit("other", &one, &l, T0, Endpoint::Login).is_ok());
+        // auth-url sends nothing with the app's credential: a spent realm budget does not refuse
+        // it, and it spends none
+        let fresh_client = Client::parse("192.0.2.200").unwrap();
+        assert_eq!(t.admit("entra", &fresh_client, &l, T0, Endpoint::Login), Err(Refused::Realm));
+        assert!(t.admit("entra", &fresh_client, &l, T0, Endpoint::AuthUrl).is_ok());
+        let l2 = limits((1000, 1), (3, 1));
+        let c = Client::parse("192.0.2.201").unwrap();
+        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::AuthUrl).is_ok()).count(), 10);
+        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::Login).is_ok()).count(), 3);
+    }
+
+    #[test]
+    fn realms_practically_never_share_a_budget() {
+        // the chance that two of 10 realms share a realm slot (birthday bound): below 2 %
+        let realms = 10.0;
+        let share = 1.0 - (0..10).map(|i| 1.0 - f64::from(i) / REALM_SLOTS as f64).product::<f64>();
+        assert!(share < 0.02, "{share} for {realms} realms");
+        // and 64 realm names land in (practically) 64 slots of one table
+        let (_d, t) = fresh();
+        let c = Client::V4([192, 0, 2, 1]);
+        let mut slots: Vec<usize> = (0..64).map(|i| t.buckets(&format!("realm{i}"), &c).1).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert!(slots.len() >= 60, "{} distinct slots", slots.len());
     }
 
     #[test]
@@ -445,7 +502,7 @@ mod tests {
         let (_d, t) = fresh();
         let l = limits((3, 1), (1000, 1));
         // a whole /64 (what one host can pick from) shares one budget
-        let spent = (0..10).filter(|i| t.admit("entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0).is_ok()).count();
+        let spent = (0..10).filter(|i| t.admit("entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0, Endpoint::Login).is_ok()).count();
         assert_eq!(spent, 3);
         assert_eq!(count_admitted(&t, "entra", &Client::parse("2001:db8:1:3::1").unwrap(), &l, T0, 10), 3);
     }
@@ -476,6 +533,7 @@ mod tests {
         assert_eq!(count_admitted(&t, "entra", &c, &l, T0, 3), 3);
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), TABLE_LEN as u64);
+        assert!(meta.blocks() * 512 >= TABLE_LEN as u64, "no holes: {} blocks", meta.blocks());
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(std::fs::metadata(path.parent().unwrap()).unwrap().mode() & 0o777, 0o700);
         // a second mapping (another process) sees the same buckets
@@ -491,6 +549,81 @@ mod tests {
         std::fs::write(&path, b"short").unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert_eq!(Table::open_or_create(&path).err().unwrap().code, Code::CacheIo);
+    }
+
+    #[test]
+    fn a_table_owned_by_another_user_is_refused() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to give the file away");
+            return;
+        }
+        let d = tempdir::Dir::new();
+        let path = d.0.join("run").join(TABLE_FILE);
+        drop(Table::open_or_create(&path).unwrap());
+        // nobody: whoever could write it could aim or switch off our budgets
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let e = Table::open_or_create(&path).err().unwrap();
+        assert_eq!(e.code, Code::CacheIo);
+        assert!(e.message.contains("owner 65534"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_full_tmpfs_refuses_the_table_instead_of_killing_the_process() {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to mount a tmpfs");
+            return;
+        }
+        let d = tempdir::Dir::new();
+        let small = d.0.join("small");
+        std::fs::create_dir(&small).unwrap();
+        // SAFETY: the child only unshares, mounts, maps, does atomics and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let code = std::panic::catch_unwind(|| {
+                let c = |s: &[u8]| CString::new(s).unwrap();
+                let (root, target, tmpfs, opts) = (c(b"/"), c(small.as_os_str().as_bytes()), c(b"tmpfs"), c(b"size=64k"));
+                // SAFETY: a private mount namespace of this child only; valid C strings.
+                unsafe {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0
+                        || libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) != 0
+                        || libc::mount(tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, opts.as_ptr().cast()) != 0
+                    {
+                        return 77;
+                    }
+                }
+                // a tmpfs with 64 KiB left: the table cannot be allocated
+                match Table::open_or_create(&small.join("run").join(TABLE_FILE)) {
+                    Err(e) if e.code == Code::CacheIo => 0,
+                    Err(_) => 2,
+                    Ok(t) => {
+                        // a sparse table: its slots' pages are allocated on first write, and
+                        // one beyond the space left raises SIGBUS
+                        let l = limits((5, 1), (5, 1));
+                        for i in 0..4096u32 {
+                            let _ = t.admit("entra", &Client::V4(i.to_be_bytes()), &l, T0, Endpoint::Login);
+                        }
+                        3
+                    }
+                }
+            })
+            .unwrap_or(1);
+            // SAFETY: leaves the forked child without running the test harness's exit path.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(!libc::WIFSIGNALED(status), "the process was killed by signal {}", libc::WTERMSIG(status));
+        match libc::WEXITSTATUS(status) {
+            0 => {}
+            77 => eprintln!("skipped: no mount namespace here"),
+            c => panic!("child exit {c} (3: a table was made on a full tmpfs)"),
+        }
     }
 
     #[test]
@@ -529,12 +662,32 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_stepped_back_refills_nothing() {
+    fn refilling_resumes_after_the_clock_went_back() {
         let (_d, t) = fresh();
         let l = limits((2, 60), (100, 60));
         let c = Client::V4([192, 0, 2, 1]);
         assert_eq!(count_admitted(&t, "entra", &c, &l, T0, 5), 2);
-        assert_eq!(count_admitted(&t, "entra", &c, &l, T0 - 3600_000, 5), 0);
-        assert_eq!(count_admitted(&t, "entra", &c, &l, T0 + 1000, 5), 1);
+        // an hour back (a table kept across a reboot): the empty bucket refills from the new now,
+        // not from when the clock catches up
+        let back = T0 - 3600_000;
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back, 5), 0);
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back + 1000, 5), 1);
+        assert_eq!(count_admitted(&t, "entra", &c, &l, back + 3000, 5), 2);
+        // a bucket that still has tokens is spent at its stored time and refused at the earlier
+        // one, then refills from there, never twice for the same interval
+        let c2 = Client::V4([192, 0, 2, 2]);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, T0, 1), 1);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, back, 5), 1);
+        assert_eq!(count_admitted(&t, "entra", &c2, &l, back + 1000, 5), 1);
+    }
+
+    #[test]
+    fn the_clock_is_boot_time() {
+        let a = clock_ms();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let b = clock_ms();
+        assert!(a > 0 && b >= a + 20 && b < a + 5000, "{a} {b}");
+        // boot time, not Unix time (which is 1.7e12 ms and more)
+        assert!(b < TIME_MASK);
     }
 }

@@ -256,18 +256,28 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync
     Ok(out)
 }
 
-/// Blocks every signal in the calling thread until dropped, so that threads started meanwhile
-/// inherit the blocked mask: signals to the process (e.g. a task's SIGTERM) then reach only the
-/// caller's thread, where the embedding Perl interpreter's handlers can run.
+/// Signals a thread raises itself by a fault: left unblocked, so a fault in a Graph thread still
+/// reaches its handler (e.g. Rust's stack-overflow report) instead of the kernel killing the
+/// process silently. SIGABRT stays blocked: abort() unblocks it itself, and one sent to the
+/// process belongs to the caller's thread like any other.
+const FAULT_SIGNALS: [libc::c_int; 5] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP];
+
+/// Blocks every signal but the fault signals in the calling thread until dropped, so that
+/// threads started meanwhile inherit the blocked mask: signals to the process (e.g. a task's
+/// SIGTERM) then reach only the caller's thread, where the embedding Perl interpreter's handlers
+/// can run.
 struct BlockedSignals(libc::sigset_t);
 
 impl BlockedSignals {
     fn new() -> BlockedSignals {
-        // SAFETY: sigfillset/pthread_sigmask on local, initialised sets.
+        // SAFETY: sigfillset/sigdelset/pthread_sigmask on local, initialised sets.
         unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();
             let mut old: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
+            for signal in FAULT_SIGNALS {
+                libc::sigdelset(&mut all, signal);
+            }
             libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
             BlockedSignals(old)
         }
@@ -440,6 +450,24 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_threads_block_process_signals_but_not_faults() {
+        let blocked = BlockedSignals::new();
+        let mask = std::thread::spawn(|| {
+            // SAFETY: queries this thread's mask into a local set.
+            unsafe {
+                let mut mask: libc::sigset_t = std::mem::zeroed();
+                libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+                [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGCHLD, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL]
+                    .map(|s| libc::sigismember(&mask, s) == 1)
+            }
+        })
+        .join()
+        .unwrap();
+        drop(blocked);
+        assert_eq!(mask, [true, true, true, true, false, false, false, false]);
+    }
     use crate::http::{HttpResponse, Transport};
     use std::sync::Mutex;
 

@@ -4,10 +4,10 @@
 //! process's mapping); and the same while one address floods and is refused.
 
 use crate::stats::{percentile, row};
-use pve_entraid::ratelimit::{admit, Client, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
+use pve_entraid::ratelimit::{admit, clock_ms, Client, Endpoint, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
 use pve_entraid::request::Request;
 use serde_json::json;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 20_000;
 
@@ -29,16 +29,16 @@ pub fn run() {
     let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-ratelimit", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let table = Table::open_or_create(&dir.join(TABLE_FILE)).expect("rate-limit table");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let now = clock_ms();
     // every call from another address: each finds a bucket with tokens
     let (p50, p99) = measure(|i| {
         let c = Client::V4((i as u32).to_be_bytes());
-        let _ = std::hint::black_box(table.admit("entra", &c, &DEFAULT_LIMITS, now));
+        let _ = std::hint::black_box(table.admit("entra", &c, &DEFAULT_LIMITS, now, Endpoint::Login));
     });
     row("rate limit: one call, table only (2 HMAC + 2 CAS)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     let flooder = Client::V4([198, 51, 100, 66]);
     let (p50, p99) = measure(|_| {
-        let _ = std::hint::black_box(table.admit("entra", &flooder, &DEFAULT_LIMITS, now));
+        let _ = std::hint::black_box(table.admit("entra", &flooder, &DEFAULT_LIMITS, now, Endpoint::Login));
     });
     row("rate limit: one refused call of a flooding address", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     let reqs: Vec<Request> = (0..256u32)
@@ -53,7 +53,7 @@ pub fn run() {
         })
         .collect();
     let (p50, p99) = measure(|i| {
-        let _ = std::hint::black_box(admit(&reqs[i % reqs.len()]));
+        let _ = std::hint::black_box(admit(&reqs[i % reqs.len()], Endpoint::Login));
     });
     row("rate limit: as auth-url/login pay it (members, stat, mapping, table)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     row("rate limit: table size (fixed, tmpfs)", &format!("{} KiB", TABLE_LEN / 1024), "fixed");

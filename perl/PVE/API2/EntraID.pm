@@ -66,6 +66,32 @@ my $generic_message = {
     'request.rate_limited' => 'too many sign-in attempts; try again in a minute',
 };
 
+# Refusals by the rate limit are logged once per client address and minute (per process): a
+# flood would otherwise trip journald's rate limit for pvedaemon and drop unrelated lines. The
+# rest are counted and reported in one line when the minute is over; at most
+# $RATE_LIMITED_ADDRESSES addresses a minute are logged individually.
+my $RATE_LIMITED_ADDRESSES = 256;
+my $rate_limited = { minute => -1, addresses => {}, unlogged => 0 };
+
+my sub rate_limited_is_logged {
+    my ($rhost) = @_;
+    my $minute = int(time() / 60);
+    if ($minute != $rate_limited->{minute}) {
+        my $addresses = scalar(keys $rate_limited->{addresses}->%*);
+        syslog('err', '%s', "entraid: $rate_limited->{unlogged} more anonymous calls from $addresses"
+            . " addresses refused by the rate limit (request.rate_limited) in the minute before were not logged")
+            if $rate_limited->{unlogged};
+        $rate_limited = { minute => $minute, addresses => {}, unlogged => 0 };
+    }
+    my $addresses = $rate_limited->{addresses};
+    if (exists($addresses->{$rhost}) || keys($addresses->%*) >= $RATE_LIMITED_ADDRESSES) {
+        $rate_limited->{unlogged}++;
+        return 0;
+    }
+    $addresses->{$rhost} = 1;
+    return 1;
+}
+
 my sub anonymous_failure {
     my ($what, $err, $ctx) = @_;
 
@@ -86,7 +112,8 @@ my sub anonymous_failure {
     $line .= " correlation_id=$lib->{correlation_id}" if defined($lib->{correlation_id});
     $line .= " trace_id=$lib->{trace_id}" if defined($lib->{trace_id});
     $line .= " msg=$detail";
-    syslog('err', '%s', $line);
+    syslog('err', '%s', $line)
+        if $code ne 'request.rate_limited' || rate_limited_is_logged($ctx->{rhost} // '-');
 
     my ($family) = $code =~ m/^([a-z]+)\./;
     my $message = $generic_message->{$code} // $generic_message->{$family // ''} // 'login failed';

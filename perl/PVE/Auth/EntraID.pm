@@ -403,8 +403,9 @@ sub library_request {
 # get_users, then get_groups with get_users' second value (LDAP passes its DN map there), and
 # applies both to user.cfg itself with PVE's sync options. The library reads the directory
 # (pve_entraid_sync_directory); users get their identity pins as at login, but only once user.cfg
-# has them: the realm-api hook calls pin_synced_users right after upstream wrote user.cfg, so a
-# dry run (which writes nothing) pins nothing either.
+# has them: the realm-api hook calls pin_synced_users with the synced user.cfg right before
+# upstream writes it (after a dry run's return, so a dry run pins nothing; a failure to write the
+# pins fails the sync before user.cfg gains unpinned users).
 
 # validated like LDAP sync validates them: with the schema of PVE's user API
 my sub synced_attribute {

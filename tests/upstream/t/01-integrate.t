@@ -21,7 +21,7 @@ unlike($out, qr/does not compile|syntax only/, 'the tool compiled every file aga
 for my $file (@FILES) {
     my $data = slurp("$root$file");
     my $begin = () = $data =~ m/pve-entraid hook begin/g;
-    # the realm-api hook has three blocks in Domains.pm (sync type check, pins after the sync write, credential delete)
+    # the realm-api hook has three blocks in Domains.pm (sync type check, pins before the sync write, credential delete)
     is($begin, $file =~ m{/API2/Domains\.pm$} ? 3 : 1, "$file: its hook block(s)");
     is($data =~ s/^[ \t]*(?:#|<!--) pve-entraid hook begin.*?pve-entraid hook end.*?\n//msgr, $pristine{$file},
         "$file: nothing but the block(s) added");
@@ -32,6 +32,11 @@ like(slurp("$root/usr/share/perl5/PVE/AccessControl.pm"),
 like(slurp("$root/usr/share/perl5/PVE/HTTPServer.pm"),
     qr{\|\| \(\$rel_uri eq '/access/openid/auth-url' && \$method eq 'POST'\)\n\s*# pve-entraid hook begin\n\s*\|\| \(\$rel_uri eq '/access/entraid/login'},
     'HTTPServer: entraid calls continue the real list of calls allowed without a ticket');
+# pins are written before user.cfg (a failure to write them leaves user.cfg without unpinned
+# users) and after the dry run's return (a dry run pins nothing)
+like(slurp("$root/usr/share/perl5/PVE/API2/Domains.pm"),
+    qr/if \(\$dry_run\) \{\n.*\n.*\n\s*return;\n\s*\}\n\s*# pve-entraid hook begin.*\n.*pin_synced_users.*\n\s*# pve-entraid hook end.*\n\s*cfs_write_file\("user\.cfg", \$usercfg\);/,
+    'Domains.pm: pins written after the dry run returned, before user.cfg');
 
 # perl -T -c of each hooked module with the real upstream modules (what the daemons load)
 for my $file (grep { m/\.pm$/ } @FILES) {
