@@ -147,8 +147,22 @@ fn issuer_names_tenant(iss: &str, tid: &str) -> bool {
 }
 
 /// Validates `token`; `key_for(kid)` returns the tenant's key (refetching JWKS if needed).
+/// The steps run in the order of the module comment; nothing of the payload is read before
+/// the signature is verified.
 pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Result<Jwk>) -> Result<Claims> {
     let jws = Jws::parse(token)?;
+    let jwk = verify_signature(&jws, key_for)?;
+    let p: Payload = jws.payload()?;
+    check_version(&p)?;
+    let (tid, iss) = check_issuer(&p, &jwk, expected).map(|(t, i)| (t.to_string(), i.to_string()))?;
+    check_audience(&p, expected)?;
+    check_times(&p, expected.now as i64)?;
+    check_nonce(&p, expected)?;
+    claims_of(p, tid, iss)
+}
+
+/// RS256 only, the key named by `kid`, a valid signature: the key that signed.
+fn verify_signature(jws: &Jws, key_for: &dyn Fn(&str) -> Result<Jwk>) -> Result<Jwk> {
     match jws.alg() {
         Some("RS256") => {}
         Some(alg) => {
@@ -159,9 +173,11 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     let kid = jws.kid().ok_or_else(|| err(Code::TokenMalformed, "ID token header has no key id (kid)"))?;
     let jwk = key_for(kid)?;
     jws.verify_rs256(&jwk.key)?;
-    let p: Payload = jws.payload()?;
+    Ok(jwk)
+}
 
-    // v1.0 tokens (sts.windows.net issuer) have other claim semantics: refuse them.
+/// v1.0 tokens (sts.windows.net issuer) have other claim semantics: refuse them.
+fn check_version(p: &Payload) -> Result<()> {
     if p.ver.as_str() != Some("2.0") {
         return Err(err(
             Code::TokenVersion,
@@ -169,7 +185,12 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
         )
         .with_hint("the realm must use the v2.0 endpoints; v1 tokens from sts.windows.net are refused"));
     }
+    Ok(())
+}
 
+/// The issuer (template, the tenant in its path, the key's own issuer) and the tenant
+/// allow-list: the token's `tid` and `iss`.
+fn check_issuer<'p>(p: &'p Payload, jwk: &Jwk, expected: &Expected) -> Result<(&'p str, &'p str)> {
     let tid = p.tid.as_str().ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `tid` claim"))?;
     let iss = p.iss.as_str().unwrap_or_default();
     if !issuer_matches(expected.issuer, tid, iss) {
@@ -193,12 +214,16 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(tid)) {
             return Err(err(
                 Code::TokenTenantNotAllowed,
-                format!("tenant {} is not in the realm's allowed_tenants", sanitize(tid)),
+                format!("tenant {} is not in the realm's allowed-tenants", sanitize(tid)),
             ));
         }
     }
+    Ok((tid, iss))
+}
 
-    // Entra ID tokens name exactly one audience: our client id. Anything else is refused.
+/// Entra ID tokens name exactly one audience: our client id. Anything else is refused; so is
+/// an authorized party (azp) other than us.
+fn check_audience(p: &Payload, expected: &Expected) -> Result<()> {
     let aud_ok = match &p.aud {
         Member::Str(a) => a.eq_ignore_ascii_case(expected.client_id),
         Member::List(a, len) => *len == 1 && a.len() == 1 && a[0].eq_ignore_ascii_case(expected.client_id),
@@ -210,8 +235,11 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     if !matches!(p.azp, Member::Absent) && !p.azp.as_str().is_some_and(|s| s.eq_ignore_ascii_case(expected.client_id)) {
         return Err(err(Code::TokenAzpMismatch, "ID token authorized party (azp) is not this realm's client id"));
     }
+    Ok(())
+}
 
-    let now = expected.now as i64;
+/// `exp`, `nbf` and `iat` against this node's clock, with [`CLOCK_SKEW_SECS`] either way.
+fn check_times(p: &Payload, now: i64) -> Result<()> {
     let exp = number(&p.exp, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `exp` claim"))?;
     if now > exp.saturating_add(CLOCK_SKEW_SECS) {
         return Err(err(Code::TokenExpired, "ID token has expired (check this node's clock if this repeats)"));
@@ -225,21 +253,26 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     if iat > now + CLOCK_SKEW_SECS {
         return Err(err(Code::TokenIssuedInFuture, "ID token was issued in the future (check this node's clock)"));
     }
+    Ok(())
+}
 
+/// The nonce sealed into this login's state.
+fn check_nonce(p: &Payload, expected: &Expected) -> Result<()> {
     match p.nonce.as_str() {
-        None => return Err(err(Code::TokenNonceMissing, "ID token carries no nonce")),
-        Some(n) if n != expected.nonce => {
-            return Err(err(Code::TokenNonceMismatch, "ID token nonce does not match this login"))
-        }
-        Some(_) => {}
+        None => Err(err(Code::TokenNonceMissing, "ID token carries no nonce")),
+        Some(n) if n != expected.nonce => Err(err(Code::TokenNonceMismatch, "ID token nonce does not match this login")),
+        Some(_) => Ok(()),
     }
+}
 
+/// The validated claims, owned; `oid` and `sub` are required.
+fn claims_of(p: Payload, tid: String, iss: String) -> Result<Claims> {
     let required = |m: &Member, name: &str| text(m).ok_or_else(|| err(Code::TokenMissingClaim, format!("ID token has no `{name}` claim")));
     Ok(Claims {
         oid: required(&p.oid, "oid")?,
         sub: required(&p.sub, "sub")?,
-        tid: tid.to_string(),
-        iss: iss.to_string(),
+        tid,
+        iss,
         preferred_username: text(&p.preferred_username),
         upn: text(&p.upn),
         email: text(&p.email),
