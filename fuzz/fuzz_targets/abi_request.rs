@@ -5,8 +5,8 @@
 //!   is one JSON document whose error code is the returned code, and never `internal.panic`;
 //! * 1, 2, 3: the entry point's typed `Request::parse` and then auth_url, login or check, with a transport that
 //!   refuses every connection, so garbage never reaches the network. Those calls may create
-//!   the state key and cache files, so they run only when the request keeps those paths
-//!   inside the scratch directory (the seeds do; mutations mostly do).
+//!   the state key, cache and budget table files, so they run only when the request keeps
+//!   those paths inside the scratch directory (the seeds do; mutations mostly do).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,6 +14,7 @@ use pve_entraid::error::{Code, Error, Result};
 use pve_entraid::http::{HttpResponse, Transport};
 use pve_entraid::request::{AuthUrlMembers, CheckMembers, Env, LoginMembers, Request};
 use pve_entraid::{check, flow};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::ffi::{c_char, CStr};
 
@@ -64,11 +65,12 @@ fn inside(p: &str) -> bool {
     p.starts_with(SCRATCH) && !p.contains("..")
 }
 
-/// The request of one entry point, when its files stay inside the scratch directory.
-fn confined<B: serde::de::DeserializeOwned>(v: Value, state_key_file: impl Fn(&B) -> Option<&str>) -> Option<Request<B>> {
+/// The request of one entry point, when its files (`files_inside` checks the entry point's
+/// own: state key, budget table) stay inside the scratch directory.
+fn confined<B: DeserializeOwned>(v: Value, files_inside: impl Fn(&B) -> bool) -> Option<Request<B>> {
     let req = Request::<B>::parse(v).ok()?;
     let cache_ok = req.cache_dir.as_ref().is_none_or(|d| d.to_str().is_some_and(inside));
-    (cache_ok && state_key_file(&req.body).is_none_or(inside)).then_some(req)
+    (cache_ok && files_inside(&req.body)).then_some(req)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -81,17 +83,17 @@ fuzz_target!(|data: &[u8]| {
     let env = Env { now: 1_700_000_000, http: &Offline };
     match selector % 4 {
         1 => {
-            if let Some(req) = confined(v, |b: &AuthUrlMembers| Some(&b.state_key_file)) {
+            if let Some(req) = confined(v, |b: &AuthUrlMembers| inside(&b.state_key_file) && b.caller().run_dir.is_none_or(inside)) {
                 drop(flow::auth_url(&req, &env));
             }
         }
         2 => {
-            if let Some(req) = confined(v, |b: &LoginMembers| Some(&b.state_key_file)) {
+            if let Some(req) = confined(v, |b: &LoginMembers| inside(&b.state_key_file) && b.caller().run_dir.is_none_or(inside)) {
                 drop(flow::login(&req, &env));
             }
         }
         _ => {
-            if let Some(req) = confined(v, |_: &CheckMembers| None) {
+            if let Some(req) = confined(v, |_: &CheckMembers| true) {
                 drop(check::check(&req, &env));
             }
         }
