@@ -112,5 +112,10 @@ like($@, qr/^`config.username-claim` must be one of `upn`, `preferred_username`,
     'unknown username-claim refused');
 eval { PVE::Auth::EntraID::check_realm_settings('entra', { 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID }) };
 is($@, '', 'a complete realm passes');
+# a refusal that is not the library's own answer still refuses the change
+eval { PVE::Auth::EntraID::check_realm_settings('entra', { 'tenant-id' => 'organizations', 'client-id' => $CLIENT_ID,
+    'allowed-tenants' => 'not-a-guid' }) };
+like($@, qr/^realm 'entra' refuses logins: its 'allowed-tenants' in domains\.cfg is invalid/,
+    'an invalid restriction refuses the change');
 
 done_testing();

@@ -230,8 +230,11 @@ sub check_realm_settings {
     my ($realm, $settings) = @_;
     require PVE::EntraID::Lib;
     eval { PVE::EntraID::Lib::call('check_config', { realm => $realm, config => library_config($realm, $settings) }) };
-    my $err = PVE::EntraID::Lib::error_of($@) or return;
-    die "$err->{message}\n";
+    my $exc = $@ or return;
+    # the library's answer in its own words; anything else (an invalid restriction, a library
+    # that cannot be loaded) refuses the change as it is
+    my $err = PVE::EntraID::Lib::error_of($exc);
+    die($err ? "$err->{message}\n" : $exc);
 }
 
 sub authenticate_user {
@@ -467,9 +470,9 @@ sub get_users {
     return wantarray ? ($users, $synced) : $users;
 }
 
-# Called by the realm-api hook inside upstream's sync worker, right after it wrote $usercfg to
-# user.cfg and still under its user config lock: pins the synced users user.cfg now has. A pin
-# made meanwhile (a login) stays.
+# Called by the realm-api hook inside upstream's sync worker, under its user config lock, right
+# before it writes $usercfg to user.cfg (after its dry-run return): pins the synced users
+# $usercfg has. A pin made meanwhile (a login) stays.
 sub pin_synced_users {
     my ($class, $realm, $synced, $usercfg) = @_;
 
