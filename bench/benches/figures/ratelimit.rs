@@ -1,11 +1,11 @@
 //! The anonymous endpoints' budget (issue 10.6): what taking one call from the shared table costs
 //! each auth-url/login, in the table alone (two keyed hashes, two CAS) and as an entry point pays
-//! it (`ratelimit::admit`: reading the request members, one `stat` of the table file, the
+//! it (`ratelimit::admit`: the request's budget members, one `stat` of the table file, the
 //! process's mapping); and the same while one address floods and is refused.
 
 use crate::stats::{percentile, row};
 use pve_entraid::ratelimit::{admit, clock_ms, Client, Endpoint, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
-use pve_entraid::request::Request;
+use pve_entraid::request::{LoginMembers, Request};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -41,11 +41,12 @@ pub fn run() {
         let _ = std::hint::black_box(table.admit("entra", &flooder, &DEFAULT_LIMITS, now, Endpoint::Login));
     });
     row("rate limit: one refused call of a flooding address", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
-    let reqs: Vec<Request> = (0..256u32)
+    let reqs: Vec<Request<LoginMembers>> = (0..256u32)
         .map(|i| {
             Request::parse(json!({
                 "realm": "entra",
-                "config": {"tenant": "11111111-2222-3333-4444-555555555555", "client_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x"},
+                "config": {"tenant-id": "11111111-2222-3333-4444-555555555555", "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x"},
+                "code": "c", "state": "s", "binding_key": "k", "state_key_file": "/nonexistent",
                 "run_dir": dir.to_str().expect("utf-8 path"),
                 "client_address": format!("2001:db8:{i:x}::1"),
             }))
@@ -53,7 +54,8 @@ pub fn run() {
         })
         .collect();
     let (p50, p99) = measure(|i| {
-        let _ = std::hint::black_box(admit(&reqs[i % reqs.len()], Endpoint::Login));
+        let req = &reqs[i % reqs.len()];
+        let _ = std::hint::black_box(admit(&req.realm, &req.body.caller(), Endpoint::Login));
     });
     row("rate limit: as auth-url/login pay it (members, stat, mapping, table)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     row("rate limit: table size (fixed, tmpfs)", &format!("{} KiB", TABLE_LEN / 1024), "fixed");
