@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use crate::discovery::Discovery;
 use crate::error::{Code, Error};
 use crate::graph;
 use crate::request::{check_redirect_url, CheckMembers, Env, Request};
@@ -23,7 +22,7 @@ fn step(name: &str, outcome: std::result::Result<String, Error>, default_fix: &s
 }
 
 pub fn check(req: &Request<CheckMembers>, env: &Env) -> Value {
-    let disc = Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now };
+    let disc = crate::flow::discovery(req, env);
     let mut steps = Vec::new();
     let provider = disc.provider();
     let provider_ok = provider.is_ok();

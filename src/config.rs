@@ -281,10 +281,15 @@ impl RealmConfig {
     /// The `config` member of a request: its form through serde (an error names the member's
     /// path, never its value), its meaning through [`RealmConfig::from_section`].
     pub fn from_json(v: &Value) -> Result<RealmConfig> {
+        RealmConfig::from_value(v.clone())
+    }
+
+    /// As [`RealmConfig::from_json`], taking the value (a request's own `config`: no copy).
+    pub fn from_value(v: Value) -> Result<RealmConfig> {
         if !v.is_object() {
             return Err(invalid("config", "must be a JSON object (the realm's domains.cfg section)"));
         }
-        RealmConfig::from_section(typed(v.clone(), Code::ConfigInvalid, "config.")?)
+        RealmConfig::from_section(typed(v, Code::ConfigInvalid, "config.")?)
     }
 
     pub fn from_section(s: Section) -> Result<RealmConfig> {

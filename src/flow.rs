@@ -18,7 +18,8 @@ use crate::ratelimit;
 use crate::request::{invalid, redirect_url, required, AuthUrlMembers, Env, LoginMembers, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
-fn discovery<'a, B>(req: &'a Request<B>, env: &'a Env) -> Discovery<'a> {
+/// The realm's cached metadata for one call (also check and sync read it through this).
+pub(crate) fn discovery<'a, B>(req: &'a Request<B>, env: &'a Env) -> Discovery<'a> {
     Discovery { cfg: &req.cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now }
 }
 

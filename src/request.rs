@@ -165,7 +165,7 @@ impl<B: DeserializeOwned> Request<B> {
             Some(_) => return Err(invalid("`realm` must be a PVE realm name")),
             None => return Err(invalid("`realm` is required")),
         };
-        let cfg = RealmConfig::from_json(&body.remove("config").unwrap_or(Value::Null))?;
+        let cfg = RealmConfig::from_value(body.remove("config").unwrap_or(Value::Null))?;
         let cache_dir = match body.remove("cache_dir") {
             None | Some(Value::Null) => None,
             Some(Value::String(d)) if d.starts_with('/') => Some(PathBuf::from(d)),

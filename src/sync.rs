@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::{is_guid, normalize_group_key, Tenant, UsernameClaim};
-use crate::discovery::Discovery;
+use crate::config::{is_guid, Tenant, UsernameClaim};
 use crate::error::{sanitize, Code, Error, Result};
 use crate::graph::app_token;
 use crate::http::{display_url, GraphResponse, Transport};
@@ -86,12 +85,12 @@ fn user_name(m: &Member, claim: UsernameClaim) -> Option<String> {
 
 /// The membership a `groups_map`/`required_groups` key stands for in tenant `tid` (a group GUID
 /// or an app role value), as `mapping::member_keys` matches it at login; `None` for a key
-/// scoped to another tenant, which no user of this tenant matches.
+/// scoped to another tenant, which no user of this tenant matches. The key is normalised
+/// already (`RealmConfig` reads the section that way).
 fn membership(key: &str, tid: &str) -> Option<String> {
-    let key = normalize_group_key(key);
     match key.split_once(':') {
         Some((t, rest)) if is_guid(t) => (t == tid).then(|| rest.to_string()),
-        _ => Some(key),
+        _ => Some(key.to_string()),
     }
 }
 
@@ -329,8 +328,7 @@ fn tenant_id(req: &Request, env: &Env) -> Result<String> {
     match &cfg.tenant {
         Tenant::Single(t) if is_guid(t) => Ok(t.to_ascii_lowercase()),
         Tenant::Single(_) => {
-            let disc = Discovery { cfg, realm: &req.realm, cache_dir: req.cache_dir.as_deref(), http: env.http, now: env.now };
-            let issuer = disc.provider()?.issuer;
+            let issuer = crate::flow::discovery(req, env).provider()?.issuer;
             // Entra's single-tenant issuer: {authority}/{tenant GUID}/v2.0
             issuer
                 .trim_end_matches('/')
