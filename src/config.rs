@@ -70,6 +70,18 @@ pub enum UsernameClaim {
     Oid,
 }
 
+/// The realm's `sync-users`: whom a realm sync reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncUsers {
+    /// The holders of the `required-groups` keys, or without those, of the `groups-map` keys.
+    #[default]
+    Mapped,
+    /// Every user assigned to the app (its enterprise application's "Users and groups"), of
+    /// them only the holders of a `required-groups` key when that is set.
+    Assigned,
+}
+
 #[derive(Clone, Debug)]
 pub struct RealmConfig {
     pub tenant: Tenant,
@@ -90,6 +102,7 @@ pub struct RealmConfig {
     pub groups_map: BTreeMap<String, String>,
     pub required_groups: Vec<String>,
     pub allow_guests: bool,
+    pub sync_users: SyncUsers,
 }
 
 impl RealmConfig {
@@ -123,6 +136,8 @@ pub struct Section {
     required_groups: Option<String>,
     #[serde(default)]
     allow_guests: PveBool,
+    #[serde(default)]
+    sync_users: SyncUsers,
     prompt: Option<String>,
     acr_values: Option<String>,
     scopes: Option<String>,
@@ -399,6 +414,7 @@ impl RealmConfig {
             groups_map,
             required_groups: pve_list(&s.required_groups).map(normalize_group_key).collect(),
             allow_guests: s.allow_guests.0,
+            sync_users: s.sync_users,
         })
     }
 }
@@ -492,6 +508,7 @@ mod tests {
             // the second forms of earlier versions are gone: one form per option
             (json!({"allowed-tenants": ["11111111-2222-3333-4444-555555555555"]}), "`config.allowed-tenants` must be a string"),
             (json!({"groups-map": {"g": "admins"}}), "`config.groups-map` must be a string"),
+            (json!({"sync-users": "all"}), "`config.sync-users` must be `mapped` or `assigned`"),
         ];
         for (patch, field) in cases {
             let e = with(patch.clone()).unwrap_err();
@@ -556,6 +573,8 @@ mod tests {
         assert!(c.groups_map.contains_key("PVE.Admin"));
         assert_eq!(c.required_groups, ["a", "b", "c"]);
         assert!(!with(json!({"allow-guests": 0})).unwrap().allow_guests);
+        assert_eq!(with(json!({})).unwrap().sync_users, SyncUsers::Mapped);
+        assert_eq!(with(json!({"sync-users": "assigned"})).unwrap().sync_users, SyncUsers::Assigned);
         assert!(with(json!({"allow-guests": true})).unwrap().allow_guests);
     }
 }

@@ -2,12 +2,17 @@
 //! Graph knows them, read with an app-only token and named exactly as at login. Only reads:
 //! PVE's own sync code (`PVE::API2::Domains`) decides what changes in user.cfg.
 //!
-//! Which users: those holding one of the `required_groups` keys (only they may log in), or,
-//! without those, one of the `groups_map` keys, exactly as a login matches them: a group GUID
-//! by transitive membership, any other key as a value of the app's `roles` claim, i.e. an app
-//! role assigned to the user or to a group the user is a (transitive) member of. Requests:
-//! one paged `transitiveMembers` listing per group (`$top=999`, `@odata.nextLink`); with app
-//! role keys, also the app's service principal, its paged `appRoleAssignedTo`, and one read per
+//! Which users (`sync-users`): by default (`mapped`) those holding one of the `required_groups`
+//! keys (only they may log in), or, without those, one of the `groups_map` keys; with `assigned`,
+//! every user assigned to the app, of them only the holders of a `required_groups` key when
+//! that is set. A key is held exactly as a login matches it: a group GUID by transitive
+//! membership (the token's `groups` claim), any other key as a value of the app's `roles` claim,
+//! i.e. an app role assigned to the user or to a group the user is a *direct* member of (Entra
+//! does not pass a group's app roles or assignment on to the members of nested groups).
+//!
+//! Requests: one paged `transitiveMembers` listing per group GUID key (`$top=999`,
+//! `@odata.nextLink`); with app role keys or `assigned`, also the app's service principal, its
+//! paged `appRoleAssignedTo`, one paged `members` listing per assigned group and one read per
 //! directly assigned user. Up to `PARALLEL` listings run at once, so a sync of many groups
 //! takes its latency once per `PARALLEL` groups.
 
@@ -18,7 +23,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::{is_guid, Tenant, UsernameClaim};
+use crate::config::{is_guid, SyncUsers, Tenant, UsernameClaim};
 use crate::error::{sanitize, Code, Error, Result};
 use crate::graph::app_token;
 use crate::http::{display_url, GraphResponse, Transport};
@@ -101,10 +106,24 @@ struct Graph<'a> {
     requests: AtomicU64,
 }
 
-/// A listing to read: the users among a group's transitive members, or one user.
+/// A listing to read; its users hold what `Through` says.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Read {
-    Group(String),
+    /// The users among a group's members, nested groups included: they hold the group's GUID.
+    TransitiveMembers(String),
+    /// The users among a group's direct members: they hold the group's app role assignments.
+    DirectMembers(String),
+    /// One user with an app role assignment of its own.
     User(String),
+}
+
+/// What the users of a listing hold through it.
+#[derive(Default)]
+struct Through {
+    /// `groups_map`/`required_groups` keys (memberships as `membership` gives them).
+    keys: BTreeSet<String>,
+    /// Assigned to the app (any role, or none: Entra's "Default Access").
+    assigned: bool,
 }
 
 impl Graph<'_> {
@@ -153,14 +172,14 @@ impl Graph<'_> {
     }
 
     fn read(&self, what: &Read) -> Result<Vec<Member>> {
+        let members = |group: &str, listing: &str| -> Result<Vec<Member>> {
+            let url =
+                format!("{}/v1.0/groups/{group}/{listing}/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}", self.origin);
+            Ok(self.list(url, &format!("group {group}"))?.iter().filter_map(member_of).collect())
+        };
         match what {
-            Read::Group(group) => {
-                let url = format!(
-                    "{}/v1.0/groups/{group}/transitiveMembers/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}",
-                    self.origin
-                );
-                Ok(self.list(url, &format!("group {group}"))?.iter().filter_map(member_of).collect())
-            }
+            Read::TransitiveMembers(group) => members(group, "transitiveMembers"),
+            Read::DirectMembers(group) => members(group, "members"),
             Read::User(oid) => {
                 let url = format!("{}/v1.0/users/{oid}?$select={SELECT}", self.origin);
                 Ok(self.get(&url, &format!("user {oid}"), true)?.as_ref().and_then(member_of).into_iter().collect())
@@ -168,20 +187,31 @@ impl Graph<'_> {
         }
     }
 
-    /// The app's roles (value → id) and who holds those of `wanted`: role values by the
-    /// principal (user or group) they are assigned to.
-    fn role_holders(
+    /// The app's assignments: for each principal (a user, or a group whose direct members it
+    /// covers) the role values of `wanted` it holds, and with `all` every assignment at all.
+    fn assignments(
         &self,
         client_id: &str,
         wanted: &BTreeSet<&str>,
+        all: bool,
         warnings: &mut Vec<String>,
-    ) -> Result<BTreeMap<(bool, String), BTreeSet<String>>> {
+    ) -> Result<BTreeMap<Read, Through>> {
         let what = format!("the service principal of app {client_id}");
-        let url = format!("{}/v1.0/servicePrincipals(appId='{client_id}')?$select=id,appRoles", self.origin);
+        let url = format!(
+            "{}/v1.0/servicePrincipals(appId='{client_id}')?$select=id,appRoles,appRoleAssignmentRequired",
+            self.origin
+        );
         let sp = self.get(&url, &what, false)?.unwrap_or_default();
         let sp_id = sp.get("id").and_then(Value::as_str).filter(|id| is_guid(id)).ok_or_else(|| {
             graph_error(format!("Graph answer for {what} has no id"))
         })?;
+        if all && sp.get("appRoleAssignmentRequired").and_then(Value::as_bool) != Some(true) {
+            warnings.push(
+                "the app's enterprise application does not require assignment: users who are not assigned can log in too, \
+                 and a sync of the assigned users (sync-users=assigned) leaves them out"
+                    .into(),
+            );
+        }
         let mut role_ids: BTreeMap<String, &str> = BTreeMap::new(); // id => value
         for role in sp.get("appRoles").and_then(Value::as_array).into_iter().flatten() {
             let (Some(id), Some(value)) = (role.get("id").and_then(Value::as_str), role.get("value").and_then(Value::as_str)) else {
@@ -195,8 +225,8 @@ impl Graph<'_> {
         for value in wanted.iter().filter(|v| !role_ids.values().any(|r| r == *v)) {
             warnings.push(format!("app role '{}' is not an enabled role of the app registration: nobody holds it", sanitize(value)));
         }
-        let mut holders: BTreeMap<(bool, String), BTreeSet<String>> = BTreeMap::new();
-        if role_ids.is_empty() {
+        let mut holders: BTreeMap<Read, Through> = BTreeMap::new();
+        if role_ids.is_empty() && !all {
             return Ok(holders);
         }
         let url = format!(
@@ -208,11 +238,18 @@ impl Graph<'_> {
             let (Some(role), Some(principal), Some(kind)) = (text("appRoleId"), text("principalId"), text("principalType")) else {
                 continue;
             };
-            let Some(value) = role_ids.get(&role) else { continue };
-            if !is_guid(&principal) || !(kind == "user" || kind == "group") {
-                continue; // service principals hold roles too; they are no PVE users
+            let value = role_ids.get(&role);
+            if (value.is_none() && !all) || !is_guid(&principal) {
+                continue;
             }
-            holders.entry((kind == "group", principal)).or_default().insert(value.to_string());
+            let read = match kind.as_str() {
+                "user" => Read::User(principal),
+                "group" => Read::DirectMembers(principal),
+                _ => continue, // service principals hold roles too; they are no PVE users
+            };
+            let through = holders.entry(read).or_default();
+            through.keys.extend(value.map(|v| v.to_string()));
+            through.assigned |= all;
         }
         Ok(holders)
     }
@@ -350,39 +387,47 @@ fn tenant_id(req: &Request, env: &Env) -> Result<String> {
 
 pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let cfg = &req.cfg;
-    let config_invalid = |msg: String| Error::new(Code::ConfigInvalid, msg);
-    if cfg.required_groups.is_empty() && cfg.groups_map.is_empty() {
-        return Err(config_invalid(
-            "realm sync needs keys (Entra group GUIDs or app role values) in `groups-map` or `required-groups`: it syncs their holders".into(),
+    let assigned_only = cfg.sync_users == SyncUsers::Assigned;
+    if cfg.required_groups.is_empty() && cfg.groups_map.is_empty() && !assigned_only {
+        return Err(Error::new(
+            Code::ConfigInvalid,
+            "realm sync needs keys (Entra group GUIDs or app role values) in `groups-map` or `required-groups`: it syncs \
+             their holders (or, with `sync-users` assigned, every user assigned to the app)",
         ));
     }
     let tid = tenant_id(req, env)?;
     let mapped: Vec<(String, &String)> = cfg.groups_map.iter().filter_map(|(k, v)| Some((membership(k, &tid)?, v))).collect();
-    let scope: BTreeSet<String> = if cfg.required_groups.is_empty() {
-        mapped.iter().map(|(m, _)| m.clone()).collect()
-    } else {
-        cfg.required_groups.iter().filter_map(|k| membership(k, &tid)).collect()
+    let required: BTreeSet<String> = cfg.required_groups.iter().filter_map(|k| membership(k, &tid)).collect();
+    // the keys of which a synced user holds one (none: `assigned` alone decides)
+    let scope: BTreeSet<String> = match (required.is_empty(), assigned_only) {
+        (false, _) => required,
+        (true, false) => mapped.iter().map(|(m, _)| m.clone()).collect(),
+        (true, true) => BTreeSet::new(),
     };
     let wanted: BTreeSet<&String> = scope.iter().chain(mapped.iter().map(|(m, _)| m)).collect();
     let roles: BTreeSet<&str> = wanted.iter().filter(|m| !is_guid(m)).map(|m| m.as_str()).collect();
 
     let graph = Graph { http: env.http, token: app_token(cfg, env, &tid)?, origin: cfg.graph_url.clone(), requests: AtomicU64::new(0) };
     let mut warnings = Vec::new();
-    // (is a group, principal) => the memberships its users hold through it
-    let mut through: BTreeMap<(bool, String), BTreeSet<String>> =
-        if roles.is_empty() { BTreeMap::new() } else { graph.role_holders(&cfg.client_id, &roles, &mut warnings)? };
+    let mut through: BTreeMap<Read, Through> = if roles.is_empty() && !assigned_only {
+        BTreeMap::new()
+    } else {
+        graph.assignments(&cfg.client_id, &roles, assigned_only, &mut warnings)?
+    };
     for group in wanted.iter().filter(|m| is_guid(m)) {
-        through.entry((true, group.to_string())).or_default().insert(group.to_string());
+        through.entry(Read::TransitiveMembers(group.to_string())).or_default().keys.insert(group.to_string());
     }
-    let reads: Vec<Read> =
-        through.keys().map(|(group, id)| if *group { Read::Group(id.clone()) } else { Read::User(id.clone()) }).collect();
+    let reads: Vec<&Read> = through.keys().collect();
     let listings = in_parallel(&reads, |r| graph.read(r))?;
 
+    // per user: the keys held, and whether assigned to the app
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
-    let mut held: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
+    let mut held: BTreeMap<String, (BTreeSet<&String>, bool)> = BTreeMap::new();
     for (via, listed) in through.values().zip(listings) {
         for m in listed {
-            held.entry(m.oid.clone()).or_default().extend(via);
+            let (keys, assigned) = held.entry(m.oid.clone()).or_default();
+            keys.extend(&via.keys);
+            *assigned |= via.assigned;
             members.entry(m.oid.clone()).or_insert(m);
         }
     }
@@ -391,8 +436,13 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let mut skipped = Vec::new();
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for (oid, m) in &members {
-        let holds = &held[oid];
-        if !holds.iter().any(|h| scope.contains(*h)) {
+        let (holds, assigned) = &held[oid];
+        let in_scope = if assigned_only {
+            *assigned && (scope.is_empty() || holds.iter().any(|h| scope.contains(*h)))
+        } else {
+            holds.iter().any(|h| scope.contains(*h))
+        };
+        if !in_scope {
             continue;
         }
         if m.guest && !cfg.allow_guests {
@@ -516,6 +566,14 @@ mod tests {
         format!("https://graph.microsoft.com/v1.0/groups/{g}/transitiveMembers/microsoft.graph.user?$select={SELECT}&$top=999")
     }
 
+    fn direct_url(g: &str) -> String {
+        format!("https://graph.microsoft.com/v1.0/groups/{g}/members/microsoft.graph.user?$select={SELECT}&$top=999")
+    }
+
+    fn user_url(oid: &str) -> String {
+        format!("https://graph.microsoft.com/v1.0/users/{oid}?$select={SELECT}")
+    }
+
     fn user(oid: &str, upn: &str, enabled: bool) -> Value {
         json!({"id": oid, "userPrincipalName": upn, "mail": upn, "givenName": "G", "surname": "S", "accountEnabled": enabled, "userType": "Member"})
     }
@@ -622,7 +680,7 @@ mod tests {
     const OTHER_TID: &str = "22222222-3333-4444-5555-666666666666";
 
     fn sp_url() -> String {
-        "https://graph.microsoft.com/v1.0/servicePrincipals(appId='aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee')?$select=id,appRoles".into()
+        "https://graph.microsoft.com/v1.0/servicePrincipals(appId='aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee')?$select=id,appRoles,appRoleAssignmentRequired".into()
     }
 
     fn assigned_url() -> String {
@@ -646,8 +704,8 @@ mod tests {
                 (sp_url(), vec![(200, roles)]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_OLD, B, "User")], "@odata.nextLink": next}))]),
                 (next.clone(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, G2, "Group"), assignment(ROLE_ADMIN, SP, "ServicePrincipal")]}))]),
-                (format!("https://graph.microsoft.com/v1.0/users/{A}?$select={SELECT}"), vec![(200, user(A, "a@c.example", true))]),
-                (url(G2), vec![(200, json!({"value": [user(C, "c@c.example", false)]}))]),
+                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
+                (direct_url(G2), vec![(200, json!({"value": [user(C, "c@c.example", false)]}))]),
                 (url(G1), vec![(200, json!({"value": [user(B, "b@c.example", true)]}))]),
             ],
         );
@@ -668,8 +726,8 @@ mod tests {
             vec![
                 (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_ADMIN, C, "User")]}))]),
-                (format!("https://graph.microsoft.com/v1.0/users/{A}?$select={SELECT}"), vec![(200, user(A, "a@c.example", true))]),
-                (format!("https://graph.microsoft.com/v1.0/users/{C}?$select={SELECT}"), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))]),
+                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
+                (user_url(C), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))]),
                 (url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), user(B, "b@c.example", true)]}))]),
             ],
         );
@@ -679,6 +737,77 @@ mod tests {
 
         let (res, _) = run(json!({"groups-map": "PVE.Admin=admins"}), vec![(sp_url(), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))])]);
         assert!(res.unwrap_err().hint.unwrap().contains("enterprise application"));
+    }
+
+    /// Entra passes an app role assigned to a group on to the group's direct members only (as
+    /// in tokens' `roles`), while its GUID is held by nested members too (tokens' `groups`).
+    #[test]
+    fn a_group_role_reaches_direct_members_only() {
+        const NESTED: &str = "0e0e0e0e-0000-4000-8000-000000000e5e";
+        let (res, seen) = run(
+            json!({"groups-map": format!("PVE.Admin=admins;{G2}=ops")}),
+            vec![
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
+                (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, G2, "Group")]}))]),
+                (direct_url(G2), vec![(200, json!({"value": [user(C, "c@c.example", true)]}))]),
+                (url(G2), vec![(200, json!({"value": [user(C, "c@c.example", true), user(NESTED, "n@c.example", true)]}))]),
+            ],
+        );
+        let v = res.unwrap();
+        assert_eq!(v["groups"], json!({"admins": ["c@c.example@entra"], "ops": ["c@c.example@entra", "n@c.example@entra"]}));
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(v["warnings"], json!([]));
+    }
+
+    /// `sync-users` assigned: every user assigned to the app (with a role or Default Access,
+    /// directly or as a direct member of an assigned group), whatever the map; the map still
+    /// decides the PVE groups, and `required-groups` still restricts.
+    #[test]
+    fn assigned_syncs_every_user_assigned_to_the_app() {
+        const D: &str = "0d0d0d0d-0000-4000-8000-0000000000dd";
+        const E: &str = "0e0e0e0e-0000-4000-8000-0000000000ee";
+        const DEFAULT_ACCESS: &str = "00000000-0000-0000-0000-000000000000";
+        let directory = |required: bool| {
+            vec![
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}], "appRoleAssignmentRequired": required}))]),
+                (assigned_url(), vec![(200, json!({"value": [
+                    assignment(DEFAULT_ACCESS, D, "User"), assignment(DEFAULT_ACCESS, G1, "Group"), assignment(ROLE_ADMIN, A, "User"),
+                ]}))]),
+                (user_url(D), vec![(200, user(D, "d@c.example", true))]),
+                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
+                (direct_url(G1), vec![(200, json!({"value": [user(B, "b@c.example", true)]}))]),
+                // E holds a mapped group, but is not assigned
+                (url(G2), vec![(200, json!({"value": [user(A, "a@c.example", true), user(E, "e@c.example", true)]}))]),
+            ]
+        };
+        let cfg = json!({"sync-users": "assigned", "groups-map": format!("PVE.Admin=admins;{G2}=ops")});
+        let (res, seen) = run(cfg.clone(), directory(true));
+        let v = res.unwrap();
+        let users: Vec<&str> = v["users"].as_array().unwrap().iter().map(|u| u["userid"].as_str().unwrap()).collect();
+        assert_eq!(users, ["a@c.example@entra", "b@c.example@entra", "d@c.example@entra"]);
+        assert_eq!(v["groups"], json!({"admins": ["a@c.example@entra"], "ops": ["a@c.example@entra"]}));
+        assert_eq!((seen.len(), v["warnings"].clone()), (6, json!([])));
+
+        // assignment not required: synced the same, with a warning saying what that means
+        let (res, _) = run(cfg, directory(false));
+        let v = res.unwrap();
+        assert_eq!(v["users"].as_array().unwrap().len(), 3);
+        assert!(v["warnings"][0].as_str().unwrap().contains("does not require assignment"), "{}", v["warnings"]);
+
+        // required-groups: of the assigned users only its holders
+        let (res, _) = run(json!({"sync-users": "assigned", "groups-map": format!("{G2}=ops"), "required-groups": "PVE.Admin"}), directory(true));
+        let v = res.unwrap();
+        let users: Vec<&str> = v["users"].as_array().unwrap().iter().map(|u| u["userid"].as_str().unwrap()).collect();
+        assert_eq!(users, ["a@c.example@entra"]);
+
+        // no keys at all: the assigned users, in no group
+        let (res, _) = run(json!({"sync-users": "assigned", "groups-map": null}), directory(true));
+        let v = res.unwrap();
+        assert_eq!(v["users"].as_array().unwrap().len(), 3);
+        assert_eq!(v["groups"], json!({}));
+        // while a mapped sync without keys has nobody to read
+        let e = run(json!({"groups-map": null}), vec![]).0.unwrap_err();
+        assert_eq!(e.code, Code::ConfigInvalid);
     }
 
     #[test]

@@ -617,8 +617,9 @@ Ext.define('PVE.window.EntraIDLoginWindowOverride', {
 });
 
 // Realm sync (Sync button, sync jobs): the sync defaults of an entraid realm are those of PVE's
-// own LDAP sync panel (scope, enable-new, remove-vanished), without its LDAP-only fields. A
-// frontend without that panel keeps entraid realms without the Sync button.
+// own LDAP sync panel (scope, enable-new, remove-vanished), without its LDAP-only fields, beside
+// the realm's own choice of users to sync. A frontend without that panel keeps entraid realms
+// without the Sync button.
 if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
     Ext.define('PVE.panel.EntraIDSyncInputPanel', {
         extend: 'PVE.panel.LDAPSyncInputPanel',
@@ -645,7 +646,27 @@ if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
             let field = (name) => Ext.clone([...ldap.column1, ...ldap.column2].find((f) => f.name === name));
             return [field('scope'), field('enable-new')];
         })(),
-        column2: [],
+        column2: [
+            {
+                xtype: 'proxmoxKVComboBox',
+                name: 'sync-users',
+                fieldLabel: gettext('Users to sync'),
+                value: '__default__',
+                deleteEmpty: true,
+                comboItems: [
+                    ['__default__', `${gettext('Mapped')} (${Proxmox.Utils.defaultText})`],
+                    ['assigned', gettext('Assigned to the app')],
+                ],
+                autoEl: {
+                    tag: 'div',
+                    'data-qtip': gettext(
+                        "Mapped: the members of the Required Groups, or else of the Group Mapping's groups and roles. " +
+                            'Assigned: every user assigned to the app in Entra (Enterprise applications, Users and ' +
+                            "groups), for when the app requires assignment; the Group Mapping still sets their groups.",
+                    ),
+                },
+            },
+        ],
         columnB: Ext.clone(PVE.panel.LDAPSyncInputPanel.prototype.columnB),
     });
 

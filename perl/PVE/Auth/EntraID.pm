@@ -128,6 +128,16 @@ sub properties {
             default => 0,
             optional => 1,
         },
+        'sync-users' => {
+            description => "Users that realm sync reads: 'mapped', the holders of the groups and app"
+                . " roles of 'required-groups', or else of 'groups-map'; 'assigned', every user"
+                . " assigned to the app in Entra (enterprise application, Users and groups), and"
+                . " with 'required-groups' only those of them who hold one.",
+            type => 'string',
+            enum => [qw(mapped assigned)],
+            default => 'mapped',
+            optional => 1,
+        },
         'client-cert' => {
             description => "PEM text of a certificate registered for the app, used instead of"
                 . " a client secret; stored in /etc/pve/priv/entraid, never in domains.cfg.",
@@ -170,6 +180,7 @@ sub options {
         tfa => { optional => 1 },
         # LDAP's property: defaults of realm sync (scope, remove-vanished, enable-new)
         'sync-defaults-options' => { optional => 1 },
+        'sync-users' => { optional => 1 },
     };
 }
 

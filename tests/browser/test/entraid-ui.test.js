@@ -614,7 +614,8 @@ for (const version of VERSIONS) {
             });
             // 'port': PVE.panel.AuthBase deletes it on every edit of any realm type; the API ignores it.
             // 'sync-defaults-options': the dialog's Sync Options tab (the LDAP sync panel) left empty
-            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'sync-defaults-options', 'tfa']);
+            // 'sync-users': the Sync Options tab's Users to sync left at its default
+            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'sync-defaults-options', 'sync-users', 'tfa']);
             assert.ok(!('client-key' in sent), 'the stored secret is kept');
             noProblems();
         });
@@ -675,7 +676,7 @@ for (const version of VERSIONS) {
             await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel')[0]?.isVisible(true));
             // only the options an entraid realm has: no LDAP bind, attribute or filter fields
             const names = await page.evaluate(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel field[name]').map((f) => f.name).sort());
-            assert.deepEqual(names, ['enable-new', 'remove-vanished-acl', 'remove-vanished-entry', 'remove-vanished-properties', 'scope']);
+            assert.deepEqual(names, ['enable-new', 'remove-vanished-acl', 'remove-vanished-entry', 'remove-vanished-properties', 'scope', 'sync-users']);
             await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync-options.png`) });
 
             await clickComponent('pveAuthEntraIDSyncPanel field[name=scope]');
@@ -683,12 +684,16 @@ for (const version of VERSIONS) {
             await clickComponent('pveAuthEntraIDSyncPanel field[name=enable-new]');
             await page.locator('.x-boundlist-item', { hasText: /^Yes$/ }).click();
             await page.locator('input[name=remove-vanished-entry]').click();
+            await clickComponent('pveAuthEntraIDSyncPanel field[name=sync-users]');
+            await page.locator('.x-boundlist-item', { hasText: 'Assigned to the app' }).click();
+            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync-options-assigned.png`) });
             await clickComponent('pveAuthEntraIDPanel ^ window button[text=OK]');
             await page.waitForFunction(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel').length);
 
             const puts = calls('PUT', '/access/domains/entra');
             assert.equal(puts.length, 1);
             assert.equal(puts[0].params['sync-defaults-options'], 'enable-new=1,remove-vanished=entry,scope=both');
+            assert.equal(puts[0].params['sync-users'], 'assigned', 'the realm option beside the sync defaults');
             assert.ok(!('sync_attributes' in puts[0].params) && ![].concat(puts[0].params.delete ?? []).includes('sync_attributes'),
                 'no LDAP attribute mapping sent');
             noProblems();

@@ -48,6 +48,14 @@ pub struct App {
     /// tokens and in Graph's `appRoleAssignedTo`); a user's own `roles` are direct assignments.
     #[serde(default)]
     pub group_roles: BTreeMap<String, Vec<String>>,
+    /// Users (oid) and groups (id) assigned the app without a role (Entra's "Default Access"):
+    /// `appRoleAssignedTo` lists them with the all-zero role id. As with `group_roles`, only a
+    /// group's direct members count as assigned.
+    #[serde(default)]
+    pub assigned: Vec<String>,
+    /// The enterprise application's "Assignment required?" (`appRoleAssignmentRequired`).
+    #[serde(default)]
+    pub assignment_required: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -107,6 +115,9 @@ pub struct EmulatorConfig {
     pub tenants: Vec<Tenant>,
     pub apps: Vec<App>,
     pub users: Vec<User>,
+    /// Nested groups: group id → the groups that are members of it. Their users are transitive
+    /// members (in tokens' `groups` and `transitiveMembers`), not direct ones.
+    pub subgroups: BTreeMap<String, Vec<String>>,
     /// More groups than this → `_claim_names`/`_claim_sources` instead of `groups` (Entra: 200 for JWT).
     pub groups_overage_limit: usize,
     /// Latency added to every IdP request from the start (the `latency_ms` control changes it).
@@ -177,8 +188,11 @@ impl Default for EmulatorConfig {
                 certificate: true,
                 redirect_uris: vec![],
                 group_roles: BTreeMap::new(),
+                assigned: vec![],
+                assignment_required: false,
             }],
             users: vec![alice, bob, guest, carol],
+            subgroups: BTreeMap::new(),
             groups_overage_limit: 200,
             latency_ms: 0,
         }
@@ -195,6 +209,8 @@ struct ConfigFile {
     apps: Vec<App>,
     #[serde(default)]
     users: Vec<User>,
+    #[serde(default)]
+    subgroups: BTreeMap<String, Vec<String>>,
     groups_overage_limit: Option<usize>,
     latency_ms: Option<u64>,
 }
@@ -216,6 +232,7 @@ impl From<ConfigFile> for EmulatorConfig {
         merge(&mut cfg.users, f.users, |a, b| {
             a.upn.eq_ignore_ascii_case(&b.upn)
         });
+        cfg.subgroups.extend(f.subgroups);
         if let Some(n) = f.groups_overage_limit {
             cfg.groups_overage_limit = n;
         }
@@ -252,7 +269,33 @@ impl EmulatorConfig {
         self.users.iter().find(|u| u.oid.eq_ignore_ascii_case(oid))
     }
 
-    /// The app roles a user holds in `app`: assigned directly or to one of the user's groups.
+    /// Every group a user is in, directly or through nested groups (Entra's `groups` claim and
+    /// `getMemberObjects`): the direct ones first.
+    pub fn groups_of(&self, user: &User) -> Vec<String> {
+        let mut all = user.all_groups();
+        let mut i = 0;
+        while i < all.len() {
+            let child = all[i].clone();
+            let parents = self.subgroups.iter().filter(|(_, subs)| subs.iter().any(|s| s.eq_ignore_ascii_case(&child)));
+            for (parent, _) in parents {
+                if !all.iter().any(|g| g.eq_ignore_ascii_case(parent)) {
+                    all.push(parent.clone());
+                }
+            }
+            i += 1;
+        }
+        all
+    }
+
+    /// Whether a group exists: it has a member (user or group) or is a member of one.
+    pub fn group_exists(&self, group: &str) -> bool {
+        let is = |g: &String| g.eq_ignore_ascii_case(group);
+        self.users.iter().any(|u| u.all_groups().iter().any(is))
+            || self.subgroups.iter().any(|(g, subs)| is(g) || subs.iter().any(is))
+    }
+
+    /// The app roles a user holds in `app`: assigned directly or to a group the user is a
+    /// direct member of (Entra does not pass a group's app roles on to nested groups).
     pub fn roles_of(&self, user: &User, app: &App) -> Vec<String> {
         let groups = user.all_groups();
         let mut roles = user.roles.clone();

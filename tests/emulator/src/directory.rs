@@ -1,11 +1,14 @@
 //! Microsoft Graph directory reads of realm sync, with `$select`, and for listings `$top`
 //! (default 100, at most 999, as Graph) and `@odata.nextLink` paging by `$skiptoken`:
-//! - `GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]` (the emulated directory
-//!   has no nested groups, so transitive members are the direct ones);
+//! - `GET /v1.0/groups/{id}/transitiveMembers[/microsoft.graph.user]`: the users in the group,
+//!   directly or through `subgroups`;
+//! - `GET /v1.0/groups/{id}/members[/microsoft.graph.user]`: its direct users only;
 //! - `GET /v1.0/servicePrincipals(appId='{client id}')`: the app's enterprise application with
-//!   its `appRoles` (every role a user or group of the configuration holds);
+//!   its `appRoles` (every role a user or group of the configuration holds) and
+//!   `appRoleAssignmentRequired`;
 //! - `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo`: users' own `roles` (principalType
-//!   User) and the app's `group_roles` (principalType Group);
+//!   User), the app's `group_roles` (principalType Group) and its `assigned` principals (the
+//!   all-zero "Default Access" role id);
 //! - `GET /v1.0/users/{id}`.
 //!
 //! Service principal and role ids are derived from the client id and role value (stable).
@@ -23,7 +26,7 @@ const DEFAULT_TOP: usize = 100;
 const MAX_TOP: usize = 999;
 
 enum Read<'a> {
-    Members(&'a str),
+    Members { group: &'a str, transitive: bool },
     ServicePrincipal(&'a str),
     RoleAssignments(&'a str),
     User(&'a str),
@@ -38,7 +41,11 @@ fn read_of(path: &str) -> Option<Read<'_>> {
         return Some(Read::ServicePrincipal(app));
     }
     match rest.split('/').collect::<Vec<_>>().as_slice() {
-        ["groups", g, "transitiveMembers"] | ["groups", g, "transitiveMembers", "microsoft.graph.user"] => Some(Read::Members(g)),
+        ["groups", group, listing] | ["groups", group, listing, "microsoft.graph.user"]
+            if *listing == "transitiveMembers" || *listing == "members" =>
+        {
+            Some(Read::Members { group, transitive: *listing == "transitiveMembers" })
+        }
         ["servicePrincipals", sp, "appRoleAssignedTo"] => Some(Read::RoleAssignments(sp)),
         ["users", oid] => Some(Read::User(oid)),
         _ => None,
@@ -69,6 +76,9 @@ fn user_object(u: &User, tid: &str) -> Value {
 fn service_principal_id(app: &App) -> String {
     guid_from(&format!("servicePrincipal:{}", app.client_id.to_ascii_lowercase()))
 }
+
+/// The role id of an assignment without a role (Entra's "Default Access").
+const DEFAULT_ACCESS: &str = "00000000-0000-0000-0000-000000000000";
 
 fn role_id(value: &str) -> String {
     guid_from(&format!("appRole:{value}"))
@@ -130,7 +140,7 @@ pub fn serve(shared: &Shared, req: &Request) -> Response {
                     "allowedMemberTypes": ["User"], "origin": "Application"}))
                 .collect();
             let sp = json!({"id": service_principal_id(app), "appId": app.client_id,
-                "displayName": "Proxmox VE", "appRoles": roles});
+                "displayName": "Proxmox VE", "appRoles": roles, "appRoleAssignmentRequired": app.assignment_required});
             return Response::json(200, &selected(sp, select));
         }
         Read::RoleAssignments(sp) => {
@@ -138,25 +148,28 @@ pub fn serve(shared: &Shared, req: &Request) -> Response {
                 return not_found(sp);
             };
             let spid = service_principal_id(app);
-            let assignment = |role: &str, id: &str, kind: &str| {
-                json!({"id": guid_from(&format!("{role}/{id}")), "appRoleId": role_id(role), "principalId": id,
+            let assignment = |role_id: String, id: &str, kind: &str| {
+                json!({"id": guid_from(&format!("{role_id}/{id}")), "appRoleId": role_id, "principalId": id,
                     "principalType": kind, "resourceId": spid})
             };
-            let users = cfg.users.iter().flat_map(|u| u.roles.iter().map(|r| assignment(r, &u.oid, "User")));
-            let groups = app.group_roles.iter().flat_map(|(r, gs)| gs.iter().map(|g| assignment(r, g, "Group")));
-            users.chain(groups).collect()
+            let users = cfg.users.iter().flat_map(|u| u.roles.iter().map(|r| assignment(role_id(r), &u.oid, "User")));
+            let groups = app.group_roles.iter().flat_map(|(r, gs)| gs.iter().map(|g| assignment(role_id(r), g, "Group")));
+            let default_access = app.assigned.iter().map(|id| {
+                let kind = if cfg.user_by_oid(id).is_some() { "User" } else { "Group" };
+                assignment(DEFAULT_ACCESS.to_string(), id, kind)
+            });
+            users.chain(groups).chain(default_access).collect()
         }
-        Read::Members(group) => {
-            let members: Vec<Value> = cfg
-                .users
-                .iter()
-                .filter(|u| u.all_groups().iter().any(|g| g.eq_ignore_ascii_case(group)))
-                .map(|u| user_object(u, cfg.user_tid(u)))
-                .collect();
-            if members.is_empty() {
+        Read::Members { group, transitive } => {
+            if !cfg.group_exists(group) {
                 return not_found(group);
             }
-            members
+            let groups_of = |u| if transitive { cfg.groups_of(u) } else { u.all_groups() };
+            cfg.users
+                .iter()
+                .filter(|u| groups_of(u).iter().any(|g| g.eq_ignore_ascii_case(group)))
+                .map(|u| user_object(u, cfg.user_tid(u)))
+                .collect()
         }
     };
     let top = match get("$top").map(str::parse::<usize>) {

@@ -53,7 +53,7 @@ pub fn get_member_objects(shared: &Shared, oid: &str, req: &Request) -> Response
         200,
         &json!({
             "@odata.context": format!("{}/v1.0/$metadata#Collection(Edm.String)", shared.base_url),
-            "value": user.all_groups(),
+            "value": shared.cfg.groups_of(user),
         }),
     )
 }

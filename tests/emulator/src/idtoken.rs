@@ -55,7 +55,7 @@ pub fn claims(shared: &Shared, grant: &CodeGrant, user: &User) -> Map<String, Va
     if let Some(idp) = &user.idp {
         c.insert("idp".into(), idp.clone().into());
     }
-    let groups = user.all_groups();
+    let groups = shared.cfg.groups_of(user);
     if groups.len() > shared.cfg.groups_overage_limit {
         // Entra's overage indicator; the endpoint is the legacy AAD Graph URL that clients must
         // not call (they use Microsoft Graph getMemberObjects instead).

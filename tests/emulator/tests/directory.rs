@@ -114,3 +114,56 @@ fn app_role_holders_are_listed_through_the_service_principal() {
     assert_eq!(get_bearer(&format!("{}/v1.0/servicePrincipals(appId='{unknown}')", emu.url()), &token).0, 404);
     assert_eq!(get_bearer(&format!("{}/v1.0/servicePrincipals/{unknown}/appRoleAssignedTo", emu.url()), &token).0, 404);
 }
+
+/// A group nested in another: its users are transitive members of the outer group (in Graph's
+/// `transitiveMembers` and the token's `groups`), not direct ones (`members`), and do not get
+/// the app roles assigned to the outer group, as in Entra.
+#[test]
+fn nested_groups_count_for_transitive_membership_only() {
+    const NESTED: &str = "6f7e8d9c-1111-4111-8111-0000000000e5";
+    let mut cfg = EmulatorConfig::default();
+    cfg.subgroups.insert(OPERATORS_GROUP.into(), vec![NESTED.into()]);
+    cfg.users[0].groups = vec![NESTED.into()]; // alice
+    cfg.apps[0].group_roles.insert("PVE.Auditor".into(), vec![OPERATORS_GROUP.into()]);
+    let alice = cfg.users[0].clone();
+    assert_eq!(cfg.groups_of(&alice), [NESTED, OPERATORS_GROUP]);
+    assert_eq!(cfg.roles_of(&alice, &cfg.apps[0]), ["PVE.Admin"], "no role through the nested group");
+    let emu = start(cfg);
+    let token = app_token(&emu);
+    let users = |listing: &str, group: &str| {
+        let url = format!("{}/v1.0/groups/{group}/{listing}/microsoft.graph.user?$select=id", emu.url());
+        let (status, _, page) = get_bearer(&url, &token);
+        assert_eq!(status, 200, "{url}");
+        page["value"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(users("transitiveMembers", OPERATORS_GROUP), [ALICE_OID, BOB_OID]);
+    assert_eq!(users("members", OPERATORS_GROUP), [BOB_OID]);
+    assert_eq!(users("members", NESTED), [ALICE_OID]);
+}
+
+/// Principals assigned the app without a role are listed with the all-zero role id, and the
+/// service principal says whether assignment is required.
+#[test]
+fn default_access_assignments_are_listed() {
+    let mut cfg = EmulatorConfig::default();
+    cfg.apps[0].assigned = vec![BOB_OID.into(), OPERATORS_GROUP.into()];
+    cfg.apps[0].assignment_required = true;
+    let emu = start(cfg);
+    let token = app_token(&emu);
+    let (_, _, sp) = get_bearer(
+        &format!("{}/v1.0/servicePrincipals(appId='{CLIENT_ID}')?$select=id,appRoleAssignmentRequired", emu.url()),
+        &token,
+    );
+    assert_eq!(sp["appRoleAssignmentRequired"], true);
+    let url = format!("{}/v1.0/servicePrincipals/{}/appRoleAssignedTo", emu.url(), sp["id"].as_str().unwrap());
+    let (status, _, page) = get_bearer(&url, &token);
+    assert_eq!(status, 200);
+    let default_access: Vec<(&str, &str)> = page["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["appRoleId"] == "00000000-0000-0000-0000-000000000000")
+        .map(|a| (a["principalId"].as_str().unwrap(), a["principalType"].as_str().unwrap()))
+        .collect();
+    assert_eq!(default_access, [(BOB_OID, "User"), (OPERATORS_GROUP, "Group")]);
+}

@@ -93,6 +93,7 @@ our %ENTRAID_SAMPLE = (
     comment => 'Contoso Entra ID',
     tfa => 'type=oath,step=30,digits=6',
     'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
+    'sync-users' => 'assigned',
 );
 
 # the upstream trees of one PVE version, as @INC directories (what the packages install

@@ -145,13 +145,26 @@ unlike($out, qr/^remove user/m, 'before any change is computed');
 is(slurp('/etc/pve/user.cfg'), $before, 'and changes nothing (no user removed)');
 
 # app roles and a verified-domain tenant: the map names app role values; alice holds PVE.Admin
-# herself, PVE.Auditor is assigned to the operators group (bob); the pins record the tenant GUID
-# from discovery
+# herself, PVE.Auditor is assigned to the operators group (bob); frank is in a group nested in
+# operators, so (as in Entra) he holds the operators group but not its role; the nested group
+# is assigned to the app with Default Access; the pins record the tenant GUID from discovery
+my $NESTED_GROUP = '6f7e8d9c-1111-4111-8111-0000000000e5';
+my $FRANK_OID = '0f0f0f0f-0000-4000-8000-000000000f0f';
+sub directory_with_frank {
+    my ($frank_assigned) = @_;
+    my $file = "$tmp/roles-" . ($frank_assigned ? 'frank' : 'nofrank') . '.json';
+    spew($file, encode_json({
+        apps => [{
+            client_id => $CLIENT_ID, secret => $SECRET, group_roles => { 'PVE.Auditor' => [$OPS_GROUP] },
+            assigned => $frank_assigned ? [$NESTED_GROUP] : [], assignment_required => \1,
+        }],
+        subgroups => { $OPS_GROUP => [$NESTED_GROUP] },
+        users => [{ upn => 'frank@contoso.example', oid => $FRANK_OID, groups => [$NESTED_GROUP] }],
+    }));
+    return $file;
+}
 stop_emulator();
-spew("$tmp/roles.json", encode_json({ apps => [{
-    client_id => $CLIENT_ID, secret => $SECRET, group_roles => { 'PVE.Auditor' => [$OPS_GROUP] },
-}] }));
-$url = start_emulator(config => "$tmp/roles.json");
+$url = start_emulator(config => directory_with_frank(1));
 api_call('POST', '/access/domains', {
     realm => 'roles', type => 'entraid', 'tenant-id' => 'contoso.example', 'client-id' => $CLIENT_ID,
     'client-key' => $SECRET, 'groups-map' => 'PVE.Admin=roleadmins;PVE.Auditor=auditors',
@@ -164,12 +177,38 @@ ok(!-e "$priv/roles.identities.json", 'the dry run pins nothing');
 is($rc, 0, 'sync of a role-mapped realm on a verified domain') or diag($out);
 $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 is_deeply([sort grep { m/\@roles$/ } keys %{ $cfg->{users} }], ['alice@contoso.example@roles', 'bob@contoso.example@roles'],
-    'the app role holders, directly and through a group');
+    'the app role holders, directly and through a group (not frank, in a nested group)');
 is_deeply([sort keys %{ $cfg->{groups}->{roleadmins}->{users} }], ['alice@contoso.example@roles'], 'PVE.Admin holders');
 is_deeply([sort keys %{ $cfg->{groups}->{auditors}->{users} }], ['bob@contoso.example@roles'], 'PVE.Auditor holders');
 $pins = decode_json(slurp("$priv/roles.identities.json"));
 is_deeply($pins->{'bob@contoso.example'}, { tid => $TENANT, oid => '0b0b0b0b-0000-4000-8000-000000000b0b' },
     'pinned to the tenant GUID behind the domain');
+
+# sync-users assigned: every user assigned to the app (alice by her role, bob as a direct member
+# of operators, frank as a direct member of the nested group), in the groups the map gives them
+api_call('POST', '/access/domains', {
+    realm => 'assigned', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'groups-map' => "PVE.Auditor=auditing;$OPS_GROUP=operators",
+    'groups-autocreate' => 1, 'sync-users' => 'assigned',
+});
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
+is($rc, 0, 'sync of the users assigned to the app') or diag($out);
+unlike($out, qr/does not require assignment/, 'no warning: the app requires assignment');
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+is_deeply([sort grep { m/\@assigned$/ } keys %{ $cfg->{users} }],
+    [map { "$_\@contoso.example\@assigned" } qw(alice bob frank)], 'every assigned user, guest and other tenant not');
+is_deeply([sort keys %{ $cfg->{groups}->{auditing}->{users} }], ['bob@contoso.example@assigned'], 'the role of the operators group');
+is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }],
+    ['bob@contoso.example@assigned', 'frank@contoso.example@assigned'], 'the operators group, nested members too');
+# frank's assignment is removed in Entra: the next sync deprovisions him
+stop_emulator();
+$url = start_emulator(config => directory_with_frank(0));
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
+is($rc, 0, 'sync after an assignment is removed') or diag($out);
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+ok(!$cfg->{users}->{'frank@contoso.example@assigned'}, 'the unassigned user is removed (remove-vanished entry)');
+ok($cfg->{users}->{'bob@contoso.example@assigned'}, 'the others stay');
+is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }], ['bob@contoso.example@assigned'], 'and leaves the group');
 
 # a multi-tenant realm: which directory to read is undefined, so sync refuses, saying why
 api_call('POST', '/access/domains', {
