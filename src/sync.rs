@@ -348,7 +348,7 @@ fn answer_error(r: &GraphResponse, what: &str) -> Error {
     }
     let mut e = graph_error(msg).with_status(r.status);
     if r.status == 403 || code == "Authorization_RequestDenied" {
-        e = e.with_hint("grant the app registration the Microsoft Graph application permissions User.Read.All and GroupMember.Read.All (admin consent); app role keys also need Application.Read.All");
+        e = e.with_hint("grant the app registration the Microsoft Graph application permissions User.Read.All and GroupMember.Read.All (admin consent); app role keys and sync-users=assigned also need Application.Read.All");
     } else if r.status == 404 && what.starts_with("the service principal") {
         e = e.with_hint("the app registration has no enterprise application (service principal) in the tenant");
     } else if r.status == 404 {

@@ -34,7 +34,7 @@ pub fn client_connection(host: &str) -> Result<ClientConnection, String> {
 pub const CA_FILE: &str = "ca.pem";
 
 fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, e.to_string())
+    io::Error::other(e.to_string())
 }
 
 /// Makes a CA and a server certificate, writes `<dir>/ca.pem` (atomically), returns the server
