@@ -12,9 +12,9 @@
 //!
 //! Requests: one paged `transitiveMembers` listing per group GUID key (`$top=999`,
 //! `@odata.nextLink`); with app role keys or `assigned`, also the app's service principal, its
-//! paged `appRoleAssignedTo`, one paged `members` listing per assigned group and one read per
-//! directly assigned user. Up to `PARALLEL` listings run at once, so a sync of many groups
-//! takes its latency once per `PARALLEL` groups.
+//! paged `appRoleAssignedTo`, one paged `members` listing per assigned group and one `users`
+//! listing per `USERS_PER_FILTER` directly assigned users. Up to `PARALLEL` listings run at
+//! once, so a sync of many groups takes its latency once per `PARALLEL` groups.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +43,10 @@ const DEFAULT_RETRY_WAIT: u64 = 5;
 const MAX_RETRY_WAIT: u64 = 60;
 /// No directory has this many pages in one listing; a Graph (or proxy) that links in circles does.
 const MAX_PAGES: usize = 100_000;
+/// The role id of an assignment without a role (Entra's "Default Access").
+const DEFAULT_ACCESS: &str = "00000000-0000-0000-0000-000000000000";
+/// Graph's limit of values in one `$filter=id in (...)` (without advanced queries).
+const USERS_PER_FILTER: usize = 15;
 /// Graph reads in flight at once (threads of the sync worker, joined before the call returns).
 /// Far below Graph's per-app limits, and each throttled answer still waits its `Retry-After`.
 const PARALLEL: usize = 8;
@@ -106,15 +110,34 @@ struct Graph<'a> {
     requests: AtomicU64,
 }
 
-/// A listing to read; its users hold what `Through` says.
+/// Where users get what they hold (`Through`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Read {
-    /// The users among a group's members, nested groups included: they hold the group's GUID.
-    TransitiveMembers(String),
-    /// The users among a group's direct members: they hold the group's app role assignments.
-    DirectMembers(String),
-    /// One user with an app role assignment of its own.
+enum Holder {
+    /// A group's members, nested groups included: they hold the group's GUID.
+    TransitiveMembersOf(String),
+    /// A group's direct members: they hold the group's app role assignments.
+    DirectMembersOf(String),
+    /// A user with app role assignments of its own.
     User(String),
+}
+
+/// A Graph listing of users.
+enum Read<'a> {
+    /// The users among a group's `transitiveMembers` or (direct) `members`: what `holder` holds.
+    Group { holder: &'a Holder, group: &'a str, listing: &'static str },
+    /// These users (each a `Holder::User`), at most `USERS_PER_FILTER`; a deleted one is not listed.
+    Users(&'a [String]),
+}
+
+impl Holder {
+    /// The listing of a group holder's users; `None` for a user.
+    fn group_read(&self) -> Option<Read<'_>> {
+        match self {
+            Holder::TransitiveMembersOf(group) => Some(Read::Group { holder: self, group, listing: "transitiveMembers" }),
+            Holder::DirectMembersOf(group) => Some(Read::Group { holder: self, group, listing: "members" }),
+            Holder::User(_) => None,
+        }
+    }
 }
 
 /// What the users of a listing hold through it.
@@ -127,20 +150,15 @@ struct Through {
 }
 
 impl Graph<'_> {
-    /// One answer, retrying throttled ones within the bounds above; `None` for a 404 when
-    /// `absent_ok` (a user deleted since it was listed).
-    fn get(&self, url: &str, what: &str, absent_ok: bool) -> Result<Option<Value>> {
+    /// One answer, retrying throttled ones within the bounds above.
+    fn get(&self, url: &str, what: &str) -> Result<Value> {
         let mut attempt = 0;
         loop {
             let r = self.http.get_bearer(url, &self.token, MAX_PAGE_BODY)?;
             self.requests.fetch_add(1, Ordering::Relaxed);
             if r.status == 200 {
                 return serde_json::from_slice(&r.body)
-                    .map(Some)
                     .map_err(|_| graph_error(format!("Graph answer from {} is not JSON", display_url(url))));
-            }
-            if r.status == 404 && absent_ok {
-                return Ok(None);
             }
             if (r.status == 429 || r.status == 503) && attempt < MAX_RETRIES {
                 attempt += 1;
@@ -156,7 +174,7 @@ impl Graph<'_> {
         let mut url = first;
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            let mut page = self.get(&url, what, false)?.unwrap_or_default();
+            let mut page = self.get(&url, what)?;
             match page.get_mut("value").map(Value::take) {
                 Some(Value::Array(items)) => out.extend(items),
                 _ => return Err(graph_error(format!("Graph answer for {what} has no `value` list"))),
@@ -172,61 +190,69 @@ impl Graph<'_> {
     }
 
     fn read(&self, what: &Read) -> Result<Vec<Member>> {
-        let members = |group: &str, listing: &str| -> Result<Vec<Member>> {
-            let url =
-                format!("{}/v1.0/groups/{group}/{listing}/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}", self.origin);
-            Ok(self.list(url, &format!("group {group}"))?.iter().filter_map(member_of).collect())
-        };
         match what {
-            Read::TransitiveMembers(group) => members(group, "transitiveMembers"),
-            Read::DirectMembers(group) => members(group, "members"),
-            Read::User(oid) => {
-                let url = format!("{}/v1.0/users/{oid}?$select={SELECT}", self.origin);
-                Ok(self.get(&url, &format!("user {oid}"), true)?.as_ref().and_then(member_of).into_iter().collect())
+            Read::Group { group, listing, .. } => {
+                let url =
+                    format!("{}/v1.0/groups/{group}/{listing}/microsoft.graph.user?$select={SELECT}&$top={PAGE_SIZE}", self.origin);
+                Ok(self.list(url, &format!("group {group}"))?.iter().filter_map(member_of).collect())
+            }
+            Read::Users(oids) => {
+                // GUIDs (checked when the assignments were read): nothing to escape but the spaces
+                let ids: Vec<String> = oids.iter().map(|oid| format!("'{oid}'")).collect();
+                let url = format!(
+                    "{}/v1.0/users?$filter=id%20in%20({})&$select={SELECT}&$top={PAGE_SIZE}",
+                    self.origin,
+                    ids.join(",")
+                );
+                Ok(self.list(url, "the users assigned to the app")?.iter().filter_map(member_of).collect())
             }
         }
     }
 
-    /// The app's assignments: for each principal (a user, or a group whose direct members it
-    /// covers) the role values of `wanted` it holds, and with `all` every assignment at all.
+    /// The app's assignments by principal (a user, or a group whose direct members they cover):
+    /// the role values of `wanted` it holds, and with `any_assignment` whether it is assigned the
+    /// app at all (Default Access or an enabled role), which that mode requires to mean "may log in".
     fn assignments(
         &self,
         client_id: &str,
         wanted: &BTreeSet<&str>,
-        all: bool,
+        any_assignment: bool,
         warnings: &mut Vec<String>,
-    ) -> Result<BTreeMap<Read, Through>> {
+    ) -> Result<BTreeMap<Holder, Through>> {
         let what = format!("the service principal of app {client_id}");
         let url = format!(
             "{}/v1.0/servicePrincipals(appId='{client_id}')?$select=id,appRoles,appRoleAssignmentRequired",
             self.origin
         );
-        let sp = self.get(&url, &what, false)?.unwrap_or_default();
+        let sp = self.get(&url, &what)?;
         let sp_id = sp.get("id").and_then(Value::as_str).filter(|id| is_guid(id)).ok_or_else(|| {
             graph_error(format!("Graph answer for {what} has no id"))
         })?;
-        if all && sp.get("appRoleAssignmentRequired").and_then(Value::as_bool) != Some(true) {
-            warnings.push(
-                "the app's enterprise application does not require assignment: users who are not assigned can log in too, \
-                 and a sync of the assigned users (sync-users=assigned) leaves them out"
-                    .into(),
-            );
+        // without it, users who are not assigned log in too, and a sync would remove them again
+        if any_assignment && sp.get("appRoleAssignmentRequired").and_then(Value::as_bool) != Some(true) {
+            return Err(Error::new(
+                Code::ConfigInvalid,
+                "sync-users is 'assigned', but the app's enterprise application does not require assignment: users who are \
+                 not assigned to the app can log in as well",
+            )
+            .with_hint("set 'Assignment required?' to Yes in Entra (Enterprise applications, the app, Properties), or set sync-users to mapped"));
         }
-        let mut role_ids: BTreeMap<String, &str> = BTreeMap::new(); // id => value
+        // id => value of every enabled role: a disabled one is issued in no token and counts as no assignment
+        let mut enabled: BTreeMap<String, &str> = BTreeMap::new();
         for role in sp.get("appRoles").and_then(Value::as_array).into_iter().flatten() {
-            let (Some(id), Some(value)) = (role.get("id").and_then(Value::as_str), role.get("value").and_then(Value::as_str)) else {
-                continue;
-            };
-            // a disabled role is not issued in tokens any more
-            if let Some(value) = wanted.get(value).filter(|_| role.get("isEnabled").and_then(Value::as_bool) != Some(false)) {
-                role_ids.insert(id.to_ascii_lowercase(), value);
+            if let (Some(id), Some(value), true) = (
+                role.get("id").and_then(Value::as_str),
+                role.get("value").and_then(Value::as_str),
+                role.get("isEnabled").and_then(Value::as_bool) != Some(false),
+            ) {
+                enabled.insert(id.to_ascii_lowercase(), value);
             }
         }
-        for value in wanted.iter().filter(|v| !role_ids.values().any(|r| r == *v)) {
+        for value in wanted.iter().filter(|v| !enabled.values().any(|r| r == *v)) {
             warnings.push(format!("app role '{}' is not an enabled role of the app registration: nobody holds it", sanitize(value)));
         }
-        let mut holders: BTreeMap<Read, Through> = BTreeMap::new();
-        if role_ids.is_empty() && !all {
+        let mut holders: BTreeMap<Holder, Through> = BTreeMap::new();
+        if !any_assignment && !enabled.values().any(|v| wanted.contains(v)) {
             return Ok(holders);
         }
         let url = format!(
@@ -238,18 +264,20 @@ impl Graph<'_> {
             let (Some(role), Some(principal), Some(kind)) = (text("appRoleId"), text("principalId"), text("principalType")) else {
                 continue;
             };
-            let value = role_ids.get(&role);
-            if (value.is_none() && !all) || !is_guid(&principal) {
+            let value = enabled.get(&role).copied();
+            let wanted_value = value.filter(|v| wanted.contains(v));
+            let assigned = any_assignment && (role == DEFAULT_ACCESS || value.is_some());
+            if (wanted_value.is_none() && !assigned) || !is_guid(&principal) {
                 continue;
             }
-            let read = match kind.as_str() {
-                "user" => Read::User(principal),
-                "group" => Read::DirectMembers(principal),
+            let holder = match kind.as_str() {
+                "user" => Holder::User(principal),
+                "group" => Holder::DirectMembersOf(principal),
                 _ => continue, // service principals hold roles too; they are no PVE users
             };
-            let through = holders.entry(read).or_default();
-            through.keys.extend(value.map(|v| v.to_string()));
-            through.assigned |= all;
+            let through = holders.entry(holder).or_default();
+            through.keys.extend(wanted_value.map(str::to_string));
+            through.assigned |= assigned;
         }
         Ok(holders)
     }
@@ -387,8 +415,10 @@ fn tenant_id(req: &Request, env: &Env) -> Result<String> {
 
 pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let cfg = &req.cfg;
-    let assigned_only = cfg.sync_users == SyncUsers::Assigned;
-    if cfg.required_groups.is_empty() && cfg.groups_map.is_empty() && !assigned_only {
+    let sync_assigned = cfg.sync_users == SyncUsers::Assigned;
+    // only holders of a `required-groups` key may log in (one of another tenant: nobody here)
+    let restricted = !cfg.required_groups.is_empty();
+    if !restricted && cfg.groups_map.is_empty() && !sync_assigned {
         return Err(Error::new(
             Code::ConfigInvalid,
             "realm sync needs keys (Entra group GUIDs or app role values) in `groups-map` or `required-groups`: it syncs \
@@ -398,33 +428,45 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let tid = tenant_id(req, env)?;
     let mapped: Vec<(String, &String)> = cfg.groups_map.iter().filter_map(|(k, v)| Some((membership(k, &tid)?, v))).collect();
     let required: BTreeSet<String> = cfg.required_groups.iter().filter_map(|k| membership(k, &tid)).collect();
-    // the keys of which a synced user holds one (none: `assigned` alone decides)
-    let scope: BTreeSet<String> = match (required.is_empty(), assigned_only) {
-        (false, _) => required,
-        (true, false) => mapped.iter().map(|(m, _)| m.clone()).collect(),
-        (true, true) => BTreeSet::new(),
+    // the keys of which a synced user holds one (unrestricted `assigned`: none, the assignment decides)
+    let scope: BTreeSet<String> = match (restricted, sync_assigned) {
+        (true, _) => required,
+        (false, false) => mapped.iter().map(|(m, _)| m.clone()).collect(),
+        (false, true) => BTreeSet::new(),
     };
     let wanted: BTreeSet<&String> = scope.iter().chain(mapped.iter().map(|(m, _)| m)).collect();
     let roles: BTreeSet<&str> = wanted.iter().filter(|m| !is_guid(m)).map(|m| m.as_str()).collect();
 
     let graph = Graph { http: env.http, token: app_token(cfg, env, &tid)?, origin: cfg.graph_url.clone(), requests: AtomicU64::new(0) };
     let mut warnings = Vec::new();
-    let mut through: BTreeMap<Read, Through> = if roles.is_empty() && !assigned_only {
+    let mut through: BTreeMap<Holder, Through> = if roles.is_empty() && !sync_assigned {
         BTreeMap::new()
     } else {
-        graph.assignments(&cfg.client_id, &roles, assigned_only, &mut warnings)?
+        graph.assignments(&cfg.client_id, &roles, sync_assigned, &mut warnings)?
     };
     for group in wanted.iter().filter(|m| is_guid(m)) {
-        through.entry(Read::TransitiveMembers(group.to_string())).or_default().keys.insert(group.to_string());
+        through.entry(Holder::TransitiveMembersOf(group.to_string())).or_default().keys.insert(group.to_string());
     }
-    let reads: Vec<&Read> = through.keys().collect();
+    // every group on its own, the users with assignments of their own a few at a time
+    let users: Vec<String> =
+        through.keys().filter_map(|h| if let Holder::User(oid) = h { Some(oid.clone()) } else { None }).collect();
+    let reads: Vec<Read> =
+        through.keys().filter_map(Holder::group_read).chain(users.chunks(USERS_PER_FILTER).map(Read::Users)).collect();
     let listings = in_parallel(&reads, |r| graph.read(r))?;
 
     // per user: the keys held, and whether assigned to the app
     let mut members: BTreeMap<String, Member> = BTreeMap::new();
     let mut held: BTreeMap<String, (BTreeSet<&String>, bool)> = BTreeMap::new();
-    for (via, listed) in through.values().zip(listings) {
+    for (read, listed) in reads.iter().zip(listings) {
         for m in listed {
+            let via = match read {
+                Read::Group { holder, .. } => &through[*holder],
+                // only what the user itself was assigned (Graph answers only the users asked for)
+                Read::Users(_) => match through.get(&Holder::User(m.oid.clone())) {
+                    Some(via) => via,
+                    None => continue,
+                },
+            };
             let (keys, assigned) = held.entry(m.oid.clone()).or_default();
             keys.extend(&via.keys);
             *assigned |= via.assigned;
@@ -437,11 +479,8 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
     for (oid, m) in &members {
         let (holds, assigned) = &held[oid];
-        let in_scope = if assigned_only {
-            *assigned && (scope.is_empty() || holds.iter().any(|h| scope.contains(*h)))
-        } else {
-            holds.iter().any(|h| scope.contains(*h))
-        };
+        let holds_scope = holds.iter().any(|h| scope.contains(*h));
+        let in_scope = if sync_assigned { *assigned && (!restricted || holds_scope) } else { holds_scope };
         if !in_scope {
             continue;
         }
@@ -570,8 +609,9 @@ mod tests {
         format!("https://graph.microsoft.com/v1.0/groups/{g}/members/microsoft.graph.user?$select={SELECT}&$top=999")
     }
 
-    fn user_url(oid: &str) -> String {
-        format!("https://graph.microsoft.com/v1.0/users/{oid}?$select={SELECT}")
+    fn users_url(oids: &[&str]) -> String {
+        let ids: Vec<String> = oids.iter().map(|oid| format!("'{oid}'")).collect();
+        format!("https://graph.microsoft.com/v1.0/users?$filter=id%20in%20({})&$select={SELECT}&$top=999", ids.join(","))
     }
 
     fn user(oid: &str, upn: &str, enabled: bool) -> Value {
@@ -704,7 +744,7 @@ mod tests {
                 (sp_url(), vec![(200, roles)]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_OLD, B, "User")], "@odata.nextLink": next}))]),
                 (next.clone(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, G2, "Group"), assignment(ROLE_ADMIN, SP, "ServicePrincipal")]}))]),
-                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
+                (users_url(&[A]), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))]),
                 (direct_url(G2), vec![(200, json!({"value": [user(C, "c@c.example", false)]}))]),
                 (url(G1), vec![(200, json!({"value": [user(B, "b@c.example", true)]}))]),
             ],
@@ -726,8 +766,8 @@ mod tests {
             vec![
                 (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
                 (assigned_url(), vec![(200, json!({"value": [assignment(ROLE_ADMIN, A, "User"), assignment(ROLE_ADMIN, C, "User")]}))]),
-                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
-                (user_url(C), vec![(404, json!({"error": {"code": "Request_ResourceNotFound"}}))]),
+                // C was deleted since it was assigned: not listed
+                (users_url(&[A, C]), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))]),
                 (url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true), user(B, "b@c.example", true)]}))]),
             ],
         );
@@ -759,55 +799,107 @@ mod tests {
         assert_eq!(v["warnings"], json!([]));
     }
 
-    /// `sync-users` assigned: every user assigned to the app (with a role or Default Access,
-    /// directly or as a direct member of an assigned group), whatever the map; the map still
-    /// decides the PVE groups, and `required-groups` still restricts.
+    /// `sync-users` assigned: every user assigned to the app (with an enabled role or Default
+    /// Access, directly or as a direct member of an assigned group), whatever the map; the map
+    /// still decides the PVE groups, and `required-groups` still restricts.
     #[test]
     fn assigned_syncs_every_user_assigned_to_the_app() {
         const D: &str = "0d0d0d0d-0000-4000-8000-0000000000dd";
         const E: &str = "0e0e0e0e-0000-4000-8000-0000000000ee";
-        const DEFAULT_ACCESS: &str = "00000000-0000-0000-0000-000000000000";
+        const F: &str = "0f0f0f0f-0000-4000-8000-0000000000ff";
         let directory = |required: bool| {
+            let roles = json!([{"id": ROLE_ADMIN, "value": "PVE.Admin"}, {"id": ROLE_OLD, "value": "PVE.Old", "isEnabled": false}]);
             vec![
-                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}], "appRoleAssignmentRequired": required}))]),
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": roles, "appRoleAssignmentRequired": required}))]),
                 (assigned_url(), vec![(200, json!({"value": [
                     assignment(DEFAULT_ACCESS, D, "User"), assignment(DEFAULT_ACCESS, G1, "Group"), assignment(ROLE_ADMIN, A, "User"),
+                    // neither a disabled role nor a service principal makes a user to sync
+                    assignment(ROLE_OLD, F, "User"), assignment(DEFAULT_ACCESS, SP, "ServicePrincipal"),
                 ]}))]),
-                (user_url(D), vec![(200, user(D, "d@c.example", true))]),
-                (user_url(A), vec![(200, user(A, "a@c.example", true))]),
+                (users_url(&[A, D]), vec![(200, json!({"value": [user(A, "a@c.example", true), user(D, "d@c.example", true)]}))]),
                 (direct_url(G1), vec![(200, json!({"value": [user(B, "b@c.example", true)]}))]),
-                // E holds a mapped group, but is not assigned
+                // E is in a mapped group, but not assigned
                 (url(G2), vec![(200, json!({"value": [user(A, "a@c.example", true), user(E, "e@c.example", true)]}))]),
             ]
+        };
+        let userids = |v: &Value| -> Vec<String> {
+            v["users"].as_array().unwrap().iter().map(|u| u["userid"].as_str().unwrap().to_string()).collect()
         };
         let cfg = json!({"sync-users": "assigned", "groups-map": format!("PVE.Admin=admins;{G2}=ops")});
         let (res, seen) = run(cfg.clone(), directory(true));
         let v = res.unwrap();
-        let users: Vec<&str> = v["users"].as_array().unwrap().iter().map(|u| u["userid"].as_str().unwrap()).collect();
-        assert_eq!(users, ["a@c.example@entra", "b@c.example@entra", "d@c.example@entra"]);
+        assert_eq!(userids(&v), ["a@c.example@entra", "b@c.example@entra", "d@c.example@entra"]);
         assert_eq!(v["groups"], json!({"admins": ["a@c.example@entra"], "ops": ["a@c.example@entra"]}));
-        assert_eq!((seen.len(), v["warnings"].clone()), (6, json!([])));
+        assert_eq!((seen.len(), v["warnings"].clone()), (5, json!([])));
 
-        // assignment not required: synced the same, with a warning saying what that means
-        let (res, _) = run(cfg, directory(false));
-        let v = res.unwrap();
-        assert_eq!(v["users"].as_array().unwrap().len(), 3);
-        assert!(v["warnings"][0].as_str().unwrap().contains("does not require assignment"), "{}", v["warnings"]);
+        // an app that does not require assignment lets others log in, whom a sync would remove
+        let (res, seen) = run(cfg, directory(false));
+        let e = res.unwrap_err();
+        assert_eq!(e.code, Code::ConfigInvalid);
+        assert!(e.message.contains("does not require assignment") && e.hint.unwrap().contains("Assignment required"), "{}", e.message);
+        assert_eq!(seen.len(), 1, "nothing read after the service principal: {seen:?}");
 
-        // required-groups: of the assigned users only its holders
+        // required-groups: of the assigned users only their holders, by role or by (transitive) group
         let (res, _) = run(json!({"sync-users": "assigned", "groups-map": format!("{G2}=ops"), "required-groups": "PVE.Admin"}), directory(true));
-        let v = res.unwrap();
-        let users: Vec<&str> = v["users"].as_array().unwrap().iter().map(|u| u["userid"].as_str().unwrap()).collect();
-        assert_eq!(users, ["a@c.example@entra"]);
+        assert_eq!(userids(&res.unwrap()), ["a@c.example@entra"]);
+        let (res, _) = run(json!({"sync-users": "assigned", "groups-map": null, "required-groups": G2}), directory(true));
+        assert_eq!(userids(&res.unwrap()), ["a@c.example@entra"], "E holds G2, but is not assigned");
 
         // no keys at all: the assigned users, in no group
         let (res, _) = run(json!({"sync-users": "assigned", "groups-map": null}), directory(true));
         let v = res.unwrap();
-        assert_eq!(v["users"].as_array().unwrap().len(), 3);
+        assert_eq!(userids(&v).len(), 3);
         assert_eq!(v["groups"], json!({}));
         // while a mapped sync without keys has nobody to read
         let e = run(json!({"groups-map": null}), vec![]).0.unwrap_err();
         assert_eq!(e.code, Code::ConfigInvalid);
+    }
+
+    /// `required-groups` naming only another tenant's keys: nobody here may log in, so nobody is
+    /// synced, in either mode (not: every holder of a mapped key, or every assigned user).
+    #[test]
+    fn required_keys_of_another_tenant_sync_nobody() {
+        let required = format!("{OTHER_TID}:PVE.Admin");
+        let (res, _) = run(
+            json!({"groups-map": format!("{G1}=ops"), "required-groups": required}),
+            vec![(url(G1), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))])],
+        );
+        let v = res.unwrap();
+        assert_eq!((v["users"].clone(), v["groups"].clone()), (json!([]), json!({"ops": []})));
+        let (res, _) = run(
+            json!({"sync-users": "assigned", "groups-map": null, "required-groups": required}),
+            vec![
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [], "appRoleAssignmentRequired": true}))]),
+                (assigned_url(), vec![(200, json!({"value": [assignment(DEFAULT_ACCESS, A, "User")]}))]),
+                (users_url(&[A]), vec![(200, json!({"value": [user(A, "a@c.example", true)]}))]),
+            ],
+        );
+        assert_eq!(res.unwrap()["users"], json!([]));
+    }
+
+    /// Users with assignments of their own are read 15 to a request (Graph's limit for `in`),
+    /// and only what they asked for counts: a user Graph adds unasked gets nothing.
+    #[test]
+    fn directly_assigned_users_are_read_by_fifteen() {
+        let oids: Vec<String> = (0..20).map(|i| format!("0f000000-0000-4000-8000-{i:012}")).collect();
+        let oids: Vec<&str> = oids.iter().map(String::as_str).collect();
+        let assignments: Vec<Value> = oids.iter().map(|oid| assignment(ROLE_ADMIN, oid, "User")).collect();
+        let listed = |oids: &[&str]| json!({"value": oids.iter().map(|oid| user(oid, &format!("{}@c.example", &oid[30..]), true)).collect::<Vec<_>>()});
+        let mut second = listed(&oids[15..]);
+        second["value"].as_array_mut().unwrap().push(user(A, "a@c.example", true));
+        let (res, seen) = run(
+            json!({"groups-map": "PVE.Admin=admins"}),
+            vec![
+                (sp_url(), vec![(200, json!({"id": SP, "appRoles": [{"id": ROLE_ADMIN, "value": "PVE.Admin"}]}))]),
+                (assigned_url(), vec![(200, json!({"value": assignments}))]),
+                (users_url(&oids[..15]), vec![(200, listed(&oids[..15]))]),
+                (users_url(&oids[15..]), vec![(200, second)]),
+            ],
+        );
+        let v = res.unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(v["users"].as_array().unwrap().len(), 20);
+        assert!(!v["groups"]["admins"].as_array().unwrap().contains(&json!("a@c.example@entra")));
     }
 
     #[test]

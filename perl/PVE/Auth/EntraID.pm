@@ -129,10 +129,8 @@ sub properties {
             optional => 1,
         },
         'sync-users' => {
-            description => "Users that realm sync reads: 'mapped', the holders of the groups and app"
-                . " roles of 'required-groups', or else of 'groups-map'; 'assigned', every user"
-                . " assigned to the app in Entra (enterprise application, Users and groups), and"
-                . " with 'required-groups' only those of them who hold one.",
+            description => "Users that realm sync reads: the holders of the mapped or required"
+                . " groups and roles, or every user assigned to the app in Entra.",
             type => 'string',
             enum => [qw(mapped assigned)],
             default => 'mapped',

@@ -668,6 +668,7 @@ for (const version of VERSIONS) {
         });
 
         test('Edit: the Sync Options tab saves the realm\'s sync-defaults-options', async () => {
+            server.setRealmConfig({ ...ENTRA_REALM_CONFIG, 'sync-users': 'assigned' });
             await openRealms();
             await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).dblclick();
             await page.locator('.x-window-header-title', { hasText: 'Edit: Microsoft Entra ID' }).waitFor();
@@ -684,16 +685,19 @@ for (const version of VERSIONS) {
             await clickComponent('pveAuthEntraIDSyncPanel field[name=enable-new]');
             await page.locator('.x-boundlist-item', { hasText: /^Yes$/ }).click();
             await page.locator('input[name=remove-vanished-entry]').click();
+            // the realm's sync-users, loaded into the tab, back to the default
+            const users = await page.evaluate(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel field[name=sync-users]')[0].getRawValue());
+            assert.equal(users, 'Assigned to the app');
             await clickComponent('pveAuthEntraIDSyncPanel field[name=sync-users]');
-            await page.locator('.x-boundlist-item', { hasText: 'Assigned to the app' }).click();
-            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync-options-assigned.png`) });
+            await page.locator('.x-boundlist-item', { hasText: 'Mapped (Default)' }).click();
             await clickComponent('pveAuthEntraIDPanel ^ window button[text=OK]');
             await page.waitForFunction(() => !Ext.ComponentQuery.query('pveAuthEntraIDPanel').length);
 
             const puts = calls('PUT', '/access/domains/entra');
             assert.equal(puts.length, 1);
             assert.equal(puts[0].params['sync-defaults-options'], 'enable-new=1,remove-vanished=entry,scope=both');
-            assert.equal(puts[0].params['sync-users'], 'assigned', 'the realm option beside the sync defaults');
+            assert.ok(!('sync-users' in puts[0].params) && [].concat(puts[0].params.delete ?? []).includes('sync-users'),
+                'the realm option beside the sync defaults: back to its default, deleted');
             assert.ok(!('sync_attributes' in puts[0].params) && ![].concat(puts[0].params.delete ?? []).includes('sync_attributes'),
                 'no LDAP attribute mapping sent');
             noProblems();

@@ -113,6 +113,11 @@ pub fn authorize(shared: &Shared, tenant: &TenantPath, req: &Request) -> Respons
         }
     }
 
+    // the enterprise application's "Assignment required?": others are refused after sign-in
+    if app.assignment_required && !shared.cfg.is_assigned(user, app) {
+        return fail(AadError::known(50105));
+    }
+
     let code = format!("1.A{}", random_token(96));
     let mut rt = shared.rt();
     rt.prune_expired(now());

@@ -287,11 +287,21 @@ impl EmulatorConfig {
         all
     }
 
-    /// Whether a group exists: it has a member (user or group) or is a member of one.
+    /// Whether a group exists: it has a member (user or group), is a member of one, or is
+    /// assigned to an app.
     pub fn group_exists(&self, group: &str) -> bool {
         let is = |g: &String| g.eq_ignore_ascii_case(group);
         self.users.iter().any(|u| u.all_groups().iter().any(is))
             || self.subgroups.iter().any(|(g, subs)| is(g) || subs.iter().any(is))
+            || self.apps.iter().any(|a| a.assigned.iter().chain(a.group_roles.values().flatten()).any(is))
+    }
+
+    /// Whether a user is assigned to `app`: itself (a role or Default Access) or a group it is a
+    /// direct member of, as Entra's "Assignment required?" checks at sign-in.
+    pub fn is_assigned(&self, user: &User, app: &App) -> bool {
+        let direct = user.all_groups();
+        let principal = |p: &String| p.eq_ignore_ascii_case(&user.oid) || direct.iter().any(|g| g.eq_ignore_ascii_case(p));
+        !user.roles.is_empty() || app.assigned.iter().chain(app.group_roles.values().flatten()).any(principal)
     }
 
     /// The app roles a user holds in `app`: assigned directly or to a group the user is a

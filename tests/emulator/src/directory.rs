@@ -9,7 +9,8 @@
 //! - `GET /v1.0/servicePrincipals/{id}/appRoleAssignedTo`: users' own `roles` (principalType
 //!   User), the app's `group_roles` (principalType Group) and its `assigned` principals (the
 //!   all-zero "Default Access" role id);
-//! - `GET /v1.0/users/{id}`.
+//! - `GET /v1.0/users/{id}`, and `GET /v1.0/users?$filter=id in ('{id}',...)` (at most 15 ids,
+//!   as Graph without advanced queries; unknown ids are not listed).
 //!
 //! Service principal and role ids are derived from the client id and role value (stable).
 //! Throttling comes from the `throttle:<seconds>` fault (429 with `Retry-After`).
@@ -23,6 +24,8 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 
 const DEFAULT_TOP: usize = 100;
+/// Values Graph takes in one `in (...)` of a `$filter` (without advanced queries).
+const MAX_IN_VALUES: usize = 15;
 const MAX_TOP: usize = 999;
 
 enum Read<'a> {
@@ -30,6 +33,7 @@ enum Read<'a> {
     ServicePrincipal(&'a str),
     RoleAssignments(&'a str),
     User(&'a str),
+    Users,
 }
 
 fn read_of(path: &str) -> Option<Read<'_>> {
@@ -48,6 +52,7 @@ fn read_of(path: &str) -> Option<Read<'_>> {
         }
         ["servicePrincipals", sp, "appRoleAssignedTo"] => Some(Read::RoleAssignments(sp)),
         ["users", oid] => Some(Read::User(oid)),
+        ["users"] => Some(Read::Users),
         _ => None,
     }
 }
@@ -159,6 +164,22 @@ pub fn serve(shared: &Shared, req: &Request) -> Response {
                 assignment(DEFAULT_ACCESS.to_string(), id, kind)
             });
             users.chain(groups).chain(default_access).collect()
+        }
+        Read::Users => {
+            // the one filter realm sync uses: id in ('<id>', ...)
+            let ids: Option<Vec<&str>> = get("$filter")
+                .and_then(|f| f.strip_prefix("id in (")?.strip_suffix(')'))
+                .map(|list| list.split(',').map(|id| id.trim().trim_matches('\'')).collect());
+            let Some(ids) = ids else {
+                return graph_error(400, "Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified.");
+            };
+            if ids.len() > MAX_IN_VALUES {
+                return graph_error(400, "Request_UnsupportedQuery", &format!(
+                    "Too many child clauses specified in search filter expression containing 'OR' operators: {}. Max allowed: {MAX_IN_VALUES}.",
+                    ids.len()
+                ));
+            }
+            ids.iter().filter_map(|id| cfg.user_by_oid(id)).map(|u| user_object(u, cfg.user_tid(u))).collect()
         }
         Read::Members { group, transitive } => {
             if !cfg.group_exists(group) {

@@ -332,6 +332,24 @@ fn unknown_user_gets_an_error_page() {
     assert!(err.contains("AADSTS50034"), "{err}");
 }
 
+/// "Assignment required?": a user assigned neither itself nor through a group it is a direct
+/// member of is refused after sign-in (AADSTS50105); the assigned ones sign in.
+#[test]
+fn assignment_required_refuses_unassigned_users() {
+    const NESTED: &str = "6f7e8d9c-1111-4111-8111-0000000000e5";
+    let mut cfg = EmulatorConfig::default();
+    cfg.apps[0].assignment_required = true;
+    cfg.apps[0].assigned = vec![OPERATORS_GROUP.into()];
+    cfg.subgroups.insert(OPERATORS_GROUP.into(), vec![NESTED.into()]);
+    cfg.users[2].groups = vec![NESTED.into()]; // the guest, in a group nested in an assigned one
+    let guest = cfg.users[2].upn.clone();
+    let emu = start(cfg);
+    assert_eq!(login_as(&emu, TENANT, Some("alice@contoso.example")).status, 200, "alice: a role of her own");
+    assert_eq!(login_as(&emu, TENANT, Some("bob@contoso.example")).status, 200, "bob: direct member of the assigned group");
+    let err = authorize_error(&emu, &[], Some(&guest));
+    assert!(err.starts_with("invalid_grant: AADSTS50105:"), "{err}");
+}
+
 #[test]
 fn registered_redirect_uris_are_enforced() {
     let cfg: EmulatorConfig = serde_json::from_value(json!({"apps": [{

@@ -147,16 +147,19 @@ is(slurp('/etc/pve/user.cfg'), $before, 'and changes nothing (no user removed)')
 # app roles and a verified-domain tenant: the map names app role values; alice holds PVE.Admin
 # herself, PVE.Auditor is assigned to the operators group (bob); frank is in a group nested in
 # operators, so (as in Entra) he holds the operators group but not its role; the nested group
-# is assigned to the app with Default Access; the pins record the tenant GUID from discovery
+# and the guest are assigned to the app with Default Access, which it requires; the pins record
+# the tenant GUID from discovery
 my $NESTED_GROUP = '6f7e8d9c-1111-4111-8111-0000000000e5';
 my $FRANK_OID = '0f0f0f0f-0000-4000-8000-000000000f0f';
+my $GUEST_OID = '0c0c0c0c-0000-4000-8000-000000000c0c';
 sub directory_with_frank {
-    my ($frank_assigned) = @_;
-    my $file = "$tmp/roles-" . ($frank_assigned ? 'frank' : 'nofrank') . '.json';
+    my ($frank_assigned, $assignment_required) = @_;
+    my $file = "$tmp/roles-" . ($frank_assigned ? 'frank' : 'nofrank') . ($assignment_required ? '' : '-open') . '.json';
     spew($file, encode_json({
         apps => [{
             client_id => $CLIENT_ID, secret => $SECRET, group_roles => { 'PVE.Auditor' => [$OPS_GROUP] },
-            assigned => $frank_assigned ? [$NESTED_GROUP] : [], assignment_required => \1,
+            assigned => [$GUEST_OID, $frank_assigned ? $NESTED_GROUP : ()],
+            assignment_required => $assignment_required ? \1 : \0,
         }],
         subgroups => { $OPS_GROUP => [$NESTED_GROUP] },
         users => [{ upn => 'frank@contoso.example', oid => $FRANK_OID, groups => [$NESTED_GROUP] }],
@@ -164,7 +167,7 @@ sub directory_with_frank {
     return $file;
 }
 stop_emulator();
-$url = start_emulator(config => directory_with_frank(1));
+$url = start_emulator(config => directory_with_frank(1, 1));
 api_call('POST', '/access/domains', {
     realm => 'roles', type => 'entraid', 'tenant-id' => 'contoso.example', 'client-id' => $CLIENT_ID,
     'client-key' => $SECRET, 'groups-map' => 'PVE.Admin=roleadmins;PVE.Auditor=auditors',
@@ -185,7 +188,8 @@ is_deeply($pins->{'bob@contoso.example'}, { tid => $TENANT, oid => '0b0b0b0b-000
     'pinned to the tenant GUID behind the domain');
 
 # sync-users assigned: every user assigned to the app (alice by her role, bob as a direct member
-# of operators, frank as a direct member of the nested group), in the groups the map gives them
+# of operators, frank as a direct member of the nested group; the guest, but allow-guests is off),
+# in the groups the map gives them
 api_call('POST', '/access/domains', {
     realm => 'assigned', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
     'client-key' => $SECRET, 'groups-map' => "PVE.Auditor=auditing;$OPS_GROUP=operators",
@@ -193,22 +197,30 @@ api_call('POST', '/access/domains', {
 });
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
 is($rc, 0, 'sync of the users assigned to the app') or diag($out);
-unlike($out, qr/does not require assignment/, 'no warning: the app requires assignment');
+like($out, qr/^skipping Entra user $GUEST_OID: guest account/m, 'the assigned guest is skipped, saying why');
 $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 is_deeply([sort grep { m/\@assigned$/ } keys %{ $cfg->{users} }],
-    [map { "$_\@contoso.example\@assigned" } qw(alice bob frank)], 'every assigned user, guest and other tenant not');
+    [map { "$_\@contoso.example\@assigned" } qw(alice bob frank)], 'every assigned user but the guest');
 is_deeply([sort keys %{ $cfg->{groups}->{auditing}->{users} }], ['bob@contoso.example@assigned'], 'the role of the operators group');
 is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }],
     ['bob@contoso.example@assigned', 'frank@contoso.example@assigned'], 'the operators group, nested members too');
 # frank's assignment is removed in Entra: the next sync deprovisions him
 stop_emulator();
-$url = start_emulator(config => directory_with_frank(0));
+$url = start_emulator(config => directory_with_frank(0, 1));
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
 is($rc, 0, 'sync after an assignment is removed') or diag($out);
 $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 ok(!$cfg->{users}->{'frank@contoso.example@assigned'}, 'the unassigned user is removed (remove-vanished entry)');
 ok($cfg->{users}->{'bob@contoso.example@assigned'}, 'the others stay');
 is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }], ['bob@contoso.example@assigned'], 'and leaves the group');
+# an app that lets unassigned users log in as well: the assigned ones are not all who may log in,
+# so the sync refuses instead of removing the others
+stop_emulator();
+$url = start_emulator(config => directory_with_frank(1, 0));
+$before = slurp('/etc/pve/user.cfg');
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
+like($out, qr/does not require assignment.*\(config\.invalid\)/, 'refused when the app does not require assignment') or diag($out);
+is(slurp('/etc/pve/user.cfg'), $before, 'nothing changed');
 
 # a multi-tenant realm: which directory to read is undefined, so sync refuses, saying why
 api_call('POST', '/access/domains', {
