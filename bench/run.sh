@@ -39,7 +39,7 @@ for _ in $(seq 100); do [ -s "$tls_dir/port" ] && break; sleep 0.1; done
 cat /etc/ssl/certs/ca-certificates.crt "$tls_dir/ca.pem" > "$tls_dir/bundle.pem" 2>/dev/null || cp "$tls_dir/ca.pem" "$tls_dir/bundle.pem"
 SSL_CERT_FILE="$tls_dir/bundle.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" bench/perl-rss.pl \
     "https://127.0.0.1:$(cat "$tls_dir/port")"
-# realm sync (issue 12): 10,000 users in 1,000 groups, 50 ms per Graph request (bench/sync-figures.pl)
+# realm sync (issue 12): 10,000 users, in 1,000 groups or assigned one by one, 50 ms per Graph request (bench/sync-figures.pl)
 cargo build --release -p entra-emulator --quiet
 upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
 [ -d "$upstream/pve9/pve-common/src" ] || bash scripts/fetch-upstream.sh "$upstream"

@@ -21,7 +21,7 @@ use crate::http::{Request, Response};
 use crate::state::Shared;
 use crate::util::{form_decode, guid_from, now};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 const DEFAULT_TOP: usize = 100;
 /// Values Graph takes in one `in (...)` of a `$filter` (without advanced queries).
@@ -159,8 +159,9 @@ pub fn serve(shared: &Shared, req: &Request) -> Response {
             };
             let users = cfg.users.iter().flat_map(|u| u.roles.iter().map(|r| assignment(role_id(r), &u.oid, "User")));
             let groups = app.group_roles.iter().flat_map(|(r, gs)| gs.iter().map(|g| assignment(role_id(r), g, "Group")));
+            let user_ids: HashSet<String> = cfg.users.iter().map(|u| u.oid.to_ascii_lowercase()).collect();
             let default_access = app.assigned.iter().map(|id| {
-                let kind = if cfg.user_by_oid(id).is_some() { "User" } else { "Group" };
+                let kind = if user_ids.contains(&id.to_ascii_lowercase()) { "User" } else { "Group" };
                 assignment(DEFAULT_ACCESS.to_string(), id, kind)
             });
             users.chain(groups).chain(default_access).collect()
