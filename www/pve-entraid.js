@@ -672,3 +672,17 @@ if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
 
     PVE.Utils.authSchema.entraid.syncipanel = 'pveAuthEntraIDSyncPanel';
 }
+
+// Realm sync jobs: PVE's job editor offers a new job only the LDAP and AD realms, though jobs
+// sync through the same API (PVE::Jobs::RealmSync) that syncs entraid realms. Its realm field is
+// configured on the class, so entraid is let through there, before any editor is made; a
+// frontend whose editor is built otherwise keeps its own choice.
+(function () {
+    let editor = Ext.ClassManager.get('PVE.dc.RealmSyncJobEdit');
+    let columns = editor?.prototype?.items?.[0]?.column1 ?? [];
+    let realm = columns.find((field) => field.name === 'realm' && field.editConfig?.xtype === 'pmxRealmComboBox');
+    let upstream = realm?.editConfig?.storeFilter;
+    if (typeof upstream === 'function') {
+        realm.editConfig.storeFilter = (rec) => rec.data.type === 'entraid' || upstream(rec);
+    }
+})();

@@ -231,6 +231,7 @@ function start({ version, hooked = true }) {
         ['GET', /^\/cluster\/ceph\/status$/, () => { throw new ApiError(500, 'binary not installed: /usr/bin/ceph-mon'); }],
         ['GET', /^\/nodes\/localhost\/subscription$/, () => ({ status: 'active', productname: 'Proxmox VE Community Subscription 1 CPU/year', level: 'c', sockets: 1, key: 'pve1c-0123456789', checktime: 1700000000, nextduedate: '2099-01-01' })],
         ['GET', /^\/cluster\/jobs\/realm-sync$/, () => []],
+        ['POST', /^\/cluster\/jobs\/realm-sync\/[^/]+$/, () => null],
         // realm sync: the worker's UPID, then the task viewer's status and log polls
         ['POST', /^\/access\/domains\/entra\/sync$/, (p) => syncUpid(p['dry-run'] === '1')],
         ['GET', /^\/nodes\/pve-test\/tasks\/([^/]+)\/status$/, (p, m) => ({

@@ -703,6 +703,34 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        test('Sync jobs: the real job editor offers the entraid realm and fills in its sync defaults', async () => {
+            server.setRealmConfig({ ...ENTRA_REALM_CONFIG, 'sync-defaults-options': 'scope=both,enable-new=0,remove-vanished=acl;entry' });
+            await openRealms();
+            await clickComponent('pveRealmSyncJobView button[text=Add]');
+            const editor = 'window[subject=Realm Sync Job]';
+            await page.waitForFunction((q) => Ext.ComponentQuery.query(`${q} pmxRealmComboBox`)[0]?.getStore().isLoaded(), editor);
+            // upstream offers LDAP and AD realms only; of the node's realms, entraid is the one to sync
+            const offered = await page.evaluate((q) => Ext.ComponentQuery.query(`${q} pmxRealmComboBox`)[0].getStore().getRange().map((r) => r.data.realm), editor);
+            assert.deepEqual(offered, ['entra']);
+            await clickComponent(`${editor} pmxRealmComboBox`);
+            await page.locator('.x-boundlist-item', { hasText: 'Contoso (Entra ID)' }).click();
+            // the realm's sync defaults, loaded by upstream's editor
+            await page.waitForFunction((q) => Ext.ComponentQuery.query(`${q} field[name=scope]`)[0]?.getValue() === 'both', editor);
+            await setText('schedule', 'daily');
+            await page.screenshot({ path: path.join(SHOTS, `${version}-realm-sync-job.png`) });
+            await clickComponent(`${editor} button[text=Create]`);
+            await page.waitForFunction((q) => !Ext.ComponentQuery.query(q).length, editor);
+
+            // the job id is upstream's generated realmsync-<uuid part>
+            const posts = server.requests.filter((r) => r.method === 'POST' && /^\/cluster\/jobs\/realm-sync\/realmsync-[0-9a-f-]+$/.test(r.path)).map((r) => r.params);
+            assert.equal(posts.length, 1);
+            assert.deepEqual(
+                { realm: posts[0].realm, schedule: posts[0].schedule, scope: posts[0].scope, 'enable-new': posts[0]['enable-new'], 'remove-vanished': posts[0]['remove-vanished'] },
+                { realm: 'entra', schedule: 'daily', scope: 'both', 'enable-new': '0', 'remove-vanished': 'acl;entry' },
+            );
+            noProblems();
+        });
+
         // ---------------------------------------------------------------- node without the hook
 
         // Without pve-entraid.js PVE's frontend knows nothing of the type; nothing of ours can run
