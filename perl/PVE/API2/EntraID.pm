@@ -7,6 +7,8 @@ package PVE::API2::EntraID;
 use strict;
 use warnings;
 
+use POSIX ();
+
 use PVE::Cluster qw(cfs_read_file cfs_write_file);
 use PVE::AccessControl;
 use PVE::Auth::Plugin;
@@ -77,9 +79,12 @@ my sub rate_limited_is_logged {
     my ($rhost) = @_;
     my $minute = int(time() / 60);
     if ($minute != $rate_limited->{minute}) {
+        # said by the first refusal after that minute, which may come much later: name the minute
         my $addresses = scalar(keys $rate_limited->{addresses}->%*);
-        syslog('err', '%s', "entraid: $rate_limited->{unlogged} more anonymous calls from $addresses"
-            . " addresses refused by the rate limit (request.rate_limited) in the minute before were not logged")
+        my $from = POSIX::strftime('%H:%M UTC', gmtime($rate_limited->{minute} * 60));
+        syslog('err', '%s', "entraid: $rate_limited->{unlogged} more refusals by the rate limit"
+            . " (request.rate_limited) in the minute from $from were not logged (one line was, for each"
+            . " of $addresses addresses)")
             if $rate_limited->{unlogged};
         $rate_limited = { minute => $minute, addresses => {}, unlogged => 0 };
     }

@@ -8,6 +8,11 @@
 use strict;
 use warnings;
 
+# the Perl side's clock, moved on below to end a minute of the journal's accounting (the budget
+# itself runs on the library's CLOCK_BOOTTIME); set before any module using time() compiles
+our $CLOCK_SKEW = 0;
+BEGIN { *CORE::GLOBAL::time = sub () { return CORE::time() + $main::CLOCK_SKEW }; }
+
 use UpstreamTest;
 
 use Test::More;
@@ -27,8 +32,8 @@ my ($ADDRESS_BURST, $REALM_BURST) = (20, 50);
     address => { burst => $ADDRESS_BURST, per_minute => 1 },
     realm => { burst => $REALM_BURST, per_minute => 1 },
 } }
-my $start = time();
-my sub slack { return int((time() - $start) / 60) + 1; }
+my $start = CORE::time(); # the real clock: the library refills budgets by it
+my sub slack { return int((CORE::time() - $start) / 60) + 1; }
 
 for my $realm (qw(entra flood other)) {
     api_call('POST', '/access/domains', { realm => $realm, type => 'entraid', autocreate => 1,
@@ -113,6 +118,15 @@ like($journal[0] // '', qr/entraid (auth-url|login) failure; ref=[0-9a-f]{8} rea
 # journald's rate limit for pvedaemon (which would drop unrelated lines)
 ok(@journal >= 1 && @journal <= slack(), scalar(@journal) . " journal lines for $status{429} refused calls")
     or diag explain \@journal;
+# the rest are counted, and said in one line by the first refusal after their minute
+my $minute = POSIX::strftime('%H:%M UTC', gmtime(int(time() / 60) * 60));
+$CLOCK_SKEW += 60;
+is(auth_url('entra', $ATTACKER)->{status}, 429, 'a minute later (on the Perl side), still refused');
+my ($summary) = grep { m/more refusals by the rate limit/ } reverse @SYSLOG;
+like($summary // '', qr/^err: entraid: (\d+) more refusals by the rate limit \(request\.rate_limited\) in the minute from \Q$minute\E were not logged \(one line was, for each of \d+ addresses\)$/,
+    'one line counts the unlogged refusals of the minute it names');
+my ($unlogged) = ($summary // '') =~ m/: (\d+) more/;
+ok(($unlogged // 0) > 0, "the minute's unlogged refusals are counted (" . ($unlogged // 0) . ")");
 
 # IPv4 seen through a dual-stack socket (::ffff:a.b.c.d) is the same client
 is(auth_url('entra', "::ffff:$ATTACKER")->{status}, 429, 'a v4-mapped IPv6 address is its IPv4 address');
