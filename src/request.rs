@@ -13,17 +13,28 @@ use crate::error::{Code, Error, Result};
 use crate::http::Transport;
 
 /// A request of one entry point: the shared members and that entry point's `body`.
-pub struct Request<B = NoMembers> {
+pub struct Request<B = SyncMembers> {
     pub realm: String,
     pub cfg: RealmConfig,
     pub cache_dir: Option<PathBuf>,
     pub body: B,
 }
 
-/// sync_directory: no members of its own.
+/// sync_directory: the realm's identity pins (user name without realm → the Entra identity it
+/// is bound to), as the Perl side keeps them; they name the guests (see `sync`).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct NoMembers {}
+pub struct SyncMembers {
+    #[serde(default)]
+    pub pins: std::collections::BTreeMap<String, Pin>,
+}
+
+/// One identity pin (the pins file may say more; only these count).
+#[derive(Deserialize)]
+pub struct Pin {
+    pub tid: String,
+    pub oid: String,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -83,13 +83,21 @@ fn member_of(v: &Value) -> Option<Member> {
 
 /// The user name per `username_claim`, as `flow::username` derives it from the ID token: the
 /// token's `upn`/`preferred_username` of a member are its userPrincipalName, `email` its mail.
-fn user_name(m: &Member, claim: UsernameClaim) -> Option<String> {
+/// A guest's token carries the names of its home tenant, which its entry in this directory does
+/// not (its userPrincipalName is `…#EXT#@…`): a guest is named by the pin its first login made
+/// (`pinned`: oid → name).
+fn user_name(m: &Member, claim: UsernameClaim, pinned: &BTreeMap<String, Option<&str>>) -> std::result::Result<String, &'static str> {
     let value = match claim {
+        UsernameClaim::Oid => Some(m.oid.clone()),
+        _ if m.guest => match pinned.get(&m.oid) {
+            Some(Some(name)) => Some(name.to_string()),
+            Some(None) => return Err("guest account pinned under several user names"),
+            None => return Err("guest account that has not logged in yet (its user name is its home tenant's, which the directory does not hold)"),
+        },
         UsernameClaim::Upn | UsernameClaim::PreferredUsername => m.upn.clone(),
         UsernameClaim::Email => m.mail.clone(),
-        UsernameClaim::Oid => Some(m.oid.clone()),
     };
-    value.map(|v| v.to_lowercase())
+    value.map(|v| v.to_lowercase()).ok_or("no value for the realm's username-claim")
 }
 
 /// The membership a `groups_map`/`required_groups` key stands for in tenant `tid` (a group GUID
@@ -474,6 +482,11 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
         }
     }
 
+    // oid → the name pinned to it in this tenant (None: several)
+    let mut pinned: BTreeMap<String, Option<&str>> = BTreeMap::new();
+    for (name, pin) in req.body.pins.iter().filter(|(_, p)| p.tid.eq_ignore_ascii_case(&tid)) {
+        pinned.entry(pin.oid.to_ascii_lowercase()).and_modify(|n| *n = None).or_insert(Some(name.as_str()));
+    }
     let mut users: BTreeMap<String, Value> = BTreeMap::new();
     let mut skipped = Vec::new();
     let mut taken: BTreeMap<String, usize> = BTreeMap::new();
@@ -485,17 +498,17 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
             continue;
         }
         if m.guest && !cfg.allow_guests {
-            skipped.push(json!({"oid": oid, "reason": "guest account (allow_guests is off)"}));
+            skipped.push(json!({"oid": oid, "reason": "guest account (allow-guests is off)"}));
             continue;
         }
-        let userid = match user_name(m, cfg.username_claim).map(|n| check_user_name(&n, &req.realm)) {
-            Some(Ok(u)) => u,
-            Some(Err(e)) => {
+        let userid = match user_name(m, cfg.username_claim, &pinned).map(|n| check_user_name(&n, &req.realm)) {
+            Ok(Ok(u)) => u,
+            Ok(Err(e)) => {
                 skipped.push(json!({"oid": oid, "reason": e.message}));
                 continue;
             }
-            None => {
-                skipped.push(json!({"oid": oid, "reason": "no value for the realm's username_claim"}));
+            Err(why) => {
+                skipped.push(json!({"oid": oid, "reason": why}));
                 continue;
             }
         };
@@ -515,7 +528,8 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
         .filter(|u| {
             let unique = taken[u["userid"].as_str().unwrap_or_default()] == 1;
             if !unique {
-                skipped.push(json!({"oid": u["oid"], "reason": format!("another Entra user has the same user id {}", u["userid"].as_str().unwrap_or_default())}));
+                let userid = u["userid"].as_str().unwrap_or_default();
+                skipped.push(json!({"oid": u["oid"], "userid": userid, "reason": format!("another Entra user has the same user id {userid}")}));
             }
             unique
         })
@@ -624,12 +638,21 @@ mod tests {
     }
 
     fn run_with(cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>, delay: Duration) -> (Result<Value>, FakeGraph) {
+        run_request(json!({}), cfg_extra, pages, delay)
+    }
+
+    /// `members`: the request's own members (e.g. `pins`).
+    fn run_request(members: Value, cfg_extra: Value, pages: Vec<(String, Vec<(u16, Value)>)>, delay: Duration) -> (Result<Value>, FakeGraph) {
         let mut cfg = json!({"tenant-id": TID, "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x",
             "groups-map": format!("{G1}=admins;{G2}=ops")});
         for (k, v) in cfg_extra.as_object().unwrap() {
             cfg[k] = v.clone();
         }
-        let req = Request::parse(json!({"realm": "entra", "config": cfg})).unwrap();
+        let mut req = json!({"realm": "entra", "config": cfg});
+        for (k, v) in members.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let req = Request::parse(req).unwrap();
         let fake = FakeGraph { pages: Mutex::new(pages.into_iter().collect()), delay, ..Default::default() };
         let res = sync_directory(&req, &Env { now: 1_700_000_000, http: &fake });
         (res, fake)
@@ -711,6 +734,8 @@ mod tests {
         let v = res.unwrap();
         assert_eq!(v["users"], json!([]));
         assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
+        // the name both would take, so that an existing PVE user of that name is kept as it is
+        assert_eq!(v["skipped"][0]["userid"], "same@c.example@entra");
     }
 
     const SP: &str = "5e5e5e5e-0000-4000-8000-00000000005e";
@@ -900,6 +925,32 @@ mod tests {
         assert_eq!(seen.len(), 4, "{seen:?}");
         assert_eq!(v["users"].as_array().unwrap().len(), 20);
         assert!(!v["groups"]["admins"].as_array().unwrap().contains(&json!("a@c.example@entra")));
+    }
+
+    /// A guest's token names it by its home tenant, its directory entry here does not: it is
+    /// synced under the name its login pinned, and skipped before it has one; members are named
+    /// from the directory whatever the pins say.
+    #[test]
+    fn guests_are_named_by_their_pin() {
+        const GUEST: &str = "0c0c0c0c-0000-4000-8000-000000000c0c";
+        let guest = json!({"id": GUEST, "userPrincipalName": "guest_fabrikam.example#EXT#@contoso.example",
+            "mail": "guest@fabrikam.example", "accountEnabled": true, "userType": "Guest"});
+        let pages = || vec![(url(G1), vec![(200, json!({"value": [guest.clone(), user(A, "a@c.example", true)]}))])];
+        let cfg = json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1});
+        let sync = |pins: Value| run_request(json!({"pins": pins}), cfg.clone(), pages(), Duration::ZERO).0.unwrap();
+
+        let v = sync(json!({}));
+        assert_eq!(v["groups"]["ops"], json!(["a@c.example@entra"]));
+        assert!(v["skipped"][0]["reason"].as_str().unwrap().contains("has not logged in yet"), "{}", v["skipped"]);
+        // pinned in another tenant: not this guest
+        assert_eq!(sync(json!({"guest@fabrikam.example": {"tid": OTHER_TID, "oid": GUEST}}))["groups"]["ops"], json!(["a@c.example@entra"]));
+        let v = sync(json!({"guest@fabrikam.example": {"tid": TID, "oid": GUEST.to_uppercase()}, "someone": {"tid": TID, "oid": A}}));
+        assert_eq!(v["groups"]["ops"], json!(["a@c.example@entra", "guest@fabrikam.example@entra"]), "a's pin does not rename a member");
+        let v = sync(json!({"guest@fabrikam.example": {"tid": TID, "oid": GUEST}, "guest2@fabrikam.example": {"tid": TID, "oid": GUEST}}));
+        assert!(v["skipped"][0]["reason"].as_str().unwrap().contains("several user names"), "{}", v["skipped"]);
+        // username-claim oid: no pin needed
+        let (res, _) = run_with(json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1, "username-claim": "oid"}), pages(), Duration::ZERO);
+        assert_eq!(res.unwrap()["users"].as_array().unwrap().len(), 2);
     }
 
     #[test]

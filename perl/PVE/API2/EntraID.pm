@@ -216,24 +216,14 @@ my sub denied {
 my sub check_pin {
     my ($pins, $login, $user_exists, $section) = @_;
 
-    my ($name, $identity) = ($login->{username}, $login->{identity});
-    if (my $pin = $pins->{$name}) {
-        return undef if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
-        die PVE::EntraID::Lib::error('identity.pin_mismatch', 403, "$login->{userid} is bound to"
-            . " another Entra identity; an administrator must remove the old binding first");
+    my $pin = eval {
+        PVE::Auth::EntraID::identity_binding($pins, $login->{username}, $login->{identity}, $user_exists, $section);
+    };
+    if (my $err = $@) {
+        chomp($err);
+        die PVE::EntraID::Lib::error('identity.pin_mismatch', 403, "$login->{userid} $err");
     }
-    die PVE::EntraID::Lib::error('identity.pin_mismatch', 403, "$login->{userid} exists but is"
-        . " bound to no Entra identity yet; an administrator must approve it with 'pve-entraid pin'"
-        . " (tid $identity->{tid}, oid $identity->{oid})")
-        if $user_exists && ($section->{'username-claim'} // 'upn') ne 'oid';
-    return $identity;
-}
-
-# e-mail addresses PVE itself accepts, on one line (the format allows a trailing newline).
-my sub safe_email {
-    my ($email) = @_;
-    return undef if !defined($email) || $email =~ m/[^\x21-\x7e]/;
-    return PVE::JSONSchema::pve_verify_email($email, 1);
+    return $pin;
 }
 
 # Applies the library's mapping to user.cfg with PVE's own helpers; returns true when
@@ -250,7 +240,7 @@ my sub apply_user_mapping {
         $user->{firstname} = $login->{firstname} if length($login->{firstname} // '');
         $user->{lastname} = $login->{lastname} if length($login->{lastname} // '');
         if (defined(my $email = $login->{email})) {
-            if (defined(safe_email($email))) {
+            if (defined(PVE::Auth::EntraID::safe_email($email))) {
                 $user->{email} = $email;
             } else {
                 syslog('warning', '%s', "entraid realm=$realm: not storing the e-mail claim of"

@@ -340,6 +340,31 @@ sub read_identity_pins {
     return $pins;
 }
 
+# The binding of a user name to one Entra identity (oid + tid, nOAuth), for logins and realm
+# sync alike: a name's pin must be this identity's; a name without one is pinned to it, unless
+# the user exists already (made by an administrator: only 'pve-entraid pin' binds it), except
+# with username-claim oid, a name no other identity can have. Returns the new pin (undef: the
+# name has this one); dies with the reason of a refusal.
+sub identity_binding {
+    my ($pins, $name, $identity, $user_exists, $section) = @_;
+
+    if (my $pin = $pins->{$name}) {
+        return undef if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
+        die "is bound to another Entra identity; an administrator must remove the old binding first\n";
+    }
+    die "exists but is bound to no Entra identity yet; an administrator must approve it with"
+        . " 'pve-entraid pin' (tid $identity->{tid}, oid $identity->{oid})\n"
+        if $user_exists && ($section->{'username-claim'} // 'upn') ne 'oid';
+    return { tid => $identity->{tid}, oid => $identity->{oid} };
+}
+
+# e-mail addresses PVE itself accepts, on one line (the format allows a trailing newline).
+sub safe_email {
+    my ($email) = @_;
+    return undef if !defined($email) || $email =~ m/[^\x21-\x7e]/;
+    return PVE::JSONSchema::pve_verify_email($email, 1);
+}
+
 sub write_identity_pins {
     my ($realm, $pins) = @_;
     write_private_file(identities_path($realm), JSON::PP->new->canonical->pretty->encode($pins));
@@ -414,22 +439,34 @@ sub library_request {
 # --- realm sync (pveum realm sync, the Sync button, realm-sync jobs): PVE::API2::Domains calls
 # get_users, then get_groups with get_users' second value (LDAP passes its DN map there), and
 # applies both to user.cfg itself with PVE's sync options. The library reads the directory
-# (pve_entraid_sync_directory); users get their identity pins as at login, but only once user.cfg
-# has them: the realm-api hook calls pin_synced_users with the synced user.cfg right before
-# upstream writes it (after a dry run's return, so a dry run pins nothing; a failure to write the
-# pins fails the sync before user.cfg gains unpinned users).
+# (pve_entraid_sync_directory). Upstream removes (remove-vanished) every user and group of the
+# realm that the sync does not return, so a user the sync must not change (not bound to the
+# identity Graph names, or a name two identities share) is returned as it is. The realm-api hook
+# calls finish_sync with the synced user.cfg right before upstream writes it (after a dry run's
+# return): it checks the bindings again under that lock, pins the new users, and applies what
+# upstream's options would undo; if it fails, user.cfg is not written.
 
-# validated like LDAP sync validates them: with the schema of PVE's user API
+# validated like LDAP sync validates them: with the schema of PVE's user API (and an e-mail
+# address as a login stores it)
 my sub synced_attribute {
     my ($userid, $attr, $value) = @_;
     eval {
+        require PVE::API2::User; # registers the user-* standard options
         my $schema = PVE::JSONSchema::get_standard_option("user-$attr")
             or die "no schema for '$attr'\n";
         PVE::JSONSchema::validate($value, $schema, "invalid value '$value'\n");
+        die "invalid value '$value'\n" if $attr eq 'email' && !defined(safe_email($value));
     };
     return $value if !$@;
     warn "skipping attribute '$attr' of user '$userid' - $@";
     return undef;
+}
+
+# upstream's own test of what belongs to a realm: an unquoted pattern, in which a '.' of the
+# realm name matches any character (so that users and groups it takes for the realm's are kept)
+my sub upstream_realm_pattern {
+    my ($realm, $separator) = @_;
+    return qr/\Q$separator\E$realm$/;
 }
 
 sub get_users {
@@ -438,35 +475,56 @@ sub get_users {
     require PVE::AccessControl;
     require PVE::DataCenterConfig;
     require PVE::EntraID::Lib;
-    my $dir = PVE::EntraID::Lib::call('sync_directory', library_request($realm, $config));
+    # the pins name the guests (the directory does not hold the names their logins use)
+    my $request = library_request($realm, $config);
+    $request->{pins} = read_identity_pins($realm);
+    my $dir = PVE::EntraID::Lib::call('sync_directory', $request);
     warn "$_\n" for @{ $dir->{warnings} };
     warn "skipping Entra user $_->{oid}: $_->{reason}\n" for @{ $dir->{skipped} };
     print "read " . scalar(@{ $dir->{users} }) . " users from Microsoft Graph"
         . " ($dir->{requests} requests)\n";
 
-    my ($users, $new_pins) = ({}, {});
+    my $synced = {
+        config => $config, users => {}, groups => $dir->{groups}, identities => {}, disabled => {}, kept => {},
+    };
+    my $users = $synced->{users};
     PVE::AccessControl::lock_user_config(sub {
         my $existing = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {};
         my $pins = read_identity_pins($realm);
+        # returned as they are, so that upstream neither changes nor removes them
+        my $keep = sub {
+            my ($userid) = @_;
+            return if !$existing->{$userid};
+            $users->{$userid} = { %{ $existing->{$userid} } };
+            $synced->{kept}->{$userid} = 1;
+        };
+        my $upstream_realm = upstream_realm_pattern($realm, '@');
+        $keep->($_) for grep { m/$upstream_realm/ && !m/\@\Q$realm\E$/ } keys %$existing;
+        $keep->($_->{userid}) for grep { defined($_->{userid}) } @{ $dir->{skipped} };
         for my $u (@{ $dir->{users} }) {
             my $userid = $u->{userid};
             my ($name) = $userid =~ m/^(.+)\@\Q$realm\E$/ or next;
             # upstream enables a new user per enable-new, whatever Entra says: never create one
-            # for a disabled account (an existing one is disabled by the synced 'enable')
+            # for a disabled account
             if (!$u->{enable} && !$existing->{$userid}) {
                 print "not adding user '$userid': its Entra account is disabled\n";
                 next;
             }
-            # the same binding a login makes: a name belongs to one Entra identity (nOAuth)
-            if (my $pin = $pins->{$name}) {
-                if (lc($pin->{tid} // '') ne $dir->{tid} || lc($pin->{oid} // '') ne $u->{oid}) {
-                    warn "skipping user '$userid': bound to another Entra identity\n";
-                    next;
-                }
-            } else {
-                $new_pins->{$name} = { tid => $dir->{tid}, oid => $u->{oid} };
+            my $identity = { tid => $dir->{tid}, oid => $u->{oid} };
+            eval { identity_binding($pins, $name, $identity, !!$existing->{$userid}, $config) };
+            if (my $err = $@) {
+                warn "not syncing user '$userid', kept as it is: it $err";
+                $keep->($userid);
+                next;
             }
-            my $user = $users->{$userid} = { enable => $u->{enable} ? 1 : 0 };
+            $synced->{identities}->{$name} = $identity;
+            # never enabled by a sync (an administrator may have disabled the user in PVE);
+            # disabled as its Entra account is, also where upstream keeps 'enable' (finish_sync)
+            my $user = $users->{$userid} = {};
+            if (!$u->{enable}) {
+                $user->{enable} = 0;
+                $synced->{disabled}->{$userid} = 1;
+            }
             for my $attr (qw(firstname lastname email)) {
                 next if !defined($u->{$attr});
                 my $value = synced_attribute($userid, $attr, $u->{$attr});
@@ -475,21 +533,41 @@ sub get_users {
         }
     }, "realm '$realm': reading identity pins failed");
 
-    my $synced = { users => $users, groups => $dir->{groups}, pins => $new_pins };
     return wantarray ? ($users, $synced) : $users;
 }
 
 # Called by the realm-api hook inside upstream's sync worker, under its user config lock, right
-# before it writes $usercfg to user.cfg (after its dry-run return): pins the synced users
-# $usercfg has. A pin made meanwhile (a login) stays.
-sub pin_synced_users {
+# before it writes $usercfg to user.cfg (after its dry-run return). Dies, so that nothing is
+# written, when a binding changed since get_users (a login, 'pve-entraid pin', a user made).
+sub finish_sync {
     my ($class, $realm, $synced, $usercfg) = @_;
 
+    my $before = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {}; # as it is on disk
     my $pins = read_identity_pins($realm);
-    my @new = grep { !$pins->{$_} && $usercfg->{users}->{"$_\@$realm"} } sort keys %{ $synced->{pins} // {} };
-    return if !@new;
-    $pins->{$_} = $synced->{pins}->{$_} for @new;
-    write_identity_pins($realm, $pins);
+    my $pinned = 0;
+    for my $name (sort keys %{ $synced->{identities} // {} }) {
+        my $userid = "$name\@$realm";
+        next if !$usercfg->{users}->{$userid};
+        my $pin = eval {
+            identity_binding($pins, $name, $synced->{identities}->{$name}, !!$before->{$userid}, $synced->{config});
+        };
+        die "user '$userid' $@" . "it changed during the sync: nothing was written, sync again\n" if $@;
+        next if !$pin;
+        $pins->{$name} = $pin;
+        $pinned++;
+    }
+    # upstream keeps an existing user's 'enable' with remove-vanished 'properties'
+    for my $userid (sort keys %{ $synced->{disabled} // {} }) {
+        my $user = $usercfg->{users}->{$userid} or next;
+        print "disabling user '$userid': its Entra account is disabled\n" if $user->{enable};
+        $user->{enable} = 0;
+    }
+    # with scope 'groups', upstream adds no users: no group gets members that do not exist
+    for my $group (sort keys %{ $synced->{groups} // {} }) {
+        my $members = $usercfg->{groups}->{$group}->{users} // next;
+        delete $members->{$_} for grep { m/\@\Q$realm\E$/ && !$usercfg->{users}->{$_} } keys %$members;
+    }
+    write_identity_pins($realm, $pins) if $pinned;
 }
 
 sub get_groups {
@@ -499,7 +577,8 @@ sub get_groups {
     my $res = {};
     # upstream's remove-vanished takes every group named '*-<realm>' for the realm's own: those
     # the map does not name stay exactly as they are
-    for my $group (grep { m/-\Q$realm\E$/ } keys %$existing) {
+    my $upstream_realm = upstream_realm_pattern($realm, '-');
+    for my $group (grep { m/$upstream_realm/ } keys %$existing) {
         $res->{$group} = { %{ $existing->{$group} }, users => { %{ $existing->{$group}->{users} // {} } } };
     }
     for my $group (sort keys %{ $synced->{groups} // {} }) {
@@ -508,9 +587,12 @@ sub get_groups {
             warn "PVE group '$group' does not exist and groups-autocreate is off: not created\n";
             next;
         }
-        # members from other realms stay; this realm's are the synced ones
-        my $users = { map { $_ => 1 } grep { !m/\@\Q$realm\E$/ } keys %{ $old->{users} // {} } };
-        $users->{$_} = 1 for grep { $synced->{users}->{$_} } @{ $synced->{groups}->{$group} };
+        # members from other realms stay, and kept users of this one; the others are the synced ones
+        my $users = {
+            map { $_ => 1 }
+            grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %{ $old->{users} // {} }
+        };
+        $users->{$_} = 1 for grep { $synced->{users}->{$_} && !$synced->{kept}->{$_} } @{ $synced->{groups}->{$group} };
         $res->{$group} = { users => $users };
         my $comment = $old ? $old->{comment} : "Entra ID ($realm)";
         $res->{$group}->{comment} = $comment if defined($comment);

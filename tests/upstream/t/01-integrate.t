@@ -35,7 +35,7 @@ like(slurp("$root/usr/share/perl5/PVE/HTTPServer.pm"),
 # pins are written before user.cfg (a failure to write them leaves user.cfg without unpinned
 # users) and after the dry run's return (a dry run pins nothing)
 like(slurp("$root/usr/share/perl5/PVE/API2/Domains.pm"),
-    qr/if \(\$dry_run\) \{\n.*\n.*\n\s*return;\n\s*\}\n\s*# pve-entraid hook begin.*\n.*pin_synced_users.*\n\s*# pve-entraid hook end.*\n\s*cfs_write_file\("user\.cfg", \$usercfg\);/,
+    qr/if \(\$dry_run\) \{\n.*\n.*\n\s*return;\n\s*\}\n\s*# pve-entraid hook begin.*\n.*finish_sync.*\n\s*# pve-entraid hook end.*\n\s*cfs_write_file\("user\.cfg", \$usercfg\);/,
     'Domains.pm: pins written after the dry run returned, before user.cfg');
 
 # perl -T -c of each hooked module with the real upstream modules (what the daemons load)

@@ -129,11 +129,45 @@ $u = PVE::Cluster::cfs_read_file('user.cfg')->{users};
 is($u->{'dave@contoso.example@entra'}->{enable}, 0, 'dave disabled');
 is($u->{'alice@contoso.example@entra'}->{enable}, 1, 'alice still enabled');
 
-# a name bound to another identity is not synced to it
+# an administrator disables alice in PVE: a sync (which copies the synced attributes over
+# without 'properties') does not enable her again
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'alice@contoso.example@entra'}->{enable} = 0;
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'acl;entry');
+is($rc, 0, 'sync beside a user disabled in PVE') or diag($out);
+is(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'alice@contoso.example@entra'}->{enable}, 0,
+    'an enabled Entra account does not re-enable a user disabled in PVE');
+# and dave, enabled again in PVE while Entra still has him disabled, is disabled again, also
+# with 'properties' (where upstream keeps the user's enable)
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'dave@contoso.example@entra'}->{enable} = 1;
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'acl;entry;properties');
+is($rc, 0, 'sync with remove-vanished properties') or diag($out);
+like($out, qr/^disabling user 'dave\@contoso\.example\@entra': its Entra account is disabled$/m, 'says so');
+is(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'dave@contoso.example@entra'}->{enable}, 0,
+    'a disabled Entra account disables its user whatever upstream keeps');
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'alice@contoso.example@entra'}->{enable} = 1;
+$cfg->{users}->{'alice@contoso.example@entra'}->{comment} = 'kept';
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+
+# a name bound to another identity is not synced to it, and kept as it is: upstream would
+# otherwise remove it as vanished (entry, acl) or overwrite it (properties)
 $pins->{'alice@contoso.example'}->{oid} = $DAVE_OID;
 spew("$priv/entra.identities.json", encode_json($pins));
-($rc, $out) = pveum('realm', 'sync', 'entra', '--dry-run', '1', '--remove-vanished', 'entry');
-like($out, qr/skipping user 'alice\@contoso\.example\@entra': bound to another Entra identity/, 'pin mismatch skipped');
+my $alice_before = PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'alice@contoso.example@entra'};
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'acl;entry;properties');
+is($rc, 0, 'sync while a pin names another identity') or diag($out);
+like($out, qr/not syncing user 'alice\@contoso\.example\@entra', kept as it is: it is bound to another Entra identity/,
+    'pin mismatch: not synced, saying why');
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+is_deeply($cfg->{users}->{'alice@contoso.example@entra'}, $alice_before, 'alice kept exactly as she was');
+ok($cfg->{groups}->{admins}->{users}->{'alice@contoso.example@entra'}, 'and in her groups');
+is(decode_json(slurp("$priv/entra.identities.json"))->{'alice@contoso.example'}->{oid}, $DAVE_OID, 'the pin unchanged');
+$pins->{'alice@contoso.example'}->{oid} = $ALICE_OID;
+spew("$priv/entra.identities.json", encode_json($pins));
 
 # Graph refusing the app: a clear error with the permission to grant, nothing changed
 $before = slurp('/etc/pve/user.cfg');
@@ -195,6 +229,23 @@ api_call('POST', '/access/domains', {
     'client-key' => $SECRET, 'groups-map' => "PVE.Auditor=auditing;$OPS_GROUP=operators",
     'groups-autocreate' => 1, 'sync-users' => 'assigned',
 });
+# frank was made by an administrator (with an ACL) before any login or sync: a sync does not bind
+# him to the Entra account of that name (as a login would not), nor remove him as vanished
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'frank@contoso.example@assigned'} = { enable => 1, expire => 0, comment => 'made by hand' };
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+api_call('PUT', '/access/acl', { path => '/vms', users => 'frank@contoso.example@assigned', roles => 'PVEAuditor' });
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
+is($rc, 0, 'sync beside a user made by hand') or diag($out);
+like($out, qr/not syncing user 'frank\@contoso\.example\@assigned', kept as it is: it exists but is bound to no Entra identity yet; an administrator must approve it with 'pve-entraid pin' \(tid $TENANT, oid $FRANK_OID\)/,
+    'an existing user is not bound by a sync, saying how to approve it');
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+is($cfg->{users}->{'frank@contoso.example@assigned'}->{comment}, 'made by hand', 'kept as it is');
+like(slurp('/etc/pve/user.cfg'), qr/^acl:1:\/vms:frank\@contoso\.example\@assigned:PVEAuditor:$/m, 'with its ACL');
+ok(!$cfg->{groups}->{operators}->{users}->{'frank@contoso.example@assigned'}, 'and not put into mapped groups');
+ok(!exists(decode_json(slurp("$priv/assigned.identities.json"))->{'frank@contoso.example'}), 'not pinned');
+($rc, $out) = run_entraid_cli('pin', 'assigned', 'frank@contoso.example@assigned', '--tid', $TENANT, '--oid', $FRANK_OID);
+is($rc, 0, 'the administrator approves the binding') or diag($out);
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
 is($rc, 0, 'sync of the users assigned to the app') or diag($out);
 like($out, qr/^skipping Entra user $GUEST_OID: guest account/m, 'the assigned guest is skipped, saying why');
@@ -213,6 +264,17 @@ $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 ok(!$cfg->{users}->{'frank@contoso.example@assigned'}, 'the unassigned user is removed (remove-vanished entry)');
 ok($cfg->{users}->{'bob@contoso.example@assigned'}, 'the others stay');
 is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }], ['bob@contoso.example@assigned'], 'and leaves the group');
+# a guest (allowed now) is named as its logins name it, by its home tenant, which the directory
+# does not hold: synced once a login (here the administrator) has pinned its name
+api_call('PUT', '/access/domains/assigned', { 'allow-guests' => 1 });
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both');
+like($out, qr/^skipping Entra user $GUEST_OID: guest account that has not logged in yet/m, 'a guest without a pin is skipped')
+    or diag($out);
+run_entraid_cli('pin', 'assigned', 'guest@fabrikam.example@assigned', '--tid', $TENANT, '--oid', $GUEST_OID);
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
+is($rc, 0, 'sync with the guest pinned') or diag($out);
+ok(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'guest@fabrikam.example@assigned'}, 'the guest synced under its login name');
+
 # an app that lets unassigned users log in as well: the assigned ones are not all who may log in,
 # so the sync refuses instead of removing the others
 stop_emulator();
@@ -221,6 +283,46 @@ $before = slurp('/etc/pve/user.cfg');
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
 like($out, qr/does not require assignment.*\(config\.invalid\)/, 'refused when the app does not require assignment') or diag($out);
 is(slurp('/etc/pve/user.cfg'), $before, 'nothing changed');
+
+# a realm name with a '.': upstream takes users '*@<realm>' and groups '*-<realm>' by an unquoted
+# pattern, in which the '.' matches any character; another realm's look-alikes stay untouched
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'x@entraXlab'} = { enable => 1, expire => 0, comment => 'another realm' };
+$cfg->{groups}->{'g-entraXlab'} = { users => { 'x@entraXlab' => 1 }, comment => 'another realm' };
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+api_call('POST', '/access/domains', {
+    realm => 'entra.lab', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'groups-map' => "$ALICE_GROUP=admins",
+});
+($rc, $out) = pveum('realm', 'sync', 'entra.lab', '--scope', 'both', '--remove-vanished', 'acl;entry;properties');
+is($rc, 0, "sync of realm 'entra.lab'") or diag($out);
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+is_deeply([$cfg->{users}->{'x@entraXlab'}->{comment}, $cfg->{groups}->{'g-entraXlab'}], ['another realm',
+    { users => { 'x@entraXlab' => 1 }, comment => 'another realm' }], "user and group of realm 'entraXlab' untouched");
+ok($cfg->{users}->{'alice@contoso.example@entra.lab'}, 'the realm synced');
+
+# what finish_sync (the hook right before upstream writes user.cfg) checks again under that lock:
+# a binding made since get_users read the pins (a login of another identity, an administrator's
+# user) fails the sync instead of writing user.cfg with the wrong identity's data
+{
+    my $zed = { tid => $TENANT, oid => '0e0e0e0e-0000-4000-8000-0000000000ee' };
+    my $synced = { config => {}, identities => { 'zed@contoso.example' => $zed }, groups => {}, disabled => {} };
+    my $usercfg = { users => { 'zed@contoso.example@entra' => { enable => 1 } }, groups => {} };
+    my $saved = slurp("$priv/entra.identities.json");
+    spew("$priv/entra.identities.json", encode_json({ %$pins, 'zed@contoso.example' => { %$zed, oid => $DAVE_OID } }));
+    eval { PVE::Auth::EntraID->finish_sync('entra', $synced, $usercfg) };
+    like($@, qr/^user 'zed\@contoso\.example\@entra' is bound to another Entra identity.*changed during the sync: nothing was written/s,
+        'a pin made meanwhile for another identity fails the sync');
+    spew("$priv/entra.identities.json", $saved);
+    $cfg = PVE::Cluster::cfs_read_file('user.cfg');
+    $cfg->{users}->{'zed@contoso.example@entra'} = { enable => 1, expire => 0 };
+    PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+    eval { PVE::Auth::EntraID->finish_sync('entra', $synced, $usercfg) };
+    like($@, qr/exists but is bound to no Entra identity yet/, 'so does a user an administrator made meanwhile');
+    is(slurp("$priv/entra.identities.json"), $saved, 'no pin written');
+    delete $cfg->{users}->{'zed@contoso.example@entra'};
+    PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+}
 
 # a multi-tenant realm: which directory to read is undefined, so sync refuses, saying why
 api_call('POST', '/access/domains', {
