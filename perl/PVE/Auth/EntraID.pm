@@ -542,7 +542,8 @@ sub get_users {
 sub finish_sync {
     my ($class, $realm, $synced, $usercfg) = @_;
 
-    my $before = PVE::Cluster::cfs_read_file('user.cfg')->{users} // {}; # as it is on disk
+    my $on_disk = PVE::Cluster::cfs_read_file('user.cfg'); # under the lock: what this write replaces
+    my $before = $on_disk->{users} // {};
     my $pins = read_identity_pins($realm);
     my $pinned = 0;
     for my $name (sort keys %{ $synced->{identities} // {} }) {
@@ -562,10 +563,26 @@ sub finish_sync {
         print "disabling user '$userid': its Entra account is disabled\n" if $user->{enable};
         $user->{enable} = 0;
     }
-    # with scope 'groups', upstream adds no users: no group gets members that do not exist
+    # get_groups read user.cfg before this lock: what is not the sync's to change is taken as it
+    # is now, the groups upstream takes for the realm's that the map does not name, and the
+    # members of mapped groups from other realms (and kept users); with scope 'groups', upstream
+    # adds no users, so no group gets members of the realm that are no users
+    my ($groups, $groups_before) = ($usercfg->{groups} //= {}, $on_disk->{groups} // {});
+    my $upstream_realm = upstream_realm_pattern($realm, '-');
+    my %names = map { $_ => 1 } keys %$groups, keys %$groups_before;
+    for my $group (grep { m/$upstream_realm/ && !$synced->{groups}->{$_} } keys %names) {
+        if (my $old = $groups_before->{$group}) {
+            $groups->{$group} = { %$old, users => { %{ $old->{users} // {} } } };
+        } else {
+            delete $groups->{$group};
+        }
+    }
     for my $group (sort keys %{ $synced->{groups} // {} }) {
-        my $members = $usercfg->{groups}->{$group}->{users} // next;
-        delete $members->{$_} for grep { m/\@\Q$realm\E$/ && !$usercfg->{users}->{$_} } keys %$members;
+        my $members = $groups->{$group}->{users} // next;
+        delete $members->{$_} for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %$members;
+        delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
+        $members->{$_} = 1 for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} }
+            keys %{ $groups_before->{$group}->{users} // {} };
     }
     write_identity_pins($realm, $pins) if $pinned;
 }

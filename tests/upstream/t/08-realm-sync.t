@@ -322,6 +322,27 @@ ok($cfg->{users}->{'alice@contoso.example@entra.lab'}, 'the realm synced');
     is(slurp("$priv/entra.identities.json"), $saved, 'no pin written');
     delete $cfg->{users}->{'zed@contoso.example@entra'};
     PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+
+    # get_groups read the groups before upstream's lock; since then other@pve joined 'admins',
+    # 'hand-entra' was deleted and 'late-entra' made. Upstream's result from that: 'admins' as read
+    # (plus a member that is no user), 'hand-entra' back, 'late-entra' removed as vanished
+    $cfg = PVE::Cluster::cfs_read_file('user.cfg');
+    $cfg->{groups}->{admins}->{users}->{'other@pve'} = 1;
+    delete $cfg->{groups}->{'hand-entra'};
+    $cfg->{groups}->{'late-entra'} = { users => { 'other@pve' => 1 }, comment => 'late' };
+    PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+    my $upstream_result = PVE::Cluster::cfs_read_file('user.cfg');
+    $upstream_result->{groups}->{admins}->{users} = { 'alice@contoso.example@entra' => 1, 'eve@pam' => 1, 'nobody@contoso.example@entra' => 1 };
+    $upstream_result->{groups}->{'hand-entra'} = { users => { 'other@pve' => 1 }, comment => 'made by hand' };
+    delete $upstream_result->{groups}->{'late-entra'};
+    PVE::Auth::EntraID->finish_sync('entra', { config => {}, identities => {}, groups => { admins => [] }, kept => {} }, $upstream_result);
+    my $groups = $upstream_result->{groups};
+    my @others_now = grep { !m/\@entra$/ } keys %{ $cfg->{groups}->{admins}->{users} };
+    ok((grep { $_ eq 'other@pve' } @others_now), 'other@pve among the members of other realms now');
+    is_deeply([sort keys %{ $groups->{admins}->{users} }], [sort 'alice@contoso.example@entra', @others_now],
+        "a mapped group: the realm's synced members that are users, the others' as they are now");
+    ok(!$groups->{'hand-entra'}, "a '*-entra' group outside the map deleted meanwhile stays deleted");
+    is_deeply($groups->{'late-entra'}, { users => { 'other@pve' => 1 }, comment => 'late' }, 'one made meanwhile stays');
 }
 
 # a multi-tenant realm: which directory to read is undefined, so sync refuses, saying why
