@@ -13,12 +13,17 @@ use crate::error::{Code, Error, Result};
 use crate::http::Transport;
 
 /// A request of one entry point: the shared members and that entry point's `body`.
-pub struct Request<B = SyncMembers> {
+pub struct Request<B = NoMembers> {
     pub realm: String,
     pub cfg: RealmConfig,
     pub cache_dir: Option<PathBuf>,
     pub body: B,
 }
+
+/// check_config: no members of its own.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoMembers {}
 
 /// sync_directory: the realm's identity pins (user name without realm → the Entra identity it
 /// is bound to), as the Perl side keeps them; they name the guests (see `sync`).
@@ -29,10 +34,13 @@ pub struct SyncMembers {
     pub pins: std::collections::BTreeMap<String, Pin>,
 }
 
-/// One identity pin (the pins file may say more; only these count).
+/// One identity pin (the pins file may say more; only these count, and a pin without them
+/// names nobody).
 #[derive(Deserialize)]
 pub struct Pin {
+    #[serde(default)]
     pub tid: String,
+    #[serde(default)]
     pub oid: String,
 }
 

@@ -28,7 +28,7 @@ use crate::error::{sanitize, Code, Error, Result};
 use crate::graph::app_token;
 use crate::http::{display_url, GraphResponse, Transport};
 use crate::mapping::check_user_name;
-use crate::request::{Env, Request};
+use crate::request::{Env, Request, SyncMembers};
 
 /// Graph's largest page.
 const PAGE_SIZE: u32 = 999;
@@ -86,13 +86,13 @@ fn member_of(v: &Value) -> Option<Member> {
 /// A guest's token carries the names of its home tenant, which its entry in this directory does
 /// not (its userPrincipalName is `…#EXT#@…`): a guest is named by the pin its first login made
 /// (`pinned`: oid → name).
-fn user_name(m: &Member, claim: UsernameClaim, pinned: &BTreeMap<String, Option<&str>>) -> std::result::Result<String, &'static str> {
+fn user_name(m: &Member, claim: UsernameClaim, pinned: &BTreeMap<String, Vec<&str>>) -> std::result::Result<String, &'static str> {
     let value = match claim {
         UsernameClaim::Oid => Some(m.oid.clone()),
-        _ if m.guest => match pinned.get(&m.oid) {
-            Some(Some(name)) => Some(name.to_string()),
-            Some(None) => return Err("guest account pinned under several user names"),
-            None => return Err("guest account that has not logged in yet (its user name is its home tenant's, which the directory does not hold)"),
+        _ if m.guest => match pinned.get(&m.oid).map(Vec::as_slice) {
+            Some([name]) => Some(name.to_string()),
+            Some([_, _, ..]) => return Err("guest account pinned under several user names"),
+            _ => return Err("guest account that has not logged in yet (its user name is its home tenant's, which the directory does not hold)"),
         },
         UsernameClaim::Upn | UsernameClaim::PreferredUsername => m.upn.clone(),
         UsernameClaim::Email => m.mail.clone(),
@@ -396,7 +396,7 @@ fn answer_error(r: &GraphResponse, what: &str) -> Error {
 /// The tenant GUID whose directory is read (and which the identity pins record): the realm's
 /// tenant, or for a verified domain the GUID in its discovery document's issuer. A multi-tenant
 /// realm has no one directory to read.
-fn tenant_id(req: &Request, env: &Env) -> Result<String> {
+fn tenant_id(req: &Request<SyncMembers>, env: &Env) -> Result<String> {
     let cfg = &req.cfg;
     match &cfg.tenant {
         Tenant::Single(t) if is_guid(t) => Ok(t.to_ascii_lowercase()),
@@ -421,7 +421,7 @@ fn tenant_id(req: &Request, env: &Env) -> Result<String> {
     }
 }
 
-pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
+pub fn sync_directory(req: &Request<SyncMembers>, env: &Env) -> Result<Value> {
     let cfg = &req.cfg;
     let sync_assigned = cfg.sync_users == SyncUsers::Assigned;
     // only holders of a `required-groups` key may log in (one of another tenant: nobody here)
@@ -482,10 +482,10 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
         }
     }
 
-    // oid → the name pinned to it in this tenant (None: several)
-    let mut pinned: BTreeMap<String, Option<&str>> = BTreeMap::new();
+    // oid → the names pinned to it in this tenant
+    let mut pinned: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (name, pin) in req.body.pins.iter().filter(|(_, p)| p.tid.eq_ignore_ascii_case(&tid)) {
-        pinned.entry(pin.oid.to_ascii_lowercase()).and_modify(|n| *n = None).or_insert(Some(name.as_str()));
+        pinned.entry(pin.oid.to_ascii_lowercase()).or_default().push(name.as_str());
     }
     let mut users: BTreeMap<String, Value> = BTreeMap::new();
     let mut skipped = Vec::new();
@@ -508,7 +508,10 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
                 continue;
             }
             Err(why) => {
-                skipped.push(json!({"oid": oid, "reason": why}));
+                // the names it is pinned under (a guest's): their PVE users are kept as they are
+                let userids: Vec<String> =
+                    pinned.get(oid).into_iter().flatten().filter_map(|n| check_user_name(n, &req.realm).ok()).collect();
+                skipped.push(json!({"oid": oid, "userids": userids, "reason": why}));
                 continue;
             }
         };
@@ -529,7 +532,7 @@ pub fn sync_directory(req: &Request, env: &Env) -> Result<Value> {
             let unique = taken[u["userid"].as_str().unwrap_or_default()] == 1;
             if !unique {
                 let userid = u["userid"].as_str().unwrap_or_default();
-                skipped.push(json!({"oid": u["oid"], "userid": userid, "reason": format!("another Entra user has the same user id {userid}")}));
+                skipped.push(json!({"oid": u["oid"], "userids": [userid], "reason": format!("another Entra user has the same user id {userid}")}));
             }
             unique
         })
@@ -735,7 +738,7 @@ mod tests {
         assert_eq!(v["users"], json!([]));
         assert_eq!(v["skipped"].as_array().unwrap().len(), 2);
         // the name both would take, so that an existing PVE user of that name is kept as it is
-        assert_eq!(v["skipped"][0]["userid"], "same@c.example@entra");
+        assert_eq!(v["skipped"][0]["userids"], json!(["same@c.example@entra"]));
     }
 
     const SP: &str = "5e5e5e5e-0000-4000-8000-00000000005e";
@@ -948,6 +951,8 @@ mod tests {
         assert_eq!(v["groups"]["ops"], json!(["a@c.example@entra", "guest@fabrikam.example@entra"]), "a's pin does not rename a member");
         let v = sync(json!({"guest@fabrikam.example": {"tid": TID, "oid": GUEST}, "guest2@fabrikam.example": {"tid": TID, "oid": GUEST}}));
         assert!(v["skipped"][0]["reason"].as_str().unwrap().contains("several user names"), "{}", v["skipped"]);
+        // both names' PVE users are kept as they are (which one is current is not to be known)
+        assert_eq!(v["skipped"][0]["userids"], json!(["guest2@fabrikam.example@entra", "guest@fabrikam.example@entra"]));
         // username-claim oid: no pin needed
         let (res, _) = run_with(json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1, "username-claim": "oid"}), pages(), Duration::ZERO);
         assert_eq!(res.unwrap()["users"].as_array().unwrap().len(), 2);

@@ -499,8 +499,11 @@ sub get_users {
             $synced->{kept}->{$userid} = 1;
         };
         my $upstream_realm = upstream_realm_pattern($realm, '@');
-        $keep->($_) for grep { m/$upstream_realm/ && !m/\@\Q$realm\E$/ } keys %$existing;
-        $keep->($_->{userid}) for grep { defined($_->{userid}) } @{ $dir->{skipped} };
+        for my $userid (sort grep { m/$upstream_realm/ && !m/\@\Q$realm\E$/ } keys %$existing) {
+            print "keeping user '$userid' of another realm as it is (PVE's sync takes it for this realm's)\n";
+            $keep->($userid);
+        }
+        $keep->($_) for map { @{ $_->{userids} // [] } } @{ $dir->{skipped} };
         for my $u (@{ $dir->{users} }) {
             my $userid = $u->{userid};
             my ($name) = $userid =~ m/^(.+)\@\Q$realm\E$/ or next;
@@ -513,7 +516,7 @@ sub get_users {
             my $identity = { tid => $dir->{tid}, oid => $u->{oid} };
             eval { identity_binding($pins, $name, $identity, !!$existing->{$userid}, $config) };
             if (my $err = $@) {
-                warn "not syncing user '$userid', kept as it is: it $err";
+                warn $existing->{$userid} ? "not syncing user '$userid', kept as it is: it $err" : "not adding user '$userid': it $err";
                 $keep->($userid);
                 next;
             }
@@ -522,6 +525,8 @@ sub get_users {
             # disabled as its Entra account is, also where upstream keeps 'enable' (finish_sync)
             my $user = $users->{$userid} = {};
             if (!$u->{enable}) {
+                print "disabling user '$userid': its Entra account is disabled\n"
+                    if $existing->{$userid} && $existing->{$userid}->{enable};
                 $user->{enable} = 0;
                 $synced->{disabled}->{$userid} = 1;
             }
@@ -540,7 +545,7 @@ sub get_users {
 # before it writes $usercfg to user.cfg (after its dry-run return). Dies, so that nothing is
 # written, when a binding changed since get_users (a login, 'pve-entraid pin', a user made).
 sub finish_sync {
-    my ($class, $realm, $synced, $usercfg) = @_;
+    my ($class, $realm, $synced, $usercfg, $scope) = @_;
 
     my $on_disk = PVE::Cluster::cfs_read_file('user.cfg'); # under the lock: what this write replaces
     my $before = $on_disk->{users} // {};
@@ -557,11 +562,23 @@ sub finish_sync {
         $pins->{$name} = $pin;
         $pinned++;
     }
-    # upstream keeps an existing user's 'enable' with remove-vanished 'properties'
-    for my $userid (sort keys %{ $synced->{disabled} // {} }) {
-        my $user = $usercfg->{users}->{$userid} or next;
-        print "disabling user '$userid': its Entra account is disabled\n" if $user->{enable};
-        $user->{enable} = 0;
+    if (($scope // 'both') ne 'groups') {
+        # get_users copied the users it keeps before this lock: as they are now, or gone as they are
+        my $upstream_user = upstream_realm_pattern($realm, '@');
+        my %kept = %{ $synced->{kept} // {} };
+        $kept{$_} = 1 for grep { m/$upstream_user/ && !m/\@\Q$realm\E$/ } keys %$before, keys %{ $usercfg->{users} };
+        for my $userid (keys %kept) {
+            if ($before->{$userid}) {
+                $usercfg->{users}->{$userid} = $before->{$userid};
+            } else {
+                delete $usercfg->{users}->{$userid};
+            }
+        }
+        # upstream keeps an existing user's 'enable' with remove-vanished 'properties'
+        for my $userid (keys %{ $synced->{disabled} // {} }) {
+            my $user = $usercfg->{users}->{$userid} or next;
+            $user->{enable} = 0;
+        }
     }
     # get_groups read user.cfg before this lock: what is not the sync's to change is taken as it
     # is now, the groups upstream takes for the realm's that the map does not name, and the
@@ -569,16 +586,22 @@ sub finish_sync {
     # adds no users, so no group gets members of the realm that are no users
     my ($groups, $groups_before) = ($usercfg->{groups} //= {}, $on_disk->{groups} // {});
     my $upstream_realm = upstream_realm_pattern($realm, '-');
+    my $mapped = $synced->{mapped_groups} // {}; # those get_groups returned with their members
     my %names = map { $_ => 1 } keys %$groups, keys %$groups_before;
-    for my $group (grep { m/$upstream_realm/ && !$synced->{groups}->{$_} } keys %names) {
+    for my $group (grep { m/$upstream_realm/ && !$mapped->{$_} } keys %names) {
         if (my $old = $groups_before->{$group}) {
             $groups->{$group} = { %$old, users => { %{ $old->{users} // {} } } };
         } else {
             delete $groups->{$group};
         }
     }
-    for my $group (sort keys %{ $synced->{groups} // {} }) {
-        my $members = $groups->{$group}->{users} // next;
+    for my $group (sort keys %$mapped) {
+        my $g = $groups->{$group} or next;
+        if (!$groups_before->{$group} && !$synced->{config}->{'groups-autocreate'}) {
+            delete $groups->{$group}; # deleted meanwhile, and not to be made
+            next;
+        }
+        my $members = $g->{users} //= {};
         delete $members->{$_} for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %$members;
         delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
         $members->{$_} = 1 for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} }
@@ -611,6 +634,7 @@ sub get_groups {
         };
         $users->{$_} = 1 for grep { $synced->{users}->{$_} && !$synced->{kept}->{$_} } @{ $synced->{groups}->{$group} };
         $res->{$group} = { users => $users };
+        $synced->{mapped_groups}->{$group} = 1;
         my $comment = $old ? $old->{comment} : "Entra ID ($realm)";
         $res->{$group}->{comment} = $comment if defined($comment);
     }

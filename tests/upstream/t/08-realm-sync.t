@@ -270,7 +270,8 @@ api_call('PUT', '/access/domains/assigned', { 'allow-guests' => 1 });
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both');
 like($out, qr/^skipping Entra user $GUEST_OID: guest account that has not logged in yet/m, 'a guest without a pin is skipped')
     or diag($out);
-run_entraid_cli('pin', 'assigned', 'guest@fabrikam.example@assigned', '--tid', $TENANT, '--oid', $GUEST_OID);
+($rc, $out) = run_entraid_cli('pin', 'assigned', 'guest@fabrikam.example@assigned', '--tid', $TENANT, '--oid', $GUEST_OID);
+is($rc, 0, "the guest's pin, as its first login makes it") or diag($out);
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
 is($rc, 0, 'sync with the guest pinned') or diag($out);
 ok(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'guest@fabrikam.example@assigned'}, 'the guest synced under its login name');
@@ -292,10 +293,15 @@ $cfg->{groups}->{'g-entraXlab'} = { users => { 'x@entraXlab' => 1 }, comment => 
 PVE::Cluster::cfs_write_file('user.cfg', $cfg);
 api_call('POST', '/access/domains', {
     realm => 'entra.lab', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
-    'client-key' => $SECRET, 'groups-map' => "$ALICE_GROUP=admins",
+    'client-key' => $SECRET, 'groups-map' => "$ALICE_GROUP=admins;$OPS_GROUP=labops",
 });
+($rc, $out) = pveum('realm', 'sync', 'entra.lab', '--scope', 'users');
+is($rc, 0, "sync of realm 'entra.lab', users only") or diag($out);
+ok(!PVE::Cluster::cfs_read_file('user.cfg')->{groups}->{labops}, 'a mapped group is not made by a sync of users');
 ($rc, $out) = pveum('realm', 'sync', 'entra.lab', '--scope', 'both', '--remove-vanished', 'acl;entry;properties');
 is($rc, 0, "sync of realm 'entra.lab'") or diag($out);
+like($out, qr/^keeping user 'x\@entraXlab' of another realm as it is/m, 'says why it keeps a user of another realm');
+ok(!PVE::Cluster::cfs_read_file('user.cfg')->{groups}->{labops}, 'nor by one of groups, without groups-autocreate');
 $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 is_deeply([$cfg->{users}->{'x@entraXlab'}->{comment}, $cfg->{groups}->{'g-entraXlab'}], ['another realm',
     { users => { 'x@entraXlab' => 1 }, comment => 'another realm' }], "user and group of realm 'entraXlab' untouched");
@@ -319,7 +325,6 @@ ok($cfg->{users}->{'alice@contoso.example@entra.lab'}, 'the realm synced');
     PVE::Cluster::cfs_write_file('user.cfg', $cfg);
     eval { PVE::Auth::EntraID->finish_sync('entra', $synced, $usercfg) };
     like($@, qr/exists but is bound to no Entra identity yet/, 'so does a user an administrator made meanwhile');
-    is(slurp("$priv/entra.identities.json"), $saved, 'no pin written');
     delete $cfg->{users}->{'zed@contoso.example@entra'};
     PVE::Cluster::cfs_write_file('user.cfg', $cfg);
 
@@ -335,10 +340,16 @@ ok($cfg->{users}->{'alice@contoso.example@entra.lab'}, 'the realm synced');
     $upstream_result->{groups}->{admins}->{users} = { 'alice@contoso.example@entra' => 1, 'eve@pam' => 1, 'nobody@contoso.example@entra' => 1 };
     $upstream_result->{groups}->{'hand-entra'} = { users => { 'other@pve' => 1 }, comment => 'made by hand' };
     delete $upstream_result->{groups}->{'late-entra'};
-    PVE::Auth::EntraID->finish_sync('entra', { config => {}, identities => {}, groups => { admins => [] }, kept => {} }, $upstream_result);
+    # and alice, kept (get_users copied her before the lock), was disabled meanwhile
+    $cfg = PVE::Cluster::cfs_read_file('user.cfg');
+    $cfg->{users}->{'alice@contoso.example@entra'}->{enable} = 0;
+    PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+    $upstream_result->{users}->{'alice@contoso.example@entra'}->{enable} = 1;
+    PVE::Auth::EntraID->finish_sync('entra', { config => {}, identities => {}, groups => { admins => [] },
+        mapped_groups => { admins => 1 }, kept => { 'alice@contoso.example@entra' => 1 } }, $upstream_result, 'both');
+    is($upstream_result->{users}->{'alice@contoso.example@entra'}->{enable}, 0, 'a kept user as it is now');
     my $groups = $upstream_result->{groups};
     my @others_now = grep { !m/\@entra$/ } keys %{ $cfg->{groups}->{admins}->{users} };
-    ok((grep { $_ eq 'other@pve' } @others_now), 'other@pve among the members of other realms now');
     is_deeply([sort keys %{ $groups->{admins}->{users} }], [sort 'alice@contoso.example@entra', @others_now],
         "a mapped group: the realm's synced members that are users, the others' as they are now");
     ok(!$groups->{'hand-entra'}, "a '*-entra' group outside the map deleted meanwhile stays deleted");
