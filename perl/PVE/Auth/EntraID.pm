@@ -558,7 +558,7 @@ sub finish_sync {
             identity_binding($pins, $name, $synced->{identities}->{$name}, !!$before->{$userid}, $synced->{config});
         };
         die "user '$userid' $@" . "it changed during the sync: nothing was written, sync again\n" if $@;
-        next if !$pin;
+        next if !$pin || ($scope // 'both') eq 'groups'; # users are not this sync's
         $pins->{$name} = $pin;
         $pinned++;
     }
@@ -601,6 +601,9 @@ sub finish_sync {
             delete $groups->{$group}; # deleted meanwhile, and not to be made
             next;
         }
+        if (my $old = $groups_before->{$group}) { # an edit meanwhile stays
+            defined($old->{comment}) ? ($g->{comment} = $old->{comment}) : delete($g->{comment});
+        }
         my $members = $g->{users} //= {};
         delete $members->{$_} for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %$members;
         delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
@@ -632,7 +635,11 @@ sub get_groups {
             map { $_ => 1 }
             grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %{ $old->{users} // {} }
         };
-        $users->{$_} = 1 for grep { $synced->{users}->{$_} && !$synced->{kept}->{$_} } @{ $synced->{groups}->{$group} };
+        # a disabled Entra account is in no mapped group (also where a sync of groups alone
+        # leaves its user enabled)
+        $users->{$_} = 1
+            for grep { $synced->{users}->{$_} && !$synced->{kept}->{$_} && !$synced->{disabled}->{$_} }
+            @{ $synced->{groups}->{$group} };
         $res->{$group} = { users => $users };
         $synced->{mapped_groups}->{$group} = 1;
         my $comment = $old ? $old->{comment} : "Entra ID ($realm)";

@@ -127,6 +127,8 @@ emulator_control('{"fail_next": {"endpoint": "graph", "mode": "throttle:1", "cou
 is($rc, 0, 'sync after Entra disabled dave, through a throttled answer') or diag($out);
 $u = PVE::Cluster::cfs_read_file('user.cfg')->{users};
 is($u->{'dave@contoso.example@entra'}->{enable}, 0, 'dave disabled');
+ok(!PVE::Cluster::cfs_read_file('user.cfg')->{groups}->{admins}->{users}->{'dave@contoso.example@entra'},
+    'and out of the mapped groups (a sync of groups alone would not disable him)');
 is($u->{'alice@contoso.example@entra'}->{enable}, 1, 'alice still enabled');
 
 # an administrator disables alice in PVE: a sync (which copies the synced attributes over
