@@ -349,8 +349,10 @@ sub identity_binding {
     my ($pins, $name, $identity, $user_exists, $section) = @_;
 
     if (my $pin = $pins->{$name}) {
-        return undef if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
-        die "is bound to another Entra identity; an administrator must remove the old binding first\n";
+        return undef
+            if lc($pin->{tid} // '') eq $identity->{tid} && lc($pin->{oid} // '') eq $identity->{oid};
+        die "is bound to another Entra identity; an administrator must remove the old binding"
+            . " first\n";
     }
     die "exists but is bound to no Entra identity yet; an administrator must approve it with"
         . " 'pve-entraid pin' (tid $identity->{tid}, oid $identity->{oid})\n"
@@ -485,7 +487,8 @@ sub get_users {
         . " ($dir->{requests} requests)\n";
 
     my $synced = {
-        config => $config, users => {}, groups => $dir->{groups}, identities => {}, disabled => {}, kept => {},
+        config => $config, users => {}, groups => $dir->{groups},
+        identities => {}, disabled => {}, kept => {},
     };
     my $users = $synced->{users};
     PVE::AccessControl::lock_user_config(sub {
@@ -500,7 +503,8 @@ sub get_users {
         };
         my $upstream_realm = upstream_realm_pattern($realm, '@');
         for my $userid (sort grep { m/$upstream_realm/ && !m/\@\Q$realm\E$/ } keys %$existing) {
-            print "keeping user '$userid' of another realm as it is (PVE's sync takes it for this realm's)\n";
+            print "keeping user '$userid' of another realm as it is (PVE's sync takes it for"
+                . " this realm's)\n";
             $keep->($userid);
         }
         $keep->($_) for map { @{ $_->{userids} // [] } } @{ $dir->{skipped} };
@@ -516,7 +520,9 @@ sub get_users {
             my $identity = { tid => $dir->{tid}, oid => $u->{oid} };
             eval { identity_binding($pins, $name, $identity, !!$existing->{$userid}, $config) };
             if (my $err = $@) {
-                warn $existing->{$userid} ? "not syncing user '$userid', kept as it is: it $err" : "not adding user '$userid': it $err";
+                warn $existing->{$userid}
+                    ? "not syncing user '$userid', kept as it is: it $err"
+                    : "not adding user '$userid': it $err";
                 $keep->($userid);
                 next;
             }
@@ -547,7 +553,8 @@ sub get_users {
 sub finish_sync {
     my ($class, $realm, $synced, $usercfg, $scope) = @_;
 
-    my $on_disk = PVE::Cluster::cfs_read_file('user.cfg'); # under the lock: what this write replaces
+    # under the lock: what this write replaces
+    my $on_disk = PVE::Cluster::cfs_read_file('user.cfg');
     my $before = $on_disk->{users} // {};
     my $pins = read_identity_pins($realm);
     my $pinned = 0;
@@ -555,9 +562,11 @@ sub finish_sync {
         my $userid = "$name\@$realm";
         next if !$usercfg->{users}->{$userid};
         my $pin = eval {
-            identity_binding($pins, $name, $synced->{identities}->{$name}, !!$before->{$userid}, $synced->{config});
+            identity_binding(
+                $pins, $name, $synced->{identities}->{$name}, !!$before->{$userid}, $synced->{config},
+            );
         };
-        die "user '$userid' $@" . "it changed during the sync: nothing was written, sync again\n" if $@;
+        die "user '$userid' $@it changed during the sync: nothing was written, sync again\n" if $@;
         next if !$pin || ($scope // 'both') eq 'groups'; # users are not this sync's
         $pins->{$name} = $pin;
         $pinned++;
@@ -566,7 +575,8 @@ sub finish_sync {
         # get_users copied the users it keeps before this lock: as they are now, or gone as they are
         my $upstream_user = upstream_realm_pattern($realm, '@');
         my %kept = %{ $synced->{kept} // {} };
-        $kept{$_} = 1 for grep { m/$upstream_user/ && !m/\@\Q$realm\E$/ } keys %$before, keys %{ $usercfg->{users} };
+        $kept{$_} = 1
+            for grep { m/$upstream_user/ && !m/\@\Q$realm\E$/ } keys %$before, keys %{ $usercfg->{users} };
         for my $userid (keys %kept) {
             if ($before->{$userid}) {
                 $usercfg->{users}->{$userid} = $before->{$userid};
@@ -605,10 +615,10 @@ sub finish_sync {
             defined($old->{comment}) ? ($g->{comment} = $old->{comment}) : delete($g->{comment});
         }
         my $members = $g->{users} //= {};
-        delete $members->{$_} for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} } keys %$members;
+        my $not_synced = sub { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} }; # taken from disk
+        delete $members->{$_} for grep { $not_synced->() } keys %$members;
         delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
-        $members->{$_} = 1 for grep { !m/\@\Q$realm\E$/ || $synced->{kept}->{$_} }
-            keys %{ $groups_before->{$group}->{users} // {} };
+        $members->{$_} = 1 for grep { $not_synced->() } keys %{ $groups_before->{$group}->{users} // {} };
     }
     write_identity_pins($realm, $pins) if $pinned;
 }
