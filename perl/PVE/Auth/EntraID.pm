@@ -498,7 +498,7 @@ sub get_users {
         my $keep = sub {
             my ($userid) = @_;
             return if !$existing->{$userid};
-            $users->{$userid} = { %{ $existing->{$userid} } };
+            $users->{$userid} = $existing->{$userid}; # a copy: cfs_read_file returns one
             $synced->{kept}->{$userid} = 1;
         };
         my $upstream_realm = upstream_realm_pattern($realm, '@');
@@ -600,7 +600,7 @@ sub finish_sync {
     my %names = map { $_ => 1 } keys %$groups, keys %$groups_before;
     for my $group (grep { m/$upstream_realm/ && !$mapped->{$_} } keys %names) {
         if (my $old = $groups_before->{$group}) {
-            $groups->{$group} = { %$old, users => { %{ $old->{users} // {} } } };
+            $groups->{$group} = $old; # $on_disk is this call's own copy
         } else {
             delete $groups->{$group};
         }
@@ -632,7 +632,7 @@ sub get_groups {
     # the map does not name stay exactly as they are
     my $upstream_realm = upstream_realm_pattern($realm, '-');
     for my $group (grep { m/$upstream_realm/ } keys %$existing) {
-        $res->{$group} = { %{ $existing->{$group} }, users => { %{ $existing->{$group}->{users} // {} } } };
+        $res->{$group} = $existing->{$group}; # a copy: cfs_read_file returns one
     }
     for my $group (sort keys %{ $synced->{groups} // {} }) {
         my $old = $existing->{$group};

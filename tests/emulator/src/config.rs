@@ -58,6 +58,13 @@ pub struct App {
     pub assignment_required: bool,
 }
 
+impl App {
+    /// Users and groups assigned to the app, with Default Access or a role.
+    pub fn principals(&self) -> impl Iterator<Item = &String> {
+        self.assigned.iter().chain(self.group_roles.values().flatten())
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -293,7 +300,7 @@ impl EmulatorConfig {
         let is = |g: &String| g.eq_ignore_ascii_case(group);
         self.users.iter().any(|u| u.all_groups().iter().any(is))
             || self.subgroups.iter().any(|(g, subs)| is(g) || subs.iter().any(is))
-            || self.apps.iter().any(|a| a.assigned.iter().chain(a.group_roles.values().flatten()).any(is))
+            || self.apps.iter().any(|a| a.principals().any(is))
     }
 
     /// Whether a user is assigned to `app`: itself (a role or Default Access) or a group it is a
@@ -301,7 +308,7 @@ impl EmulatorConfig {
     pub fn is_assigned(&self, user: &User, app: &App) -> bool {
         let direct = user.all_groups();
         let principal = |p: &String| p.eq_ignore_ascii_case(&user.oid) || direct.iter().any(|g| g.eq_ignore_ascii_case(p));
-        !user.roles.is_empty() || app.assigned.iter().chain(app.group_roles.values().flatten()).any(principal)
+        !user.roles.is_empty() || app.principals().any(principal)
     }
 
     /// The app roles a user holds in `app`: assigned directly or to a group the user is a
