@@ -18,7 +18,7 @@ demo: build
 
 # Every test.
 test: deps
-	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fuzz test-deb
+	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fresh test-fuzz test-deb
 	@echo "make test: all suites passed"
 
 test-header:
@@ -43,6 +43,10 @@ test-browser:
 # 200 concurrent logins through the Perl path in forked workers (asserts correctness, prints timing).
 test-load: build
 	bash tests/e2e/load.sh
+
+# `make demo` in a copy of the checkout with no ../shared beside it (fetches the pinned sources)
+test-fresh: build
+	bash tests/e2e/fresh-clone.sh
 
 test-fuzz:
 	bash fuzz/run.sh

@@ -41,7 +41,7 @@ SSL_CERT_FILE="$tls_dir/bundle.pem" perl -I"$root/perl/blib/lib" -I"$root/perl/b
     "https://127.0.0.1:$(cat "$tls_dir/port")"
 # realm sync (issue 12): 10,000 users, in 1,000 groups or assigned one by one, 50 ms per Graph request (bench/sync-figures.pl)
 cargo build --release -p entra-emulator --quiet
-upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
-[ -d "$upstream/pve9/pve-common/src" ] || bash scripts/fetch-upstream.sh "$upstream"
+. scripts/upstream-env.sh
+upstream="$PVE_ENTRAID_UPSTREAM"
 perl -I"$root/perl" -I"$root/perl/blib/lib" -I"$root/perl/blib/arch" -I"$upstream/pve9/pve-common/src" \
     bench/sync-figures.pl "$root/target/release/entra-emulator"

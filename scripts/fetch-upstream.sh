@@ -1,42 +1,67 @@
 #!/usr/bin/env bash
-# Fetches the pinned upstream Proxmox VE sources the contract tests load (tests/upstream),
-# for a machine without them: for each line of tests/upstream/VERSIONS
-# (<pveN> <repo> <branch> <commit> <debian version...>) the tree of exactly that commit, via
-# `git archive`, into DEST/<pveN>/<repo> (default DEST: ../shared/upstream of the checkout, where
-# the harness looks). Nothing of it is copied into this repository.
-#   scripts/fetch-upstream.sh [DEST]
-# Environment: PVE_ENTRAID_GIT_BASE (default https://github.com/proxmox; the same repositories
-# are at https://git.proxmox.com/git, append .git there).
+# Fetches the pinned upstream Proxmox VE sources the tests load: for each line of
+# tests/upstream/VERSIONS (<pveN> <repo> <branch> <commit> <debian version...>) the tree of
+# exactly that commit into DEST/<pveN>/<repo>, marked with DEST/<pveN>/<repo>/.pve-entraid-commit.
+# Nothing of it is copied into this repository. Prints DEST on stdout (progress on stderr).
+#   scripts/fetch-upstream.sh [DEST]        default DEST: build/upstream of the checkout
+# Where a tree comes from, first match:
+#   1. already in DEST at that commit: kept;
+#   2. a local snapshot with the same pinned line (PVE_ENTRAID_UPSTREAM_CACHE, default
+#      ../shared/upstream beside the checkout, whose VERSIONS names its commits): copied;
+#   3. git: `git archive` of the commit from $PVE_ENTRAID_GIT_BASE/<repo>. Default base: the
+#      full-history mirrors in ../shared/git beside the checkout where they exist, else
+#      https://github.com/proxmox (the same repositories are at https://git.proxmox.com/git).
+#      Size: about 10 MB of sources per PVE version; a shallow fetch of one commit per repository.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dest="${1:-$root/../shared/upstream}"
-base="${PVE_ENTRAID_GIT_BASE:-https://github.com/proxmox}"
+dest="${1:-$root/build/upstream}"
 versions="${PVE_ENTRAID_VERSIONS_FILE:-$root/tests/upstream/VERSIONS}"
+cache="${PVE_ENTRAID_UPSTREAM_CACHE:-$root/../shared/upstream}"
+mirrors="$root/../shared/git"
 command -v git >/dev/null || { echo "$0: git is needed (scripts/install-deps.sh)" >&2; exit 1; }
+
+git_base() {
+    if [ -n "${PVE_ENTRAID_GIT_BASE:-}" ]; then
+        echo "$PVE_ENTRAID_GIT_BASE"
+    elif [ -d "$mirrors/$1.git" ]; then
+        echo "file://$(cd "$mirrors" && pwd)"
+    else
+        echo https://github.com/proxmox
+    fi
+}
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$dest"
+dest="$(cd "$dest" && pwd)"
 while read -r pve repo branch commit _; do
     [ -n "$pve" ] && [ "${pve#\#}" = "$pve" ] || continue
     target="$dest/$pve/$repo"
-    if [ -f "$target/.pve-entraid-commit" ] && [ "$(cat "$target/.pve-entraid-commit")" = "$commit" ]; then
-        echo "$pve/$repo: $commit already there"
-        continue
-    fi
-    echo "$pve/$repo: fetching $commit ($branch) from $base/$repo"
-    git="$work/$pve-$repo.git"
-    git init -q --bare "$git"
-    url="$base/$repo"
-    # a commit fetched by id (GitHub allows it); else the branch it is pinned from
-    if ! git -C "$git" fetch -q --depth 1 "$url" "$commit" 2>/dev/null; then
-        git -C "$git" fetch -q "$url" "$branch"
-    fi
-    git -C "$git" cat-file -e "$commit^{commit}" || { echo "$0: $repo: commit $commit not found" >&2; exit 1; }
+    [ -f "$target/.pve-entraid-commit" ] && [ "$(cat "$target/.pve-entraid-commit")" = "$commit" ] && continue
     rm -rf "$target"
     mkdir -p "$target"
-    git -C "$git" archive "$commit" | tar -x -C "$target"
+    if [ -f "$cache/VERSIONS" ] && [ -d "$cache/$pve/$repo" ] \
+        && grep -q "^$pve $repo [^ ]* $commit " "$cache/VERSIONS"; then
+        echo "$pve/$repo: $commit from the local snapshot $cache" >&2
+        cp -a "$cache/$pve/$repo/." "$target/"
+    else
+        base="$(git_base "$repo")"
+        echo "$pve/$repo: $commit ($branch) from $base/$repo" >&2
+        git="$work/$pve-$repo.git"
+        git init -q --bare "$git"
+        local_dir="${base#file://}"
+        local_dir="$(ls -d "$local_dir/$repo.git" "$local_dir/$repo" 2>/dev/null | head -n1 || true)"
+        if [ "$base" != "${base#file://}" ] && [ -d "$local_dir/objects" ]; then
+            # a local mirror is read through its objects (a read-only copy may lack refs/)
+            echo "$local_dir/objects" > "$git/objects/info/alternates"
+        # a commit fetched by id (most hosts allow it); else the branch it is pinned from
+        elif ! git -C "$git" fetch -q --depth 1 "$base/$repo" "$commit" 2>/dev/null; then
+            git -C "$git" fetch -q "$base/$repo" "$branch"
+        fi
+        git -C "$git" cat-file -e "$commit^{commit}" || { echo "$0: $repo: commit $commit not found" >&2; exit 1; }
+        git -C "$git" archive "$commit" | tar -x -C "$target"
+    fi
     echo "$commit" > "$target/.pve-entraid-commit"
 done < "$versions"
 cp "$versions" "$dest/VERSIONS"
-echo "fetch-upstream: trees in $dest"
+echo "$dest"

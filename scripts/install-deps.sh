@@ -21,7 +21,7 @@ want libtest-simple-perl libperl5.36
 want perl
 
 # --- upstream contract tests (tests/upstream, perl/t, tests/integrate) ---
-# Perl modules the REAL upstream trees (../shared/upstream/pve9, pve8) load: the Depends of
+# Perl modules the REAL upstream trees (pve9, pve8 of tests/upstream/VERSIONS) load: the Depends of
 # pve-access-control, pve-common, pve-cluster, pve-http-server and pve-manager (debian/control)
 # that Debian has; proxmox-perl-rs and pmxcfs are stood in for (tests/upstream/standins).
 # unshare/mount (util-linux), hostname and openssl run the private /etc/pve per test.

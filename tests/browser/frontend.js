@@ -1,5 +1,5 @@
 'use strict';
-// Builds the REAL Proxmox VE web frontend of one pinned upstream snapshot (../shared/upstream/<ver>)
+// Builds the REAL Proxmox VE web frontend of one pinned upstream snapshot (tests/upstream/VERSIONS, <ver>)
 // into tests/browser/.build/<ver>/, the way the Debian packages build and pveproxy serves it:
 //
 //  - proxmoxlib.js: proxmox-widget-toolkit's src/Makefile recipe: a "// v<version>-t<time>" line,
@@ -21,7 +21,8 @@ const path = require('node:path');
 
 const browserDir = __dirname;
 const repoDir = path.resolve(browserDir, '..', '..');
-const upstreamBase = process.env.PVE_ENTRAID_UPSTREAM || path.resolve(repoDir, '..', 'shared', 'upstream');
+// set by tests/browser/run.sh (scripts/upstream-env.sh)
+const upstreamBase = process.env.PVE_ENTRAID_UPSTREAM;
 const MARKED_JS = '/usr/share/javascript/marked/marked.js';
 const VERSIONS = ['pve9', 'pve8'];
 
@@ -59,7 +60,7 @@ function concat(dir, files) {
 function build(ver) {
     const up = path.join(upstreamBase, ver);
     if (!fs.existsSync(path.join(up, 'pve-manager', 'www', 'index.html.tpl'))) {
-        throw new Error(`no upstream tree ${up} (set PVE_ENTRAID_UPSTREAM or run scripts/fetch-upstream.sh)`);
+        throw new Error(`no upstream tree ${up} (run through tests/browser/run.sh, which sets PVE_ENTRAID_UPSTREAM)`);
     }
     const out = path.join(browserDir, '.build', ver);
     const wtSrc = path.join(up, 'proxmox-widget-toolkit', 'src');

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/install-deps.sh
+. scripts/upstream-env.sh
 cd tests/browser
 node frontend.js >/dev/null
 # one test file, run serially: each test drives one Chromium page of ~3 MB of real PVE JavaScript

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A "PVE-shaped" Debian root for the install tests, cached like the build roots
 # (scripts/deb-root.sh): a clean Debian root of DIST plus the REAL upstream Proxmox VE Perl
-# and web files of ../shared/upstream/<pve9|pve8> (PVE_ENTRAID_UPSTREAM; fetched by
-# scripts/fetch-upstream.sh when absent, pinned by tests/upstream/VERSIONS), installed by stand-in packages built with
+# and web files of the pinned upstream trees <pve9|pve8> (scripts/upstream-env.sh, pinned by
+# tests/upstream/VERSIONS), installed by stand-in packages built with
 # equivs under the names of the PVE packages that ship them:
 #
 #   package (upstream source)                files, at the paths the upstream Makefiles use
@@ -29,7 +29,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 . "$repo/scripts/deb-root.sh"
-upstream="${PVE_ENTRAID_UPSTREAM:-$repo/../shared/upstream}"
+. "$repo/scripts/upstream-env.sh"
+upstream="$PVE_ENTRAID_UPSTREAM"
 standins="$repo/tests/upstream/standins"
 
 pve_of() { case "$1" in trixie) echo pve9 ;; bookworm) echo pve8 ;; esac; }
@@ -140,7 +141,7 @@ build_standin() {
         # the proxmox-perl-rs packages whose modules it carries (the upstream Depends name them)
         [ "$pkg" != pve-entraid-test-standins ] || echo "Provides: libpve-rs-perl, libproxmox-rs-perl"
         echo "Description: TEST STAND-IN for $pkg ($pve upstream files)"
-        echo " Built by tests/deb/pve-root.sh from ../shared/upstream/$pve; not Proxmox's package."
+        echo " Built by tests/deb/pve-root.sh from the pinned upstream sources of $pve; not Proxmox's package."
         printf 'Files:'
         sed '/^$/d; s/^/ /' <<<"$files"
     } > "$work/$pkg.ctl"

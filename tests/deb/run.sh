@@ -27,8 +27,8 @@ for tool in dpkg-deb readelf nm perl cargo mmdebstrap equivs-build; do
     command -v "$tool" >/dev/null 2>&1 || { echo "tests/deb: '$tool' missing: run scripts/install-deps.sh" >&2; exit 1; }
 done
 
-upstream="${PVE_ENTRAID_UPSTREAM:-$repo/../shared/upstream}"
-export PVE_ENTRAID_UPSTREAM="$upstream"
+. scripts/upstream-env.sh
+upstream="$PVE_ENTRAID_UPSTREAM"
 work="$(mktemp -d /tmp/pve-entraid-debtest.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 arch="$(dpkg --print-architecture)"

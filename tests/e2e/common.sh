@@ -15,5 +15,6 @@ e2e_exec() {
     if [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
         bash perl/build.sh
     fi
+    . scripts/upstream-env.sh
     exec perl -T -I tests/upstream/lib -I perl/t/lib "$script"
 }

@@ -5,12 +5,13 @@
 # Also prints, one per line, the -I flags under which the real upstream Perl compiles (the
 # stand-ins first), for `perl -c` checks; PVE_ENTRAID_IPC_HEADER must then be exported as
 #   export PVE_ENTRAID_IPC_HEADER="$upstream/<pveN>/pve-cluster/src/pmxcfs/cfs-ipc-ops.h"
-# Environment: PVE_ENTRAID_UPSTREAM (default ../shared/upstream of the checkout).
+# Environment: PVE_ENTRAID_UPSTREAM (see scripts/upstream-env.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="${1:?usage: $0 DEST [pve9|pve8]}"
 v="${2:-pve9}"
-tree="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}/$v"
+. "$root/scripts/upstream-env.sh"
+tree="$PVE_ENTRAID_UPSTREAM/$v"
 [ -f "$tree/pve-access-control/src/PVE/AccessControl.pm" ] || { echo "$0: no upstream tree $tree" >&2; exit 1; }
 install -D -m 0644 "$tree/pve-access-control/src/PVE/AccessControl.pm" "$dest/usr/share/perl5/PVE/AccessControl.pm"
 install -D -m 0644 "$tree/pve-access-control/src/PVE/API2/AccessControl.pm" "$dest/usr/share/perl5/PVE/API2/AccessControl.pm"

@@ -2,8 +2,8 @@
 # Runs tests on the REAL upstream Proxmox VE Perl through the contract harness
 # (tests/upstream/lib/UpstreamTest.pm), under perl -T, once per PVE version.
 #   tests/upstream/run.sh [pve9|pve8|all] [test files or dirs, default tests/upstream/t]
-# Environment: PVE_ENTRAID_UPSTREAM (dir with pve9/ and pve8/, default ../shared/upstream of
-# the checkout; scripts/fetch-upstream.sh makes one), PVE_ENTRAID_PERL_BIN (default perl),
+# Environment: PVE_ENTRAID_UPSTREAM (dir with pve9/ and pve8/; scripts/upstream-env.sh fetches
+# the pinned trees when unset or incomplete), PVE_ENTRAID_PERL_BIN (default perl),
 # PVE_ENTRAID_TEST_LIB (':'-separated extra -I dirs for the tests, e.g. perl/t/lib).
 # Needs root (private mount namespace with a tmpfs /etc/pve per test file).
 set -euo pipefail
@@ -18,14 +18,7 @@ case "$which" in
 esac
 [ $# -gt 0 ] || set -- tests/upstream/t
 perl="${PVE_ENTRAID_PERL_BIN:-perl}"
-upstream="${PVE_ENTRAID_UPSTREAM:-$root/../shared/upstream}"
-for v in $versions; do
-    if [ ! -f "$upstream/$v/pve-access-control/src/PVE/AccessControl.pm" ]; then
-        # a machine without the pinned trees (CI on a fresh checkout) fetches them once
-        echo "$0: no upstream tree $upstream/$v, fetching the pinned commits" >&2
-        bash scripts/fetch-upstream.sh "$upstream"
-    fi
-done
+. scripts/upstream-env.sh
 # the XS binding of the project's library (tests that only need the integrate tool skip it)
 if [ -e target/release/libpve_entraid.so ] && [ ! -e perl/blib/arch/auto/PVE/EntraID/XS/XS.so ]; then
     bash perl/build.sh
@@ -34,6 +27,6 @@ inc="-I$root/tests/upstream/lib"
 IFS=: read -r -a extra <<< "${PVE_ENTRAID_TEST_LIB:-}"
 for d in "${extra[@]}"; do [ -n "$d" ] && inc="$inc -I$(cd "$d" && pwd)"; done
 for v in $versions; do
-    echo "== $v ($upstream/$v)"
-    PVE_ENTRAID_PVE="$v" PVE_ENTRAID_UPSTREAM="$upstream" prove -r --exec "$perl -T $inc" "$@"
+    echo "== $v ($PVE_ENTRAID_UPSTREAM/$v)"
+    PVE_ENTRAID_PVE="$v" prove -r --exec "$perl -T $inc" "$@"
 done

@@ -1,7 +1,7 @@
 package UpstreamTest;
 
 # Contract-test harness: runs pve-entraid against the REAL Proxmox VE Perl code of a pinned
-# upstream tree (../shared/upstream/pve9 or pve8), under perl -T like PVE's daemons.
+# upstream tree (pve9 or pve8 of tests/upstream/VERSIONS), under perl -T like PVE's daemons.
 #
 # `use UpstreamTest;` (first thing in a test, before any PVE module):
 #   * re-executes the test in a private mount + UTS namespace (unshare -m -u; needs root) whose
@@ -14,7 +14,7 @@ package UpstreamTest;
 #
 # Environment (all optional):
 #   PVE_ENTRAID_PVE        pve9 (default) | pve8: which pinned tree
-#   PVE_ENTRAID_UPSTREAM   directory holding pve9/ and pve8/ (default <repo>/../shared/upstream)
+#   PVE_ENTRAID_UPSTREAM   directory holding pve9/ and pve8/ (scripts/upstream-env.sh)
 #   PVE_ENTRAID_LIB        ':'-separated dirs with the project's modules
 #                          (default <repo>/perl:<repo>/perl/blib/lib:<repo>/perl/blib/arch)
 #   PVE_ENTRAID_INTEGRATE  the integrate tool (default <repo>/integrate/pve-entraid-integrate)
@@ -109,7 +109,9 @@ BEGIN {
     $STANDINS = untaint(abs_path("$here/../standins"), 'path');
     $PVE = untaint($ENV{PVE_ENTRAID_PVE} // 'pve9', 'PVE version');
     die "UpstreamTest: PVE_ENTRAID_PVE must be pveN\n" if $PVE !~ m/^pve\d+$/;
-    my $up = $ENV{PVE_ENTRAID_UPSTREAM} // "$REPO/../shared/upstream";
+    # set by the runners (tests/upstream/run.sh, tests/e2e/common.sh: scripts/upstream-env.sh)
+    my $up = $ENV{PVE_ENTRAID_UPSTREAM}
+        // die("UpstreamTest: PVE_ENTRAID_UPSTREAM is not set; run through tests/upstream/run.sh\n");
     $UPSTREAM = untaint(abs_path($up) // die("UpstreamTest: no upstream dir '$up'\n"), 'path');
     $TREE = "$UPSTREAM/$PVE";
     die "UpstreamTest: '$TREE' is not an upstream tree (see scripts/fetch-upstream.sh)\n"
