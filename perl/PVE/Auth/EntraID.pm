@@ -626,6 +626,12 @@ sub finish_sync {
         delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
         $members->{$_} = 1 for grep { $not_synced->() } keys %{ $groups_before->{$group}->{users} // {} };
     }
+    # upstream's remove-vanished 'entry' deletes a user but not its group memberships nor ACL
+    # entries, which a later user of that name would inherit: removed as 'pveum user delete' does
+    for my $userid (sort grep { m/\@\Q$realm\E$/ && !$usercfg->{users}->{$_} } keys %$before) {
+        PVE::AccessControl::delete_user_group($userid, $usercfg);
+        PVE::AccessControl::delete_user_acl($userid, $usercfg);
+    }
     write_identity_pins($realm, $pins) if $pinned;
 }
 
