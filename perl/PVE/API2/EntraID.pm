@@ -280,35 +280,8 @@ my sub apply_user_mapping {
     return $changed;
 }
 
-# Pin check and user.cfg update, both under PVE's user-config lock.
-my sub apply_login {
-    my ($realm, $section, $login) = @_;
-
-    my $userid = $login->{userid};
-    PVE::Auth::Plugin::verify_username($userid, 1)
-        or denied("'$userid' is not a valid PVE user id");
-
-    my $inner_err;
-    PVE::AccessControl::lock_user_config(sub {
-        eval {
-            my $usercfg = cfs_read_file('user.cfg');
-            my $pins = PVE::Auth::EntraID::read_identity_pins($realm);
-            my $new_pin = check_pin($pins, $login, !!$usercfg->{users}->{$userid}, $section);
-            my $changed = apply_user_mapping($usercfg, $section, $login, $realm);
-            # the pin first: if user.cfg then fails, the same identity logs in again
-            if ($new_pin) {
-                $pins->{$login->{username}} = $new_pin;
-                PVE::Auth::EntraID::write_identity_pins($realm, $pins);
-            }
-            cfs_write_file('user.cfg', $usercfg) if $changed;
-        };
-        $inner_err = $@;
-    }, "entraid login failed");
-    die $inner_err if $inner_err;
-}
-
 # The TFA challenge PVE asks of this user, as /access/ticket does after a password: undef when
-# the user has no TFA entries and the realm requires none.
+# the user has no TFA entries and the realm requires none. PVE looks the user up in user.cfg.
 my sub tfa_challenge {
     my ($userid, $realm) = @_;
     my $challenge = eval { PVE::AccessControl::authenticate_2nd_new($userid, $realm, undef, undef) };
@@ -316,6 +289,47 @@ my sub tfa_challenge {
         chomp(my $msg = "$err");
         denied("second factor: $msg");
     }
+    return $challenge;
+}
+
+# Pin check, user.cfg update and the TFA challenge under PVE's user-config lock: a login
+# refused for any reason, a missing second factor too, writes nothing. Returns the challenge.
+my sub apply_login {
+    my ($realm, $section, $login) = @_;
+
+    my $userid = $login->{userid};
+    PVE::Auth::Plugin::verify_username($userid, 1)
+        or denied("'$userid' is not a valid PVE user id");
+
+    my ($inner_err, $challenge);
+    PVE::AccessControl::lock_user_config(sub {
+        eval {
+            my $usercfg = cfs_read_file('user.cfg');
+            my $pins = PVE::Auth::EntraID::read_identity_pins($realm);
+            my $exists = !!$usercfg->{users}->{$userid};
+            my $new_pin = check_pin($pins, $login, $exists, $section);
+            my $changed = apply_user_mapping($usercfg, $section, $login, $realm);
+            # PVE asks only a user in user.cfg for its second factors: one this login makes has
+            # those a former user of that name left in tfa.cfg (of the identity its pin names)
+            my $leftover_factors = !$exists
+                && grep { $_ eq $userid } cfs_read_file('priv/tfa.cfg')->users()->@*;
+            if ($exists) {
+                $challenge = tfa_challenge($userid, $realm);
+            } elsif (!$leftover_factors && $section->{tfa}) {
+                denied("second factor: realm '$realm' requires a second factor, and '$userid'"
+                    . " is new: an administrator creates it and adds one first");
+            }
+            # the pin first: if user.cfg then fails, the same identity logs in again
+            if ($new_pin) {
+                $pins->{$login->{username}} = $new_pin;
+                PVE::Auth::EntraID::write_identity_pins($realm, $pins);
+            }
+            cfs_write_file('user.cfg', $usercfg) if $changed;
+            $challenge = tfa_challenge($userid, $realm) if $leftover_factors;
+        };
+        $inner_err = $@;
+    }, "entraid login failed");
+    die $inner_err if $inner_err;
     return $challenge;
 }
 
@@ -378,11 +392,11 @@ __PACKAGE__->register_method ({
             $ctx->{oid} = $login->{identity}->{oid};
             $ctx->{tid} = $login->{identity}->{tid};
 
-            apply_login($realm, $section, $login);
+            my $challenge = apply_login($realm, $section, $login);
 
             my $userid = $login->{userid};
             my $res = { username => $userid };
-            if (defined(my $challenge = tfa_challenge($userid, $realm))) {
+            if (defined($challenge)) {
                 # exactly /access/ticket's answer for a first factor that needs a second one
                 $res->{ticket} = PVE::AccessControl::assemble_ticket("!tfa!$challenge", $userid);
                 $res->{NeedTFA} = 1;

@@ -8,6 +8,7 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use Hash::Util::FieldHash qw(fieldhash);
 use JSON::PP ();
 
 use PVE::Cluster;
@@ -182,29 +183,32 @@ sub options {
     };
 }
 
-# Credentials handed in on add/update, per realm, until the hook writes them to $PRIV_DIR.
-# A credential found in a hand-edited domains.cfg lands here too on parse, and is moved to
-# $PRIV_DIR by the realm's next update instead of being written back.
-my $pending_credentials = {};
+# Credentials handed in on add/update, keyed to the settings hash check_config returns: PVE's
+# Domains API hands that very hash to on_add_hook/on_update_hook, and the entry goes with it
+# when the request ends or dies, so a credential never outlives the request that carried it.
+fieldhash my %request_credentials;
 my @credential_keys = ('client-key', 'client-cert', 'client-cert-key');
 
 # PVE's Domains API copies the checked settings into domains.cfg before it calls
-# on_update_hook, so the credentials must leave the settings here, not in the hook.
+# on_update_hook, so the credentials must leave the settings here, not in the hook. A credential
+# in a hand-edited domains.cfg is dropped here on parse: logins never read it, and it is not
+# written back ('pve-entraid set-secret' stores one).
 # Never die here on a semantic problem: parse_config calls this too, and a section that fails
 # it is lost. Such checks belong in check_realm_settings, run by the add/update hooks.
 sub check_config {
     my ($class, $realm, $config, $create, $skip_schema_check) = @_;
 
     # before SUPER: a PEM text has line feeds, which SectionConfig refuses in any setting
-    my $pending = {};
+    my $credentials = {};
     my $settings = { %$config };
     for my $k (@credential_keys) {
         my $v = delete $settings->{$k};
-        $pending->{$k} = $v if defined($v);
+        $credentials->{$k} = $v if defined($v);
     }
-    $pending_credentials->{$realm} = $pending if %$pending;
-
-    return $class->SUPER::check_config($realm, $settings, $create, $skip_schema_check);
+    # only a request SUPER accepts carries its credentials on to the hook
+    my $checked = $class->SUPER::check_config($realm, $settings, $create, $skip_schema_check);
+    $request_credentials{$checked} = $credentials if %$credentials;
+    return $checked;
 }
 
 # Settings that restrict who may log in. SectionConfig drops a line it cannot parse, which
@@ -296,10 +300,10 @@ my sub check_pem {
 # A realm may be added without a credential (then 'pve-entraid set-secret' keeps the secret off
 # the command line); until it has one, its logins fail with config.secret.
 my sub store_credentials {
-    my ($realm, $pending) = @_;
+    my ($realm, $credentials) = @_;
 
-    my $cert = $pending->{'client-cert'};
-    my $key = $pending->{'client-cert-key'};
+    my $cert = $credentials->{'client-cert'};
+    my $key = $credentials->{'client-cert-key'};
     die "client-cert and client-cert-key must be given together\n"
         if defined($cert) != defined($key);
 
@@ -309,7 +313,7 @@ my sub store_credentials {
         $cert_pem = check_pem('client-cert', $cert);
         $key_pem = check_pem('client-cert-key', $key);
     }
-    if (defined(my $secret = $pending->{'client-key'})) {
+    if (defined(my $secret = $credentials->{'client-key'})) {
         die "client-key must not be empty\n" if $secret eq '';
         write_private_file(secret_path($realm), $secret);
         unlink(cert_path($realm), cert_key_path($realm)); # one credential at a time
@@ -374,31 +378,33 @@ sub write_identity_pins {
 
 sub on_add_hook {
     my ($class, $realm, $config, %param) = @_;
-    my $pending = delete($pending_credentials->{$realm}) // {};
+    my $credentials = delete($request_credentials{$config}) // {};
     assert_all_nodes_have_plugin();
-    delete $config->{$_} for @credential_keys;
     check_realm_settings($realm, $config);
-    store_credentials($realm, $pending);
+    store_credentials($realm, $credentials);
 }
 
+# Upstream calls this after check_update, with the changed settings only.
 sub on_update_hook {
     my ($class, $realm, $config, %param) = @_;
-    my $pending = delete($pending_credentials->{$realm}) // {};
+    my $credentials = delete($request_credentials{$config}) // {};
     assert_all_nodes_have_plugin();
-    # the hook only sees the changed settings; the stored ones are still unchanged on disk
-    my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
-    delete $config->{$_} for @credential_keys;
-    check_realm_settings($realm, { %$stored, %$config });
     # 'delete' of a credential option reaches us as password => undef (the realm-api hook)
     remove_credentials($realm) if exists($param{password}) && !defined($param{password});
-    store_credentials($realm, $pending);
+    store_credentials($realm, $credentials);
+}
+
+# Called by the realm-api hook in upstream's update, right before on_update_hook, with the
+# realm's section as it will be written: the stored settings, the changed ones, minus delete=.
+sub check_update {
+    my ($class, $realm, $section) = @_;
+    check_realm_settings($realm, $section);
 }
 
 # The identity pins stay, like PVE keeps the realm's users: a realm added again under the same
 # name binds each existing user to the same Entra identity as before.
 sub on_delete_hook {
     my ($class, $realm, $config) = @_;
-    delete $pending_credentials->{$realm};
     remove_credentials($realm);
 }
 
@@ -619,6 +625,12 @@ sub finish_sync {
         delete $members->{$_} for grep { $not_synced->() } keys %$members;
         delete $members->{$_} for grep { !$usercfg->{users}->{$_} } keys %$members;
         $members->{$_} = 1 for grep { $not_synced->() } keys %{ $groups_before->{$group}->{users} // {} };
+    }
+    # upstream's remove-vanished 'entry' deletes a user but not its group memberships nor ACL
+    # entries, which a later user of that name would inherit: removed as 'pveum user delete' does
+    for my $userid (sort grep { m/\@\Q$realm\E$/ && !$usercfg->{users}->{$_} } keys %$before) {
+        PVE::AccessControl::delete_user_group($userid, $usercfg);
+        PVE::AccessControl::delete_user_acl($userid, $usercfg);
     }
     write_identity_pins($realm, $pins) if $pinned;
 }

@@ -21,8 +21,9 @@ unlike($out, qr/does not compile|syntax only/, 'the tool compiled every file aga
 for my $file (@FILES) {
     my $data = slurp("$root$file");
     my $begin = () = $data =~ m/pve-entraid hook begin/g;
-    # the realm-api hook has three blocks in Domains.pm (sync type check, pins before the sync write, credential delete)
-    is($begin, $file =~ m{/API2/Domains\.pm$} ? 3 : 1, "$file: its hook block(s)");
+    # the realm-api hook has four blocks in Domains.pm (sync type check, pins before the sync write,
+    # credential delete, the check of an update as it will be written)
+    is($begin, $file =~ m{/API2/Domains\.pm$} ? 4 : 1, "$file: its hook block(s)");
     is($data =~ s/^[ \t]*(?:#|<!--) pve-entraid hook begin.*?pve-entraid hook end.*?\n//msgr, $pristine{$file},
         "$file: nothing but the block(s) added");
 }

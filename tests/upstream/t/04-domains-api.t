@@ -106,6 +106,52 @@ unlike(slurp('/etc/pve/domains.cfg'), qr/entra/, 'section removed');
 ok(!-e "$priv/entra.$_", "priv/entraid/entra.$_ removed") for qw(secret crt key);
 is(join('', map { section_of(slurp('/etc/pve/domains.cfg'), $_, $_) } qw(pam pve)), $pam_pve, 'pam and pve kept');
 
+# --- a credential lives exactly as long as the request that carried it (issue 19.2): both
+# refused requests and the later ones run in this one process, like a pvedaemon worker
+my %bare = (realm => 'later', type => 'entraid', 'client-id' => $CLIENT_ID);
+$res = req('POST', '/access/domains', { %bare, 'client-key' => 'refused~secret.1' });
+isnt($res->{status}, 200, 'create with client-key but without tenant-id is refused') or diag($res->{message});
+like($res->{message}, qr/tenant-id/, 'for the missing tenant-id');
+$res = req('POST', '/access/domains', { %bare, 'tenant-id' => $TENANT });
+is($res->{status}, 200, 'create of the same realm without a credential') or diag($res->{message});
+ok(!-e "$priv/later.$_", "the refused request's credential is not stored (later.$_)") for qw(secret crt key);
+
+$res = req('PUT', '/access/domains/later',
+    { 'client-cert' => slurp("$keys/client.crt"), 'client-cert-key' => slurp("$keys/client.key") });
+is($res->{status}, 200, 'certificate set') or diag($res->{message});
+$res = req('PUT', '/access/domains/later', { 'client-key' => 'refused~secret.2', 'username-claim' => 'email' });
+is($res->{status}, 400, 'update with client-key and a change of the fixed username-claim is refused');
+$res = req('PUT', '/access/domains/later', { 'client-key' => 'refused~secret.3', server1 => 'ldap.example.com' });
+isnt($res->{status}, 200, 'update with client-key and an option entraid does not have is refused') or diag($res->{status}, $res->{message});
+$res = req('PUT', '/access/domains/later', { comment => 'only the comment' });
+is($res->{status}, 200, 'a later update of the comment alone') or diag($res->{message});
+is(slurp("$priv/later.crt"), slurp("$keys/client.crt"), 'keeps the working certificate');
+is(slurp("$priv/later.key"), slurp("$keys/client.key"), 'and its key');
+ok(!-e "$priv/later.secret", 'and stores none of the refused secrets');
+
+# a request the hook refuses leaves the stored credential as it is, and so does the next one
+$res = req('PUT', '/access/domains/later', { 'client-key' => 'refused~secret.4', 'tenant-id' => 'common' });
+is($res->{status}, 500, 'update with client-key refused by the hook (common without allowed-tenants)');
+$res = req('PUT', '/access/domains/later', { comment => 'the comment again' });
+is($res->{status}, 200, 'a later update of the comment') or diag($res->{message});
+ok(-e "$priv/later.crt" && !-e "$priv/later.secret", 'the certificate stays, no secret stored');
+is(req('DELETE', '/access/domains/later')->{status}, 200, 'realm deleted');
+
+# --- delete= is checked with the settings as they will be (issue 19.4): an 'organizations'
+# realm without allowed-tenants would refuse every login (config.invalid)
+$res = req('POST', '/access/domains', { %bare, realm => 'orgs', 'tenant-id' => 'organizations',
+    'allowed-tenants' => $TENANT, 'client-key' => $SECRET });
+is($res->{status}, 200, 'organizations realm with allowed-tenants') or diag($res->{message});
+$res = req('PUT', '/access/domains/orgs', { delete => 'allowed-tenants' });
+isnt($res->{status}, 200, 'delete=allowed-tenants of an organizations realm is refused');
+like($res->{message}, qr/allowed-tenants/, 'naming allowed-tenants') or diag(explain($res));
+like(slurp('/etc/pve/domains.cfg'), qr/^\tallowed-tenants \Q$TENANT\E$/m, 'allowed-tenants stays stored');
+$res = req('PUT', '/access/domains/orgs', { delete => 'allowed-tenants', 'tenant-id' => $TENANT });
+is($res->{status}, 200, 'together with a tenant GUID it is accepted') or diag($res->{message});
+unlike(slurp('/etc/pve/domains.cfg'), qr/allowed-tenants/, 'and allowed-tenants is gone');
+is(slurp("$priv/orgs.secret"), $SECRET, 'the secret stays');
+is(req('DELETE', '/access/domains/orgs')->{status}, 200, 'realm deleted');
+
 # --- without a ticket nothing but the list works
 $res = http_request('POST', '/access/domains', \%create);
 is($res->{status}, 401, 'POST /access/domains without a ticket is refused by auth_handler');

@@ -99,9 +99,34 @@ is_deeply([sort keys %{ $cfg->{groups}->{ops}->{users} }], ['bob@contoso.example
 is_deeply($cfg->{groups}->{'hand-entra'}, { users => { 'other@pve' => 1 }, comment => 'made by hand' },
     'a *-entra group outside the map is untouched');
 ok($cfg->{groups}->{unrelated}->{users}->{'other@pve'}, 'a group outside the map keeps its members');
+# issue 19.5: as 'pveum user delete' does, a user the sync removes is in no group any more
+ok(!$cfg->{groups}->{unrelated}->{users}->{'gone@entra'}, 'the removed user left the group outside the map');
+unlike(slurp('/etc/pve/user.cfg'), qr/gone\@entra/, 'user.cfg names the removed user nowhere');
 my $pins = decode_json(slurp("$priv/entra.identities.json"));
 is_deeply($pins->{'dave@contoso.example'}, { tid => $TENANT, oid => $DAVE_OID }, 'synced user pinned to oid+tid');
 is($pins->{'alice@contoso.example'}->{oid}, $ALICE_OID, 'alice pinned');
+
+# remove-vanished 'entry' alone: upstream deletes the user but leaves its ACL entries; they go
+# with the user as 'pveum user delete' removes them, so that no later user of that name inherits
+# them (groups of other realms' look-alikes and the mapped groups alike)
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+$cfg->{users}->{'left@entra'} = { enable => 1 };
+$cfg->{groups}->{unrelated}->{users}->{'left@entra'} = 1;
+$cfg->{groups}->{'hand-entra'}->{users}->{'left@entra'} = 1;
+$cfg->{groups}->{admins}->{users}->{'left@entra'} = 1;
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+$res = api_call('PUT', '/access/acl', { path => '/vms', users => 'left@entra', roles => 'PVEAuditor' });
+like(slurp('/etc/pve/user.cfg'), qr/^acl:1:\/vms:left\@entra:PVEAuditor:$/m, 'left@entra has an ACL entry');
+($rc, $out) = pveum('realm', 'sync', 'entra', '--remove-vanished', 'entry');
+is($rc, 0, 'sync with remove-vanished entry alone') or diag($out);
+like($out, qr/^remove user 'left\@entra'$/m, 'removes the vanished user');
+$cfg = PVE::Cluster::cfs_read_file('user.cfg');
+ok(!$cfg->{users}->{'left@entra'}, 'left@entra removed');
+ok(!$cfg->{groups}->{$_}->{users}->{'left@entra'}, "and out of group $_") for qw(unrelated hand-entra admins);
+ok($cfg->{groups}->{unrelated}->{users}->{'other@pve'} && $cfg->{groups}->{'hand-entra'}->{users}->{'other@pve'},
+    'the other members stay');
+unlike(slurp('/etc/pve/user.cfg'), qr/left\@entra/, 'no ACL entry nor group names left@entra');
+ok($cfg->{users}->{"$_\@contoso.example\@entra"}, "$_ stays") for qw(alice bob dave);
 
 # realm-sync jobs: the real create handler of PVE::API2::Jobs::RealmSync (hooked). pve-manager's
 # PVE::Jobs registers jobs.cfg, but also loads the vzdump job type of pve-guest-common (not among

@@ -145,9 +145,37 @@ ok($second->{cap}, 'with permissions');
 unlink('/etc/pve/priv/tfa.cfg');
 
 api_call('PUT', '/access/domains/entra', { tfa => 'type=oath' });
+# a login refused for a missing second factor writes nothing (issue 19.5): alice, taken out of
+# her mapped group by hand, is not put back; bob, new, is neither created nor pinned
+my $cfg = user_cfg();
+delete $cfg->{groups}->{admins}->{users}->{'alice@contoso.example@entra'};
+delete $cfg->{users}->{'alice@contoso.example@entra'}->{groups}->{admins};
+PVE::Cluster::cfs_write_file('user.cfg', $cfg);
+my ($users_before, $pins_before) = (slurp('/etc/pve/user.cfg'), slurp('/etc/pve/priv/entraid/entra.identities.json'));
 $err = failure(sub { login_as('entra', 'alice@contoso.example') });
 is($err->{code}, 403, 'realm requires TFA, user has none: refused');
 like("$err", qr/\(access\.denied, reference/, 'access.denied');
+$err = failure(sub { login_as('entra', 'bob@contoso.example') });
+is($err->{code}, 403, 'realm requires TFA, a new user (who has no second factor): refused');
+like("$err", qr/\(access\.denied, reference/, 'access.denied');
+like($SYSLOG[-1], qr/requires a second factor/, 'syslog says why');
+is(slurp('/etc/pve/user.cfg'), $users_before, 'user.cfg unchanged: alice not back in admins, bob not created');
+is(slurp('/etc/pve/priv/entraid/entra.identities.json'), $pins_before, 'no pin written');
+# a user who has a second factor gets the challenge, and the login's changes
+spew('/etc/pve/priv/tfa.cfg', encode_json({ users => { 'alice@contoso.example@entra' => { totp => [
+    { description => 'phone', created => time(), enable => JSON::true,
+      entry => "otpauth://totp/alice?secret=$secret" } ] } } }));
+$res = login_as('entra', 'alice@contoso.example');
+is($res->{NeedTFA}, 1, 'realm requires TFA, user has a TOTP entry: NeedTFA');
+ok(user_cfg()->{groups}->{admins}->{users}->{'alice@contoso.example@entra'}, 'and her mapped group again');
+# bob is new, but a former user of his name (his identity: pins stay) left a TOTP entry
+spew('/etc/pve/priv/tfa.cfg', encode_json({ users => { 'bob@contoso.example@entra' => { totp => [
+    { description => 'phone', created => time(), enable => JSON::true,
+      entry => "otpauth://totp/bob?secret=$secret" } ] } } }));
+$res = login_as('entra', 'bob@contoso.example');
+is($res->{NeedTFA}, 1, 'realm requires TFA, a new user whose name has a TOTP entry: NeedTFA');
+ok(user_cfg()->{users}->{'bob@contoso.example@entra'}, 'and bob is created');
+unlink('/etc/pve/priv/tfa.cfg');
 api_call('PUT', '/access/domains/entra', { delete => 'tfa' });
 
 # --- 10.3 pre-created users are not pinned to whoever signs in first -------------------------
