@@ -275,7 +275,9 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             xtype: 'textarea',
             name: name,
             fieldLabel: label,
+            // three lines: the theme's minimum (60 px) would make the dialog taller than needed
             height: 48,
+            fieldStyle: 'min-height: 0',
             emptyText: me.isCreate ? begin : gettext('unchanged'),
             validator: function (value) {
                 let other = me.down(`field[name=${name === 'client-cert' ? 'client-cert-key' : 'client-cert'}]`);
@@ -416,7 +418,9 @@ Ext.define('PVE.EntraID', {
         if ((response.result?.status || response.status) === 429) {
             return gettext('Too many sign-in attempts, try again in a minute.');
         }
-        let answer = /^(.+) \(([a-z_]+\.[a-z_]+), reference ([0-9a-f]{8})\)\s*$/.exec(response.result?.message ?? '');
+        let answer = /^(.+) \(([a-z_]+\.[a-z_]+), reference ([0-9a-f]{8})\)\s*$/.exec(
+            response.result?.message ?? '',
+        );
         if (!answer) {
             return response.htmlStatus;
         }
@@ -667,7 +671,8 @@ if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
     // which users a sync reads, for each choice of 'sync-users': said in the form, below the choice
     const syncUsersText = {
         __default__: gettext(
-            "A sync reads the members of the realm's Required Groups or, without them, of the groups and app roles of its Group Mapping.",
+            "A sync reads the members of the realm's Required Groups or, without them, of the groups and " +
+                'app roles of its Group Mapping.',
         ),
         assigned: gettext(
             'A sync reads every user assigned to the app in Entra (Enterprise applications, Users and groups), ' +
