@@ -165,34 +165,8 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                 ],
             },
             {
-                xtype: 'proxmoxtextfield',
-                name: 'allowed-tenants',
-                fieldLabel: gettext('Allowed Tenants'),
-                emptyText: gettext('any (single tenant)'),
-                deleteEmpty: !me.isCreate,
-            },
-            {
-                xtype: 'proxmoxtextfield',
-                name: 'scopes',
-                fieldLabel: gettext('Scopes'),
-                emptyText: Proxmox.Utils.defaultText,
-                deleteEmpty: !me.isCreate,
-            },
-            {
-                xtype: 'proxmoxtextfield',
-                name: 'acr-values',
-                fieldLabel: gettext('ACR Values'),
-                emptyText: gettext('none'),
-                // the pattern of PVE's OpenId.pm, which the realm inherits
-                regex: /^[^\x00-\x1F\x7F <>#"]*$/,
-                regexText: gettext('Spaces and the characters <>#" are not allowed.'),
-                deleteEmpty: !me.isCreate,
-            },
-        ];
-
-        me.column2 = [
-            {
-                // changing it would rename every user of the realm, so like OpenID it is fixed at creation
+                // in the left column, whose fields are wider: 'preferred_username' fits there.
+                // Changing it would rename every user of the realm, so like OpenID it is fixed at creation
                 xtype: me.isCreate ? 'proxmoxKVComboBox' : 'displayfield',
                 name: 'username-claim',
                 fieldLabel: gettext('Username Claim'),
@@ -206,6 +180,23 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                     ['oid', 'oid'],
                 ],
             },
+            {
+                xtype: 'proxmoxtextfield',
+                name: 'allowed-tenants',
+                fieldLabel: gettext('Allowed Tenants'),
+                emptyText: gettext('any (single tenant)'),
+                deleteEmpty: !me.isCreate,
+            },
+            {
+                xtype: 'proxmoxtextfield',
+                name: 'scopes',
+                fieldLabel: gettext('Scopes'),
+                emptyText: Proxmox.Utils.defaultText,
+                deleteEmpty: !me.isCreate,
+            },
+        ];
+
+        me.column2 = [
             {
                 xtype: 'proxmoxcheckbox',
                 name: 'autocreate',
@@ -223,7 +214,7 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             {
                 xtype: 'proxmoxcheckbox',
                 name: 'groups-sync',
-                fieldLabel: gettext('Sync Groups'),
+                fieldLabel: gettext('Update Groups at Login'),
                 value: 0,
                 deleteEmpty: !me.isCreate,
             },
@@ -248,6 +239,16 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
                     ['consent', 'consent'],
                     ['none', 'none'],
                 ],
+            },
+            {
+                xtype: 'proxmoxtextfield',
+                name: 'acr-values',
+                fieldLabel: gettext('ACR Values'),
+                emptyText: gettext('none'),
+                // the pattern of PVE's OpenId.pm, which the realm inherits
+                regex: /^[^\x00-\x1F\x7F <>#"]*$/,
+                regexText: gettext('Spaces and the characters <>#" are not allowed.'),
+                deleteEmpty: !me.isCreate,
             },
         ];
 
@@ -274,7 +275,9 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             xtype: 'textarea',
             name: name,
             fieldLabel: label,
+            // three lines: the theme's minimum (60 px) would make the dialog taller than needed
             height: 48,
+            fieldStyle: 'min-height: 0',
             emptyText: me.isCreate ? begin : gettext('unchanged'),
             validator: function (value) {
                 let other = me.down(`field[name=${name === 'client-cert' ? 'client-cert-key' : 'client-cert'}]`);
@@ -327,11 +330,33 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
         // PVE.panel.AuthBase adds realm, default, TFA and comment around these
         me.callParent();
 
-        // 'Autocreate Groups' needs a little more than the dialog's label width (120): widen the
-        // labels of the whole right column (TFA included), so that its fields stay aligned
-        for (const field of me.down('field[name=username-claim]').ownerCt.query('field')) {
-            field.labelWidth = 135;
+        // 'Update Groups at Login' needs more than the dialog's label width (120): widen the labels
+        // of the whole right column (TFA included), so that its fields stay aligned. PVE's TFA
+        // selector lays its fields out at their natural width (label plus a fixed body), which
+        // the wider label would push past the column's edge: fit them to the column instead.
+        let tfa = me.down('pveTFASelector');
+        tfa?.setLayout('anchor');
+        for (const field of me.down('field[name=autocreate]').ownerCt.query('field')) {
+            field.labelWidth = 160;
+            field.anchor = '100%';
         }
+
+        // The window grows downwards when "Advanced" is switched on, past the bottom of a small
+        // screen (and its buttons with it): move it up as far as needed, like a constrained window.
+        me.on(
+            'afterrender',
+            () => {
+                let win = me.up('window');
+                win?.on('resize', () => {
+                    let overflow = win.getY() + win.getHeight() - Ext.Element.getViewportHeight();
+                    if (overflow > 0) {
+                        win.setY(Math.max(0, win.getY() - overflow));
+                    }
+                });
+            },
+            null,
+            { single: true },
+        );
 
         for (const field of me.query('field')) {
             let help = me.fieldHelp[field.getName()];
@@ -355,6 +380,10 @@ Ext.define('PVE.EntraID', {
     // sessionStorage key prefix; the key is the sealed state auth-url returned, the value
     // {realm, key}: the realm the login was started for and the base64url binding bytes
     bindingPrefix: 'pve-entraid-binding:',
+
+    // every state of auth-url starts with it: src/state/mod.rs STATE_PREFIX (PVE's OpenID states
+    // are JSON text)
+    statePrefix: 'entraid.',
 
     isEntraIDRealm: function (realmField) {
         let record = realmField && realmField.getStore().getById(realmField.getValue());
@@ -381,12 +410,28 @@ Ext.define('PVE.EntraID', {
         return Object.keys(sessionStorage).filter((k) => k.startsWith(PVE.EntraID.bindingPrefix));
     },
 
-    // 429 (request.rate_limited): the node's budget of sign-in calls is spent for now. The
-    // extjs API format carries the API status in the answer, a bare HTTP error in the response.
+    // The text of a failed call, as HTML. PVE::API2::EntraID answers '<what to do> (<code>,
+    // reference <8 hex>)' and logs the detail under that reference in the node's system log: say
+    // so, once. 429 (request.rate_limited): the node's budget of sign-in calls is spent for now.
+    // The extjs API format carries the API status in the answer, a bare HTTP error in the response.
     failureText: function (response) {
-        return (response.result?.status || response.status) === 429
-            ? gettext('Too many sign-in attempts, try again in a minute.')
-            : response.htmlStatus;
+        if ((response.result?.status || response.status) === 429) {
+            return gettext('Too many sign-in attempts, try again in a minute.');
+        }
+        let answer = /^(.+) \(([a-z_]+\.[a-z_]+), reference ([0-9a-f]{8})\)\s*$/.exec(
+            response.result?.message ?? '',
+        );
+        if (!answer) {
+            return response.htmlStatus;
+        }
+        let [, text, code, reference] = answer;
+        let where = Ext.String.format(
+            gettext('Details: reference {0} in the system log of node {1} ({2}).'),
+            reference,
+            Proxmox.NodeName,
+            code,
+        );
+        return `${Ext.String.htmlEncode(Ext.String.capitalize(text))}.<br>${Ext.String.htmlEncode(where)}`;
     },
 
     showError: function (title, detail) {
@@ -428,7 +473,7 @@ Ext.define('PVE.EntraID', {
                 if (!state) {
                     form.unmask();
                     PVE.EntraID.showError(
-                        gettext('Microsoft Entra ID redirect failed.'),
+                        gettext('Microsoft Entra ID sign-in could not be started.'),
                         gettext('The server sent no sign-in address.'),
                     );
                     return;
@@ -445,15 +490,15 @@ Ext.define('PVE.EntraID', {
             failure: function (response) {
                 form.unmask();
                 PVE.EntraID.showError(
-                    gettext('Microsoft Entra ID redirect failed.'),
+                    gettext('Microsoft Entra ID sign-in could not be started.'),
                     PVE.EntraID.failureText(response),
                 );
             },
         });
     },
 
-    // Returns {code, state, realm, key}, {error} when this page load is Entra's answer to a login
-    // started in this tab, else undefined (then it is not ours, e.g. PVE's own OpenID login).
+    // Returns {code, state, realm, key}, {error} when this page load is Entra's answer to one of
+    // our sign-ins, else undefined (then it is PVE's own, e.g. an OpenID realm's login).
     // Takes code and state out of the address bar: the code is single use, and PVE's own OpenID
     // handler (on 'show') must not send it to /access/openid/login.
     takeCallback: function () {
@@ -462,7 +507,9 @@ Ext.define('PVE.EntraID', {
             return undefined;
         }
         let started = PVE.EntraID.bindingKeys();
-        if (!started.length) {
+        // ours by the state's prefix, even in a tab that holds no binding (a new tab, another
+        // browser); a tab that went to Microsoft for us takes any answer as ours (login CSRF)
+        if (!query.state.startsWith(PVE.EntraID.statePrefix) && !started.length) {
             return undefined;
         }
         let stored = sessionStorage.getItem(PVE.EntraID.bindingPrefix + query.state);
@@ -473,7 +520,7 @@ Ext.define('PVE.EntraID', {
         if (stored === null) {
             return {
                 error: gettext(
-                    'This sign-in was not started in this browser tab, so it cannot be completed here.',
+                    'This sign-in was started in another tab or browser. Start it again here.',
                 ),
             };
         }
@@ -489,7 +536,7 @@ Ext.define('PVE.EntraID', {
 
         if (callback.error) {
             PVE.EntraID.showError(
-                gettext('Microsoft Entra ID login failed, please try again'),
+                gettext('Microsoft Entra ID sign-in failed.'),
                 Ext.String.htmlEncode(callback.error),
             );
             return;
@@ -521,7 +568,7 @@ Ext.define('PVE.EntraID', {
             failure: function (response) {
                 form.unmask();
                 PVE.EntraID.showError(
-                    gettext('Microsoft Entra ID login failed, please try again'),
+                    gettext('Microsoft Entra ID sign-in failed.'),
                     PVE.EntraID.failureText(response),
                 );
             },
@@ -621,6 +668,18 @@ Ext.define('PVE.window.EntraIDLoginWindowOverride', {
 // the realm's own choice of users to sync. A frontend without that panel keeps entraid realms
 // without the Sync button.
 if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
+    // which users a sync reads, for each choice of 'sync-users': said in the form, below the choice
+    const syncUsersText = {
+        __default__: gettext(
+            "A sync reads the members of the realm's Required Groups or, without them, of the groups and " +
+                'app roles of its Group Mapping.',
+        ),
+        assigned: gettext(
+            'A sync reads every user assigned to the app in Entra (Enterprise applications, Users and groups), ' +
+                'for when the app requires assignment; the Group Mapping still sets their groups.',
+        ),
+    };
+
     Ext.define('PVE.panel.EntraIDSyncInputPanel', {
         extend: 'PVE.panel.LDAPSyncInputPanel',
         xtype: 'pveAuthEntraIDSyncPanel',
@@ -657,17 +716,24 @@ if (Ext.ClassManager.get('PVE.panel.LDAPSyncInputPanel')) {
                     ['__default__', `${gettext('Mapped')} (${Proxmox.Utils.defaultText})`],
                     ['assigned', gettext('Assigned to the app')],
                 ],
-                autoEl: {
-                    tag: 'div',
-                    'data-qtip': gettext(
-                        "Mapped: the members of the Required Groups, or else of the Group Mapping's groups and roles. " +
-                            'Assigned: every user assigned to the app in Entra (Enterprise applications, Users and ' +
-                            "groups), for when the app requires assignment; the Group Mapping still sets their groups.",
-                    ),
+                listeners: {
+                    change: (field, value) =>
+                        field
+                            .up('inputpanel')
+                            .down('#syncUsersText')
+                            .update(Ext.String.htmlEncode(syncUsersText[value || '__default__'])),
                 },
             },
         ],
-        columnB: Ext.clone(PVE.panel.LDAPSyncInputPanel.prototype.columnB),
+        columnB: [
+            {
+                xtype: 'component',
+                itemId: 'syncUsersText',
+                padding: '0 0 10 0',
+                html: Ext.String.htmlEncode(syncUsersText.__default__),
+            },
+            ...Ext.clone(PVE.panel.LDAPSyncInputPanel.prototype.columnB),
+        ],
     });
 
     PVE.Utils.authSchema.entraid.syncipanel = 'pveAuthEntraIDSyncPanel';

@@ -18,6 +18,11 @@ use key::KEY_LEN;
 pub use replay::consume;
 
 pub const STATE_LIFETIME_SECS: u64 = 600;
+/// The text every sealed state starts with, before the base64url of nonce ‖ ciphertext ‖ tag.
+/// The web UI tells our callbacks from those of PVE's OpenID realms by it (theirs are JSON text,
+/// `{"csrf_token":…,"realm":…}`), also in a tab that holds no binding for the state:
+/// www/pve-entraid.js `statePrefix` is checked against it (`the_web_ui_knows_the_state_prefix`).
+pub const STATE_PREFIX: &str = "entraid.";
 /// Binds the ciphertext to its purpose and format version (v2: with the browser binding; v3: ring's
 /// ChaCha20-Poly1305 with a 96-bit nonce instead of XChaCha20-Poly1305 with 192 bits). A state
 /// sealed by an older version is refused as `state.invalid`: the user starts the login again.
@@ -95,7 +100,14 @@ pub fn seal(key: &[u8; KEY_LEN], s: &LoginState) -> Result<String> {
         .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut out[NONCE_LEN..])
         .map_err(|_| Error::new(Code::InternalError, "sealing the state failed"))?;
     out.extend_from_slice(tag.as_ref());
-    Ok(b64url(&out))
+    Ok(format!("{STATE_PREFIX}{}", b64url(&out)))
+}
+
+/// The sealed bytes of a state text: the prefix, then canonical base64url only, so that one state
+/// has one text form and single use cannot be dodged by re-encoding it (a trailing `=`, other
+/// trailing bits).
+fn sealed_bytes(state: &str) -> Option<Vec<u8>> {
+    b64url_decode_canonical(state.strip_prefix(STATE_PREFIX)?)
 }
 
 /// Opens and checks a state: authentic, for `realm`, not expired. Does not consume it.
@@ -104,9 +116,7 @@ pub fn open(key: &[u8; KEY_LEN], state: &str, realm: &str, now: u64) -> Result<L
     if state.len() > 4096 {
         return Err(invalid());
     }
-    // Canonical base64url only: one state has one text form, so single use cannot be dodged by
-    // re-encoding it (a trailing `=`, other trailing bits).
-    let mut raw = b64url_decode_canonical(state).ok_or_else(invalid)?;
+    let mut raw = sealed_bytes(state).ok_or_else(invalid)?;
     if raw.len() <= NONCE_LEN {
         return Err(invalid());
     }
@@ -156,11 +166,13 @@ mod tests {
         assert_eq!(open(&key, &s, "entra", 1000).unwrap_err().code, Code::StateExpired);
         assert_eq!(open(&key, &s, "other", 999).unwrap_err().code, Code::StateRealmMismatch);
         assert_eq!(open(&[8u8; 32], &s, "entra", 999).unwrap_err().code, Code::StateInvalid);
-        let mut bytes = b64url_decode_canonical(&s).unwrap();
+        let mut bytes = sealed_bytes(&s).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
-        assert_eq!(open(&key, &b64url(&bytes), "entra", 999).unwrap_err().code, Code::StateInvalid);
-        for bad in ["", "abc", "!!!", &s[..s.len() - 4]] {
+        assert_eq!(open(&key, &format!("{STATE_PREFIX}{}", b64url(&bytes)), "entra", 999).unwrap_err().code, Code::StateInvalid);
+        // without the prefix, with it twice, with another one
+        let bare = &s[STATE_PREFIX.len()..];
+        for bad in ["", "abc", "!!!", &s[..s.len() - 4], bare, &format!("{STATE_PREFIX}{s}"), &format!("{{\"realm\":\"entra\"}}.{bare}")] {
             assert_eq!(open(&key, bad, "entra", 999).unwrap_err().code, Code::StateInvalid);
         }
         assert_ne!(seal(&key, &sample(1000)).unwrap(), s, "random nonce per state");
@@ -203,10 +215,22 @@ mod tests {
         let key = [7u8; 32];
         let s = seal(&key, &sample(1000)).unwrap();
         assert!(open(&key, &s, "entra", 999).is_ok());
-        for variant in [format!("{s}="), format!("{s}=="), format!("{s}%3D")] {
+        for variant in [format!("{s}="), format!("{s}=="), format!("{s}%3D"), s.replacen(STATE_PREFIX, &STATE_PREFIX.to_uppercase(), 1)] {
+            assert_ne!(variant, s);
             assert_eq!(open(&key, &variant, "entra", 999).unwrap_err().code, Code::StateInvalid, "{variant}");
         }
-        assert_eq!(replay::fingerprint(&s), replay::fingerprint(&b64url(&b64url_decode_canonical(&s).unwrap())));
+        assert_eq!(replay::fingerprint(&s), replay::fingerprint(&format!("{STATE_PREFIX}{}", b64url(&sealed_bytes(&s).unwrap()))));
+    }
+
+    /// Every state starts with the prefix, URL-safe as it is; the web UI holds the same text.
+    #[test]
+    fn the_web_ui_knows_the_state_prefix() {
+        let s = seal(&[7u8; 32], &sample(1000)).unwrap();
+        assert!(s.starts_with(STATE_PREFIX), "{s}");
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "{s}");
+        let ui = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/www/pve-entraid.js")).unwrap();
+        let line = format!("    statePrefix: '{STATE_PREFIX}',\n");
+        assert_eq!(ui.matches(&line).count(), 1, "www/pve-entraid.js must define {line:?} once");
     }
 
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Code, Error, Result};
-use crate::jwt::{b64url_decode_canonical, sha256};
+use crate::jwt::sha256;
 
 /// Consumed states are filed by expiry minute: `<cache_dir>/consumed/<exp / 60>/<fingerprint>`.
 const CONSUMED_DIR: &str = "consumed";
@@ -22,7 +22,7 @@ const SWEEP_BATCH: usize = 32;
 /// Fingerprint of a state for the consumed store: of its decoded bytes (not of its text), 128
 /// bits of SHA-256, in hex. The state itself is not stored.
 pub(super) fn fingerprint(state: &str) -> String {
-    let raw = b64url_decode_canonical(state);
+    let raw = super::sealed_bytes(state);
     let digest = sha256(raw.as_deref().unwrap_or(state.as_bytes()));
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

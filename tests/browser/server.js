@@ -30,6 +30,12 @@ const TYPES = {
 };
 
 const ENTRA_CLIENT_ID = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
+
+// the text every state of the library starts with, read from where it is defined
+const STATE_PREFIX = fs.readFileSync(path.join(repoDir, 'src', 'state', 'mod.rs'), 'utf8')
+    .match(/^pub const STATE_PREFIX: &str = "([^"]+)";$/m)[1];
+// a state of PVE's OpenID realms: JSON text (proxmox-openid's PublicAuthState)
+const OIDC_STATE = JSON.stringify({ csrf_token: 'Q1NSRi10b2tlbi1vZi1vaWRj', realm: 'oidc' });
 const ENTRA_TENANT = '11111111-2222-3333-4444-555555555555';
 
 // what GET /access/domains answers on a node with pam, pve, an OpenID and an Entra ID realm
@@ -68,6 +74,8 @@ const ADMIN_CAP = {
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 const sha256 = (data) => crypto.createHash('sha256').update(data).digest();
+// PVE::API2::EntraID's answer to an anonymous call that failed: its generic text, code, reference
+const failure = (status, text, code) => new ApiError(status, `${text} (${code}, reference 5e1f0001)`);
 
 function ticketFor(username, cap = ADMIN_CAP) {
     // PVE::AccessControl::assemble_ticket: PVE:<userid>:<hex time>::<signature>
@@ -85,6 +93,9 @@ function tfaTicketFor(username, challenge) {
     };
 }
 const TOTP_CHALLENGE = { totp: true, recovery: [] };
+
+// the authorization code Microsoft (mocked) returns with an Entra ID state
+const codeFor = (state) => `code-for-${state.slice(STATE_PREFIX.length, STATE_PREFIX.length + 8)}`;
 
 class ApiError extends Error {
     constructor(status, message, errors) {
@@ -175,26 +186,26 @@ function start({ version, hooked = true }) {
             }
             throw new ApiError(401, 'authentication failure');
         }],
-        ['POST', /^\/access\/openid\/auth-url$/, (p) => `${msUrl}/oidc/authorize?state=oidc-state&redirect_uri=${encodeURIComponent(p['redirect-url'])}`],
+        ['POST', /^\/access\/openid\/auth-url$/, (p) => `${msUrl}/oidc/authorize?state=${encodeURIComponent(OIDC_STATE)}&redirect_uri=${encodeURIComponent(p['redirect-url'])}`],
         ['POST', /^\/access\/openid\/login$/, (p) => {
-            if (p.code === 'oidc-code' && p.state === 'oidc-state') {
+            if (p.code === 'oidc-code' && p.state === OIDC_STATE) {
                 return ticketFor('bob@oidc');
             }
             throw new ApiError(401, 'authentication failure');
         }],
         ['POST', /^\/access\/entraid\/auth-url$/, (p) => {
             if (options.authUrlFails) {
-                throw new ApiError(500, 'Microsoft Entra ID sign-in is not available (discovery.invalid, reference 7f3a9c2e)');
+                throw failure(502, 'Entra ID could not complete the login', 'discovery.invalid');
             }
             if (options.authUrlRateLimited) {
                 // PVE::API2::EntraID's answer when the node's budget is spent (request.rate_limited)
-                throw new ApiError(429, 'too many sign-in attempts; try again in a minute (request.rate_limited, reference 5e6f7a8b)');
+                throw failure(429, 'too many sign-in attempts; try again in a minute', 'request.rate_limited');
             }
             if (!/^[A-Za-z0-9_-]{43}$/.test(p['binding-hash'] || '')) {
                 throw new ApiError(400, 'Parameter verification failed.', { 'binding-hash': 'value does not match the regex pattern' });
             }
             // like the library: a sealed, single-use state bound to realm, redirect and browser
-            const state = b64url(crypto.randomBytes(48));
+            const state = STATE_PREFIX + b64url(crypto.randomBytes(48));
             flows.set(state, { realm: p.realm, bindingHash: p['binding-hash'], redirect: p['redirect-url'] });
             const url = new URL(`${msUrl}/${ENTRA_TENANT}/oauth2/v2.0/authorize`);
             url.searchParams.set('client_id', realmConfig['client-id']);
@@ -207,14 +218,15 @@ function start({ version, hooked = true }) {
         ['POST', /^\/access\/entraid\/login$/, (p) => {
             const flow = flows.get(p.state);
             flows.delete(p.state);
-            if (!flow || p.code !== `code-for-${p.state.slice(0, 8)}`) {
-                throw new ApiError(401, 'Microsoft Entra ID sign-in failed (state.invalid, reference 1b2c3d4e)');
+            const stale = (code) => failure(400, 'the login is no longer valid; start it again', code);
+            if (!flow || p.code !== codeFor(p.state)) {
+                throw stale('state.invalid');
             }
             if (p.realm !== flow.realm || p['redirect-url'] !== flow.redirect) {
-                throw new ApiError(401, 'Microsoft Entra ID sign-in failed (state.realm_mismatch, reference 1b2c3d4e)');
+                throw stale('state.realm_mismatch');
             }
             if (!/^[A-Za-z0-9_-]{43}$/.test(p['binding-key'] || '') || b64url(sha256(Buffer.from(p['binding-key'], 'base64url'))) !== flow.bindingHash) {
-                throw new ApiError(401, 'Microsoft Entra ID sign-in failed (state.binding_mismatch, reference 1b2c3d4e)');
+                throw stale('state.binding_mismatch');
             }
             const user = 'alice@contoso.example@entra';
             return options.entraTfa ? tfaTicketFor(user, TOTP_CHALLENGE) : ticketFor(user);
@@ -344,7 +356,7 @@ function start({ version, hooked = true }) {
         const state = url.searchParams.get('state');
         const back = new URL(url.searchParams.get('redirect_uri'));
         const denied = new URL(back);
-        back.searchParams.set('code', state === 'oidc-state' ? 'oidc-code' : `code-for-${state.slice(0, 8)}`);
+        back.searchParams.set('code', state === OIDC_STATE ? 'oidc-code' : codeFor(state));
         back.searchParams.set('state', state);
         denied.searchParams.set('error', 'access_denied');
         denied.searchParams.set('error_description', 'AADSTS50105: The signed in user is not assigned to a role for the application <b>.');
@@ -389,4 +401,4 @@ function start({ version, hooked = true }) {
     });
 }
 
-module.exports = { start, ENTRA_REALM_CONFIG, ENTRA_CLIENT_ID };
+module.exports = { start, ENTRA_REALM_CONFIG, ENTRA_CLIENT_ID, STATE_PREFIX, OIDC_STATE, codeFor };

@@ -16,7 +16,7 @@ const path = require('node:path');
 const { after, before, beforeEach, afterEach, describe, test } = require('node:test');
 const { chromium } = require('playwright-core');
 
-const { start, ENTRA_REALM_CONFIG, ENTRA_CLIENT_ID } = require('../server.js');
+const { start, ENTRA_REALM_CONFIG, ENTRA_CLIENT_ID, STATE_PREFIX, OIDC_STATE, codeFor } = require('../server.js');
 const { VERSIONS } = require('../frontend.js');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -201,6 +201,7 @@ for (const version of VERSIONS) {
             assert.equal(authorize.pathname, `/${TENANT}/oauth2/v2.0/authorize`);
             assert.equal(authorize.searchParams.get('client_id'), ENTRA_CLIENT_ID);
             const state = authorize.searchParams.get('state');
+            assert.ok(state.startsWith(STATE_PREFIX), `the state starts with ${STATE_PREFIX}`);
 
             // Microsoft sends the browser back with ?code=&state=
             await page.click('#continue');
@@ -211,7 +212,7 @@ for (const version of VERSIONS) {
             const login = logins[0].params;
             assert.deepEqual(Object.keys(login).sort(), ['binding-key', 'code', 'realm', 'redirect-url', 'state']);
             assert.equal(login.state, state);
-            assert.equal(login.code, `code-for-${state.slice(0, 8)}`);
+            assert.equal(login.code, codeFor(state));
             assert.equal(login.realm, 'entra');
             assert.equal(login['redirect-url'], server.url);
             assert.match(login['binding-key'], /^[A-Za-z0-9_-]{43}$/);
@@ -304,19 +305,58 @@ for (const version of VERSIONS) {
             // with someone else's code and state (login CSRF): clear error, nothing posted
             await startEntraLogin();
             await page.goto(`${server.url}/?code=attacker-code&state=attacker-state`);
-            await page.locator('.x-message-box', { hasText: 'not started in this browser tab' }).waitFor();
+            await page.locator('.x-message-box', { hasText: 'started in another tab or browser' }).waitFor();
             assert.equal(calls('POST', '/access/entraid/login').length, 0);
             assert.equal(calls('POST', '/access/openid/login').length, 0);
             assert.equal(await page.evaluate(() => window.location.search), '');
             assert.deepEqual(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith('pve-entraid'))), []);
             noProblems();
 
-            // a tab that never started an Entra sign-in leaves such a callback to PVE (its OpenID
-            // handler, which the server refuses): no Entra ID login either
+            // a tab that never started an Entra sign-in leaves a callback that is not ours (no
+            // state of ours) to PVE (its OpenID handler, which the server refuses)
             const other = await context.newPage();
             await other.goto(`${server.url}/?code=attacker-code&state=attacker-state`);
             await other.locator('.x-message-box', { hasText: 'OpenID login failed' }).waitFor();
             assert.equal(calls('POST', '/access/entraid/login').length, 0);
+        });
+
+        test('Microsoft\'s answer opened in another tab or browser says to start again there, and posts nothing', async () => {
+            await startEntraLogin();
+            const back = await page.locator('#continue').getAttribute('href');
+            assert.ok(new URL(back).searchParams.get('state').startsWith(STATE_PREFIX));
+            // a new tab of the same browser (its own sessionStorage), then another browser
+            for (const where of [await context.newPage(), await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()]) {
+                const seen = [];
+                where.on('pageerror', (err) => seen.push(err.message));
+                await where.goto(back);
+                const box = where.locator('.x-message-box', { hasText: 'Microsoft Entra ID sign-in failed.' });
+                await box.waitFor();
+                assert.equal(await box.locator('.x-window-text').innerText(),
+                    'Microsoft Entra ID sign-in failed.\nThis sign-in was started in another tab or browser. Start it again here.');
+                assert.equal(await where.evaluate(() => window.location.search), '', 'code and state taken out of the address bar');
+                assert.deepEqual(seen, []);
+                await (where.context() === context ? where : where.context()).close();
+            }
+            assert.equal(calls('POST', '/access/openid/login').length, 0, 'nothing sent to PVE\'s OpenID handler');
+            assert.equal(calls('POST', '/access/entraid/login').length, 0, 'nor to ours');
+
+            // the tab that started it still completes it
+            await page.click('#continue');
+            assert.equal(await loggedInAs(), 'alice@contoso.example@entra');
+            noProblems();
+        });
+
+        test('a refused login says what to do and where the detail is, once', async () => {
+            await startEntraLogin();
+            server.flows.clear(); // the state is no longer valid (used, expired, another cluster's)
+            await page.click('#continue');
+            const box = page.locator('.x-message-box', { hasText: 'Microsoft Entra ID sign-in failed.' });
+            await box.waitFor();
+            assert.equal(await box.locator('.x-window-text').innerText(),
+                'Microsoft Entra ID sign-in failed.\nThe login is no longer valid; start it again.\n' +
+                'Details: reference 5e1f0001 in the system log of node pve-test (state.invalid).');
+            assert.equal(calls('POST', '/access/entraid/login').length, 1);
+            noProblems();
         });
 
         test('an abandoned Entra ID sign-in does not claim a later OpenID login of the tab', async () => {
@@ -336,7 +376,7 @@ for (const version of VERSIONS) {
         test('a sign-in refused by Entra is shown as text, and no login is attempted', async () => {
             await startEntraLogin();
             await page.click('#deny');
-            await page.locator('.x-message-box', { hasText: 'Microsoft Entra ID login failed' }).waitFor();
+            await page.locator('.x-message-box', { hasText: 'Microsoft Entra ID sign-in failed.' }).waitFor();
             const text = await page.locator('.x-message-box').innerText();
             assert.match(text, /AADSTS50105: The signed in user is not assigned to a role for the application <b>\./);
             assert.equal(calls('POST', '/access/entraid/login').length, 0);
@@ -350,8 +390,10 @@ for (const version of VERSIONS) {
             await openLogin();
             await chooseRealm('Contoso (Entra ID)');
             await page.getByRole('button', { name: 'Sign in with Microsoft' }).click();
-            await page.locator('.x-message-box', { hasText: 'Microsoft Entra ID redirect failed.' }).waitFor();
-            assert.match(await page.locator('.x-message-box').innerText(), /discovery\.invalid, reference 7f3a9c2e/);
+            await page.locator('.x-message-box', { hasText: 'Microsoft Entra ID sign-in could not be started.' }).waitFor();
+            assert.equal(await page.locator('.x-message-box .x-window-text').innerText(),
+                'Microsoft Entra ID sign-in could not be started.\nEntra ID could not complete the login.\n' +
+                'Details: reference 5e1f0001 in the system log of node pve-test (discovery.invalid).');
             assert.deepEqual(await page.evaluate(() => Object.keys(sessionStorage).filter((k) => k.startsWith('pve-entraid'))), []);
             assert.equal(new URL(page.url()).origin, server.url);
             noProblems();
@@ -417,7 +459,7 @@ for (const version of VERSIONS) {
             await page.click('#continue');
             assert.equal(await loggedInAs(), 'bob@oidc');
             assert.deepEqual(calls('POST', '/access/openid/login').map((r) => r.params),
-                [{ state: 'oidc-state', code: 'oidc-code', 'redirect-url': server.url }]);
+                [{ state: OIDC_STATE, code: 'oidc-code', 'redirect-url': server.url }]);
             assert.equal(calls('POST', '/access/entraid/auth-url').length + calls('POST', '/access/entraid/login').length, 0);
             noProblems();
         });
@@ -578,6 +620,85 @@ for (const version of VERSIONS) {
             noProblems();
         });
 
+        // What is clipped or off-screen in the open realm dialog at 1280x800: each shown field
+        // must lie within the component holding it, the window and the viewport; so must the
+        // window's buttons.
+        async function layoutProblems() {
+            return page.evaluate(() => {
+                let win = Ext.ComponentQuery.query('pveAuthEntraIDPanel')[0].up('window');
+                let view = { left: 0, top: 0, right: window.innerWidth, bottom: window.innerHeight };
+                let box = (c) => c.getEl().dom.getBoundingClientRect();
+                let inside = (a, b) => a.left >= b.left - 0.5 && a.top >= b.top - 0.5 && a.right <= b.right + 0.5 && a.bottom <= b.bottom + 0.5;
+                let text = (r) => `[${Math.round(r.left)},${Math.round(r.top)} ${Math.round(r.right)},${Math.round(r.bottom)}]`;
+                let problems = [];
+                let check = (what, c, holders) => {
+                    for (const [holder, name] of [...holders, [null, 'the 1280x800 window']]) {
+                        let limit = holder ? box(holder) : view;
+                        if (!inside(box(c), limit)) {
+                            problems.push(`${what} ${text(box(c))} outside ${name} ${text(limit)}`);
+                            return;
+                        }
+                    }
+                };
+                check('dialog', win, []);
+                for (const field of win.query('field').filter((f) => f.isVisible(true))) {
+                    let what = `field '${field.name || field.fieldLabel || field.itemId}'`;
+                    check(what, field, [[field.ownerCt, `its ${field.ownerCt.xtype}`], [win, 'the dialog']]);
+                }
+                for (const button of win.query('toolbar button').filter((b) => b.isVisible(true))) {
+                    check(`button '${button.getText()}'`, button, [[win, 'the dialog']]);
+                }
+                return problems;
+            });
+        }
+
+        for (const mode of ['add', 'edit']) {
+            test(`${mode} dialog at 1280x800: every field and button inside, with and without Advanced, each tab`, async () => {
+                await openRealms();
+                if (mode === 'add') {
+                    await clickComponent('pveAuthView button[text=Add]');
+                    await page.locator('.x-menu-item', { hasText: 'Microsoft Entra ID' }).click();
+                } else {
+                    await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).dblclick();
+                    await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDPanel field[name=tenant-id]')[0]?.getValue());
+                }
+                await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDPanel')[0]?.rendered);
+                const seen = {};
+                for (const advanced of [false, true]) {
+                    if (advanced) {
+                        await page.locator('.x-tab', { hasText: 'General' }).click();
+                        await page.getByText('Advanced', { exact: true }).click();
+                        await page.locator('textarea[name=client-cert]').waitFor({ state: 'visible' });
+                    }
+                    for (const tab of ['General', 'Sync Options']) {
+                        await page.locator('.x-tab', { hasText: tab }).click();
+                        await page.waitForFunction((t) => Ext.ComponentQuery.query(`tabpanel panel[title=${t}]`)[0]?.isVisible(true), tab);
+                        // the window moves after the layout that Advanced starts
+                        await page.waitForTimeout(200);
+                        const name = `${version}-realm-${mode}${advanced ? '-advanced' : ''}-${tab.replace(' ', '-').toLowerCase()}`;
+                        await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+                        seen[`${advanced ? 'Advanced' : 'basic'} ${tab}`] = await layoutProblems();
+                    }
+                }
+                assert.deepEqual(seen, {
+                    'basic General': [], 'basic Sync Options': [], 'Advanced General': [], 'Advanced Sync Options': [],
+                });
+                noProblems();
+            });
+        }
+
+        test('Sync Options says in the form which users a sync reads', async () => {
+            await openAddDialog();
+            await page.locator('.x-tab', { hasText: 'Sync Options' }).click();
+            const said = () => page.evaluate(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel #syncUsersText')[0].getEl().dom.innerText);
+            await page.waitForFunction(() => Ext.ComponentQuery.query('pveAuthEntraIDSyncPanel #syncUsersText')[0]?.isVisible(true));
+            assert.match(await said(), /^A sync reads the members of the realm's Required Groups or, without them, of the groups and app roles of its Group Mapping\.$/);
+            await clickComponent('pveAuthEntraIDSyncPanel field[name=sync-users]');
+            await page.locator('.x-boundlist-item', { hasText: 'Assigned to the app' }).click();
+            assert.match(await said(), /^A sync reads every user assigned to the app in Entra/);
+            noProblems();
+        });
+
         test('Edit: loads the realm, keeps the secret, sends digest and delete list', async () => {
             await openRealms();
             await page.locator('.x-grid-cell', { hasText: 'Contoso (Entra ID)' }).dblclick();
@@ -588,7 +709,7 @@ for (const version of VERSIONS) {
             assert.equal(claim, 'displayfield', 'username claim cannot change after creation');
             await page.screenshot({ path: path.join(SHOTS, `${version}-realm-edit.png`) });
 
-            // clear Group Mapping, untick Sync Groups, tick Allow Guests, change the comment
+            // clear Group Mapping, untick Update Groups at Login, tick Allow Guests, change the comment
             await setText('groups-map', '');
             await page.locator('input[name=groups-sync]').click();
             await page.locator('input[name=allow-guests]').click();
