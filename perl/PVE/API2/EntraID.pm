@@ -292,6 +292,16 @@ my sub tfa_challenge {
     return $challenge;
 }
 
+# The challenge tfa.cfg holds for a user not in user.cfg (yet): undef when none of its entries
+# is usable. PVE's own call, configured as authenticate_2nd_new configures it.
+my sub leftover_challenge {
+    my ($userid) = @_;
+    my $tfa_cfg = cfs_read_file('priv/tfa.cfg');
+    return undef if !grep { $_ eq $userid } $tfa_cfg->users()->@*;
+    PVE::AccessControl::configure_u2f_and_wa($tfa_cfg);
+    return $tfa_cfg->authentication_challenge($userid);
+}
+
 # Pin check, user.cfg update and the TFA challenge under PVE's user-config lock: a login
 # refused for any reason, a missing second factor too, writes nothing. Returns the challenge.
 my sub apply_login {
@@ -310,9 +320,9 @@ my sub apply_login {
             my $new_pin = check_pin($pins, $login, $exists, $section);
             my $changed = apply_user_mapping($usercfg, $section, $login, $realm);
             # PVE asks only a user in user.cfg for its second factors: one this login makes has
-            # those a former user of that name left in tfa.cfg (of the identity its pin names)
-            my $leftover_factors = !$exists
-                && grep { $_ eq $userid } cfs_read_file('priv/tfa.cfg')->users()->@*;
+            # those a former user of that name left in tfa.cfg (of the identity its pin names),
+            # if PVE would challenge it with any of them (enabled ones)
+            my $leftover_factors = !$exists && defined(leftover_challenge($userid));
             if ($exists) {
                 $challenge = tfa_challenge($userid, $realm);
             } elsif (!$leftover_factors && $section->{tfa}) {

@@ -187,12 +187,21 @@ sub options {
 # Domains API hands that very hash to on_add_hook/on_update_hook, and the entry goes with it
 # when the request ends or dies, so a credential never outlives the request that carried it.
 fieldhash my %request_credentials;
+# The updates check_update has checked (keyed the same way): on_update_hook checks the others.
+fieldhash my %update_checked;
 my @credential_keys = ('client-key', 'client-cert', 'client-cert-key');
+my %is_credential = map { $_ => 1 } @credential_keys;
+
+# Called by the realm-api hook for each option of an update's delete=, before check_config: a
+# deleted credential reaches it as an undefined setting. Only this removes a stored credential
+# ('password', LDAP's, is none of this realm's).
+sub delete_requested {
+    my ($class, $param, $opt) = @_;
+    $param->{$opt} //= undef if $is_credential{$opt};
+}
 
 # PVE's Domains API copies the checked settings into domains.cfg before it calls
-# on_update_hook, so the credentials must leave the settings here, not in the hook. A credential
-# in a hand-edited domains.cfg is dropped here on parse: logins never read it, and it is not
-# written back ('pve-entraid set-secret' stores one).
+# on_update_hook, so the credentials must leave the settings here, not in the hook.
 # Never die here on a semantic problem: parse_config calls this too, and a section that fails
 # it is lost. Such checks belong in check_realm_settings, run by the add/update hooks.
 sub check_config {
@@ -201,9 +210,13 @@ sub check_config {
     # before SUPER: a PEM text has line feeds, which SectionConfig refuses in any setting
     my $credentials = {};
     my $settings = { %$config };
-    for my $k (@credential_keys) {
+    for my $k (grep { exists($settings->{$_}) } @credential_keys) {
         my $v = delete $settings->{$k};
-        $credentials->{$k} = $v if defined($v);
+        if (defined($v)) {
+            $credentials->{$k} = $v;
+        } else {
+            $credentials->{delete} = 1; # see delete_requested
+        }
     }
     # only a request SUPER accepts carries its credentials on to the hook
     my $checked = $class->SUPER::check_config($realm, $settings, $create, $skip_schema_check);
@@ -218,6 +231,10 @@ my $restrictions = { 'tenant-id' => 1, 'allowed-tenants' => 1, 'required-groups'
 
 sub check_value {
     my ($class, $type, $key, $value, $realm, $skip_schema_check) = @_;
+    # only parse_config asks about a credential (check_config takes them out first): one typed
+    # into domains.cfg is dropped with a warning, never held nor written back
+    die "a credential is not read from domains.cfg: 'pve-entraid set-secret' stores one\n"
+        if $is_credential{$key};
     my $checked = eval { $class->SUPER::check_value($type, $key, $value, $realm, $skip_schema_check) };
     my $err = $@ or return $checked;
     die $err if $skip_schema_check || !$restrictions->{$key} || !defined($value)
@@ -298,37 +315,30 @@ my sub check_pem {
 }
 
 # A realm may be added without a credential (then 'pve-entraid set-secret' keeps the secret off
-# the command line); until it has one, its logins fail with config.secret.
+# the command line); until it has one, its logins fail with config.secret. The whole change is
+# checked before anything is written, and the new credential is written before the old one
+# goes: a refused request leaves the realm with the credential it had.
 my sub store_credentials {
     my ($realm, $credentials) = @_;
 
-    my $cert = $credentials->{'client-cert'};
-    my $key = $credentials->{'client-cert-key'};
+    my ($secret, $cert, $key) = @$credentials{@credential_keys};
     die "client-cert and client-cert-key must be given together\n"
         if defined($cert) != defined($key);
-
-    # check both first, so a bad one changes nothing
-    my ($cert_pem, $key_pem);
+    die "client-key and client-cert: one credential at a time\n" if defined($secret) && defined($cert);
+    die "client-key must not be empty\n" if defined($secret) && $secret eq '';
+    my @new; # [path, content]
     if (defined($cert)) {
-        $cert_pem = check_pem('client-cert', $cert);
-        $key_pem = check_pem('client-cert-key', $key);
+        my $cert_pem = check_pem('client-cert', $cert);
+        # the key before the certificate: a login takes the certificate's presence for the pair's
+        @new = ([cert_key_path($realm), check_pem('client-cert-key', $key)], [cert_path($realm), $cert_pem]);
+    } elsif (defined($secret)) {
+        @new = ([secret_path($realm), $secret]);
     }
-    if (defined(my $secret = $credentials->{'client-key'})) {
-        die "client-key must not be empty\n" if $secret eq '';
-        write_private_file(secret_path($realm), $secret);
-        unlink(cert_path($realm), cert_key_path($realm)); # one credential at a time
-    }
-    if (defined($cert_pem)) {
-        write_private_file(cert_key_path($realm), $key_pem);
-        write_private_file(cert_path($realm), $cert_pem);
-        unlink(secret_path($realm));
-    }
-}
+    return if !@new && !$credentials->{delete};
 
-# A realm has one credential at a time: deleting any of its options removes it.
-my sub remove_credentials {
-    my ($realm) = @_;
-    for my $path (secret_path($realm), cert_path($realm), cert_key_path($realm)) {
+    write_private_file(@$_) for @new;
+    my %written = map { $_->[0] => 1 } @new;
+    for my $path (grep { !$written{$_} } secret_path($realm), cert_path($realm), cert_key_path($realm)) {
         unlink($path) or $!{ENOENT} or die "unable to remove $path - $!\n";
     }
 }
@@ -389,23 +399,37 @@ sub on_update_hook {
     my ($class, $realm, $config, %param) = @_;
     my $credentials = delete($request_credentials{$config}) // {};
     assert_all_nodes_have_plugin();
-    # 'delete' of a credential option reaches us as password => undef (the realm-api hook)
-    remove_credentials($realm) if exists($param{password}) && !defined($param{password});
+    # without the realm-api hook (an upstream change moved its anchor, an upgrade under way)
+    # the update is checked here, as the stored section with the changes (delete= unseen)
+    if (!delete($update_checked{$config})) {
+        my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
+        check_realm_settings($realm, { %$stored, %$config });
+    }
     store_credentials($realm, $credentials);
 }
 
-# Called by the realm-api hook in upstream's update, right before on_update_hook, with the
-# realm's section as it will be written: the stored settings, the changed ones, minus delete=.
+# Called by the realm-api hook in upstream's update, under its lock, right before
+# on_update_hook with the same $config: the realm's section as it will be written (the stored
+# settings, the changed ones, minus delete=). Upstream refuses to set a fixed option, but
+# deletes one: the options() table says which.
 sub check_update {
-    my ($class, $realm, $section) = @_;
+    my ($class, $realm, $section, $config) = @_;
+    my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
+    my $options = $class->options();
+    for my $k (sort grep { $options->{$_}->{fixed} } keys %$options) {
+        my ($old, $new) = ($stored->{$k}, $section->{$k});
+        die "can't change value of fixed parameter '$k'\n"
+            if defined($old) != defined($new) || (defined($old) && $old ne $new);
+    }
     check_realm_settings($realm, $section);
+    $update_checked{$config} = 1 if ref($config);
 }
 
 # The identity pins stay, like PVE keeps the realm's users: a realm added again under the same
 # name binds each existing user to the same Entra identity as before.
 sub on_delete_hook {
     my ($class, $realm, $config) = @_;
-    remove_credentials($realm);
+    store_credentials($realm, { delete => 1 }); # whichever it has
 }
 
 # The library's realm config (docs/DESIGN.md "Realm config object"): the domains.cfg section

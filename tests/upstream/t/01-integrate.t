@@ -59,4 +59,27 @@ is_deeply({ map { $_ => slurp("$root$_") } @FILES }, \%applied, 'apply is idempo
 is($rc, 0, 'revert exits 0') or diag($out);
 is(slurp("$root$_"), $pristine{$_}, "revert: $_ byte-identical to upstream $PVE") for @FILES;
 
+# an upstream release that moved one anchor of the realm-api hook (here the update check's,
+# rewritten with the same meaning): apply leaves that hook out (exit 2), and an update is still
+# checked, by on_update_hook (review 1: nothing fails open)
+setup_etc_pve();
+($root) = install_hooks(apply => 0);
+my $domains_pm = "$root/usr/share/perl5/PVE/API2/Domains.pm";
+my $moved = slurp($domains_pm) =~ s/if \(\$delete_pw \|\| defined\(\$password\)\) \{/if (defined(\$password) || \$delete_pw) {/r;
+isnt($moved, slurp($domains_pm), 'the update check\'s anchor rewritten');
+spew($domains_pm, $moved);
+($rc, $out) = UpstreamTest::run_integrate($root, 'apply', '--node', $NODE);
+is($rc, 2, 'apply exits 2: realm-api left out') or diag($out);
+load_pve(root => $root);
+my ($ticket, $csrf) = login_ticket('root@pam');
+my $res = http_request('POST', '/access/domains', { type => 'entraid', realm => 'moved', 'tenant-id' => $TENANT,
+    'client-id' => $CLIENT_ID, 'client-key' => $SECRET }, ticket => $ticket, csrf => $csrf);
+is($res->{status}, 200, 'a realm is created') or diag($res->{message});
+$res = http_request('PUT', '/access/domains/moved', { 'tenant-id' => 'common' }, ticket => $ticket, csrf => $csrf);
+isnt($res->{status}, 200, 'an update to common without allowed-tenants is refused without the hook');
+like($res->{message}, qr/allowed-tenants/, 'naming allowed-tenants');
+like(slurp('/etc/pve/domains.cfg'), qr/^\ttenant-id \Q$TENANT\E$/m, 'the tenant stays');
+$res = http_request('PUT', '/access/domains/moved', { comment => 'x' }, ticket => $ticket, csrf => $csrf);
+is($res->{status}, 200, 'a valid update passes') or diag($res->{message});
+
 done_testing();

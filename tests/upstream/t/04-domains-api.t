@@ -152,6 +152,75 @@ unlike(slurp('/etc/pve/domains.cfg'), qr/allowed-tenants/, 'and allowed-tenants 
 is(slurp("$priv/orgs.secret"), $SECRET, 'the secret stays');
 is(req('DELETE', '/access/domains/orgs')->{status}, 200, 'realm deleted');
 
+# --- a refused credential change leaves the working credential (review 1): the whole change is
+# checked before the old one is removed
+$res = req('POST', '/access/domains', { %bare, realm => 'cred', 'tenant-id' => $TENANT, 'client-key' => $SECRET });
+is($res->{status}, 200, 'realm with a secret') or diag($res->{message});
+my ($crt, $key) = (slurp("$keys/client.crt"), slurp("$keys/client.key"));
+for my $refused (
+    [{ 'client-cert' => $crt }, 'a certificate without its key'],
+    [{ 'client-cert' => 'junk', 'client-cert-key' => 'junk' }, 'a certificate that is no PEM'],
+    [{ 'client-cert' => $crt, 'client-cert-key' => $crt }, 'a certificate as its own key'],
+    [{ 'client-key' => '' }, 'an empty secret'],
+    [{ 'client-key' => 'refused~secret.5', 'client-cert' => $crt, 'client-cert-key' => $key }, 'two credentials'],
+) {
+    my ($change, $what) = @$refused;
+    $res = req('PUT', '/access/domains/cred', { delete => 'client-key', %$change });
+    isnt($res->{status}, 200, "delete=client-key with $what is refused");
+    is(slurp("$priv/cred.secret"), $SECRET, 'the secret stays');
+    ok(!-e "$priv/cred.$_", "no cred.$_ written") for qw(crt key);
+}
+$res = req('PUT', '/access/domains/cred', { delete => 'client-key', 'client-cert' => $crt, 'client-cert-key' => $key });
+is($res->{status}, 200, 'delete=client-key with a certificate and its key') or diag($res->{message});
+ok(-e "$priv/cred.crt" && -e "$priv/cred.key" && !-e "$priv/cred.secret", 'the certificate replaces the secret');
+$res = req('PUT', '/access/domains/cred', { 'client-cert' => $crt });
+isnt($res->{status}, 200, 'a certificate without its key is refused');
+is(slurp("$priv/cred.key"), $key, 'the stored key stays');
+
+# delete=password (LDAP's; none of entraid's options) never removes the credential (review 1)
+$res = req('PUT', '/access/domains/cred', { delete => 'password' });
+is($res->{status}, 200, 'delete=password is a no-op') or diag($res->{message});
+ok(-e "$priv/cred.crt" && -e "$priv/cred.key", 'the certificate stays');
+
+# delete= of a fixed option is refused like setting it (review 1): it renames every user
+$res = req('PUT', '/access/domains/cred', { 'username-claim' => 'oid' });
+is($res->{status}, 400, 'setting username-claim is refused (fixed)');
+$res = req('POST', '/access/domains', { %bare, realm => 'oids', 'tenant-id' => $TENANT, 'username-claim' => 'oid' });
+is($res->{status}, 200, 'realm with username-claim oid') or diag($res->{message});
+$res = req('PUT', '/access/domains/oids', { delete => 'username-claim' });
+isnt($res->{status}, 200, 'delete=username-claim is refused');
+like($res->{message}, qr/fixed parameter 'username-claim'/, 'as a fixed parameter');
+like(section_of(slurp('/etc/pve/domains.cfg'), 'entraid', 'oids'), qr/^\tusername-claim oid$/m, 'username-claim oid stays');
+$res = req('PUT', '/access/domains/cred', { delete => 'username-claim', comment => 'c' });
+is($res->{status}, 200, 'delete=username-claim where it is not set changes nothing and passes') or diag($res->{message});
+
+# a credential typed into domains.cfg: parse warns and drops the line, keeps the rest of the
+# realm, holds nothing in memory (the request credentials of check_config's pad), writes it nowhere
+my $held = do {
+    require B;
+    my ($names, $values) = B::svref_2object(\&PVE::Auth::EntraID::check_config)->PADLIST->ARRAY;
+    my @names = $names->ARRAY;
+    my ($i) = grep { ref($names[$_]) ne 'B::SPECIAL' && ($names[$_]->PVX // '') eq '%request_credentials' } 0 .. $#names;
+    ($values->ARRAY)[$i]->object_2svref;
+};
+is(scalar(keys %$held), 0, 'no request credential held between requests');
+my $domains_cfg = slurp('/etc/pve/domains.cfg');
+spew('/etc/pve/domains.cfg', $domains_cfg =~ s/^(entraid: oids\n)/$1\tclient-key hand~edited.secret\n/mr);
+my @warnings;
+my $parsed = do {
+    local $SIG{__WARN__} = sub { push @warnings, @_ };
+    PVE::Cluster::cfs_read_file('domains.cfg');
+};
+like(join('', @warnings), qr/section 'oids'.*'client-key'/, 'parse warns about the credential line');
+is_deeply($parsed->{ids}->{oids}, PVE::Auth::EntraID->parse_config('domains.cfg', $domains_cfg)->{ids}->{oids},
+    'and reads the realm as without it');
+is(scalar(keys %$held), 0, 'holds no credential');
+$res = req('PUT', '/access/domains/oids', { comment => 'x' });
+is($res->{status}, 200, 'a later update') or diag($res->{message});
+ok(!-e "$priv/oids.secret", 'stores nothing of the hand-edited credential');
+unlike(slurp('/etc/pve/domains.cfg'), qr/hand~edited/, 'nor writes it back');
+is(req('DELETE', "/access/domains/$_")->{status}, 200, "realm $_ deleted") for qw(cred oids);
+
 # --- without a ticket nothing but the list works
 $res = http_request('POST', '/access/domains', \%create);
 is($res->{status}, 401, 'POST /access/domains without a ticket is refused by auth_handler');

@@ -161,6 +161,14 @@ like("$err", qr/\(access\.denied, reference/, 'access.denied');
 like($SYSLOG[-1], qr/requires a second factor/, 'syslog says why');
 is(slurp('/etc/pve/user.cfg'), $users_before, 'user.cfg unchanged: alice not back in admins, bob not created');
 is(slurp('/etc/pve/priv/entraid/entra.identities.json'), $pins_before, 'no pin written');
+# nor when a former user of bob's name left only a disabled entry: PVE would not ask for it
+spew('/etc/pve/priv/tfa.cfg', encode_json({ users => { 'bob@contoso.example@entra' => { totp => [
+    { description => 'old phone', created => time(), enable => JSON::false,
+      entry => "otpauth://totp/bob?secret=$secret" } ] } } }));
+$err = failure(sub { login_as('entra', 'bob@contoso.example') });
+is($err->{code}, 403, 'realm requires TFA, a new user whose name has only a disabled entry: refused');
+is(slurp('/etc/pve/user.cfg'), $users_before, 'user.cfg unchanged: bob not created');
+is(slurp('/etc/pve/priv/entraid/entra.identities.json'), $pins_before, 'no pin written');
 # a user who has a second factor gets the challenge, and the login's changes
 spew('/etc/pve/priv/tfa.cfg', encode_json({ users => { 'alice@contoso.example@entra' => { totp => [
     { description => 'phone', created => time(), enable => JSON::true,
