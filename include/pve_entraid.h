@@ -105,6 +105,19 @@ pve_entraid_result pve_entraid_auth_url(const uint8_t *req, size_t req_len, char
 // As for `pve_entraid_auth_url`.
 pve_entraid_result pve_entraid_login(const uint8_t *req, size_t req_len, char **out);
 
+// Refuses an anonymous auth-url or login call naming a realm that is not an entraid realm, after
+// taking one call from its client address's budget for such names (one for all names, so that
+// made-up names gain nothing): the answer is `request.rate_limited` when that is spent, else
+// `request.invalid`. Never `PVE_ENTRAID_OK`.
+//
+// Request: `{"realm", "realm_type"?, "run_dir"?, "client_address"?, "rate_limits"?}` (the
+// realm's type when it exists; no `config`: there is none).
+// Memory and ownership as for `pve_entraid_auth_url`.
+//
+// # Safety
+// As for `pve_entraid_auth_url`.
+pve_entraid_result pve_entraid_refuse_realm(const uint8_t *req, size_t req_len, char **out);
+
 // Maps login claims to a PVE user id, groups and the identity to pin, as `pve_entraid_login`
 // does. Pure: no I/O. The pin itself is compared by the caller (PVE's Perl side, under its lock).
 //

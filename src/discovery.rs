@@ -1,11 +1,16 @@
 //! Discovery document and JWKS of the tenant, cached in process memory and on disk per realm
 //! (24 h). A JWKS is refetched on an unknown `kid` at most once per 5 minutes, and the last good
 //! documents are kept when a fetch fails, so an Entra hiccup does not stop logins. A failed fetch
-//! is remembered for a minute: meanwhile the stale copy is served (or the failure repeated at
-//! once), so an unreachable Entra cannot hold every worker for a timeout on each anonymous call.
+//! is remembered for a minute, in memory and beside the disk copy (so pvedaemon's pre-forked
+//! workers all see it): meanwhile the stale copy is served (or the failure repeated at once), so
+//! an unreachable Entra holds one worker for a timeout once a minute, not every worker on each
+//! anonymous call.
 
 use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Read;
 use std::ops::Deref;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +28,8 @@ pub const CACHE_TTL_SECS: u64 = 24 * 3600;
 pub const UNKNOWN_KID_REFETCH_SECS: u64 = 300;
 /// A failed discovery or JWKS fetch is not retried for this long (negative cache).
 pub const FAILURE_RETRY_SECS: u64 = 60;
+/// A shared failure record is a few dozen bytes; a larger file is no record.
+const FAILURE_FILE_MAX: u64 = 1024;
 
 /// The endpoints we use from the discovery document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,8 +104,8 @@ const KEYS: Document<KeySet> = Document { disk: "jwks", label: "JWKS", slot: |e|
 
 /// Only failures that cost a timeout or cannot be fixed by retrying at once are remembered: an
 /// unreachable, silent or untrusted IdP. A bad answer is cheap and is retried on the next call.
-fn remembered(err: &Error) -> bool {
-    matches!(err.code, Code::IdpUnreachable | Code::IdpTimeout | Code::IdpTls)
+fn remembered(code: Code) -> bool {
+    matches!(code, Code::IdpUnreachable | Code::IdpTimeout | Code::IdpTls)
 }
 
 /// The error of a fetch that failed less than [`FAILURE_RETRY_SECS`] ago.
@@ -247,6 +254,56 @@ impl Discovery<'_> {
         }
     }
 
+    /// The failed fetch of `source` that a process of the node recorded last, as (time, code):
+    /// `<realm>.<what>.failed.json` = `{"source", "at", "code"}`. Read as at most
+    /// [`FAILURE_FILE_MAX`] bytes of a regular file (no link, no FIFO); only a remembered code at
+    /// a time not in the future counts. Anything else is no record: the fetch is tried, as
+    /// without the file, so a hostile or broken file can at most cost that fetch.
+    fn read_failure(&self, what: &str, source: &str) -> Option<(u64, Code)> {
+        let path = self.disk_path(&format!("{what}.failed"))?;
+        let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC).open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || meta.len() > FAILURE_FILE_MAX {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.take(FAILURE_FILE_MAX).read_to_end(&mut bytes).ok()?;
+        let v: Value = serde_json::from_slice(&bytes).ok()?;
+        if v.get("source")?.as_str()? != source {
+            return None;
+        }
+        let code = Code::from_str_code(v.get("code")?.as_str()?).filter(|c| remembered(*c))?;
+        let at = v.get("at")?.as_u64().filter(|at| *at <= self.now)?;
+        Some((at, code))
+    }
+
+    /// Records a failed fetch of `source` for the node's other processes (`None`: the last one
+    /// did not fail, or failed in a way that is retried at once). Failing to write it costs only
+    /// their own attempt.
+    fn write_failure(&self, what: &str, source: &str, code: Option<Code>) {
+        let Some(path) = self.disk_path(&format!("{what}.failed")) else { return };
+        let _ = match code {
+            Some(code) => store::write_atomic(&path, json!({"source": source, "at": self.now, "code": code.as_str()}).to_string().as_bytes(), 0o644),
+            None => std::fs::remove_file(&path),
+        };
+    }
+
+    /// A failure of `source` that another process recorded less than a minute ago, now also
+    /// remembered here. An older one is claimed before this process retries: its time becomes
+    /// now, so the others keep answering from it meanwhile instead of each waiting for the same
+    /// hanging endpoint.
+    fn shared_failure<T>(&self, doc: &Document<T>, source: &str) -> Option<Error> {
+        let (at, code) = self.read_failure(doc.disk, source)?;
+        if self.now - at >= FAILURE_RETRY_SECS {
+            self.write_failure(doc.disk, source, Some(code));
+            return None;
+        }
+        let err = Error::new(code, format!("{} request to {} failed {} s ago ({}); not retried before a minute has passed",
+            doc.label, display_url(source), self.now - at, code.as_str()));
+        with_entry(&self.memory_key(), |e| (doc.slot)(e).failure = Some((at, err.clone())));
+        Some(err)
+    }
+
     fn fetch(&self, url: &str, what: &str) -> Result<Value> {
         let resp = self.http.get(url, MAX_METADATA_BODY)?;
         if resp.status != 200 {
@@ -294,26 +351,31 @@ impl Discovery<'_> {
                 }
             }
         }
-        if let Some(err) = failure {
+        if let Some(err) = failure.or_else(|| self.shared_failure(doc, source)) {
             return stale.ok_or(err);
         }
         self.refetch(doc, source, parse).or_else(|err| stale.ok_or(err))
     }
 
     /// Fetches a document from the network, then keeps it in memory and on disk; a failure that
-    /// is worth not repeating is remembered.
+    /// is worth not repeating is remembered, here and for the node's other processes.
     fn refetch<T: Clone>(&self, doc: &Document<T>, source: &str, parse: impl Fn(&Value) -> Result<T>) -> Result<T> {
         let fetched = self.fetch(source, doc.label).and_then(|text| Ok((parse(&text)?, text)));
         match fetched {
             Ok((value, text)) => {
+                // the good copy first: no process finds neither it nor the failure
                 self.write_disk(doc.disk, source, &text);
+                self.write_failure(doc.disk, source, None);
                 with_entry(&self.memory_key(), |e| {
                     *(doc.slot)(e) = Slot { cached: Some(Cached { value: value.clone(), fetched_at: self.now }), failure: None };
                 });
                 Ok(value)
             }
             Err(err) => {
-                if remembered(&err) {
+                let code = Some(err.code).filter(|c| remembered(*c));
+                // a claimed retry that failed otherwise is retried at once again, as before it
+                self.write_failure(doc.disk, source, code);
+                if code.is_some() {
                     with_entry(&self.memory_key(), |e| (doc.slot)(e).failure = Some((self.now, err.clone())));
                 }
                 Err(err)
@@ -573,6 +635,104 @@ pub(crate) mod tests {
         let cold = test_cfg("http://127.0.0.1:1006");
         let e = Discovery { cfg: &cold, realm: "r", cache_dir: None, http: &idp, now: 1 }.provider().unwrap_err();
         assert_eq!(e.code, Code::IdpUnreachable);
+    }
+
+    /// pvedaemon's workers are processes: a failure one of them met is not retried by the others
+    /// either (each would hold a worker for the timeout of a hanging endpoint once a minute).
+    #[test]
+    fn a_failure_is_shared_by_the_processes_of_the_node() {
+        let dir = tmpdir("shared-failure");
+        let cfg = test_cfg("http://127.0.0.1:1009");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        *idp.fail.lock().unwrap() = true;
+        let d = |now| Discovery { cfg: &cfg, realm: "r", cache_dir: Some(&dir), http: &idp, now };
+        // another process: its memory knows nothing
+        let other_process = || with_entry(&cfg.discovery_url(), |e| *e = Entry::default());
+        let t0 = 70_000;
+        assert_eq!(d(t0).provider().unwrap_err().code, Code::IdpUnreachable);
+        assert_eq!(idp.count(), 1);
+        other_process();
+        let e = d(t0 + 10).provider().unwrap_err();
+        assert_eq!((e.code, idp.count()), (Code::IdpUnreachable, 1), "not retried by another process: {}", e.message);
+        assert!(e.message.contains("failed 10 s ago"), "{}", e.message);
+        // a minute later one process retries; the others meanwhile answer from its claim
+        other_process();
+        assert_eq!(d(t0 + FAILURE_RETRY_SECS).provider().unwrap_err().code, Code::IdpUnreachable);
+        assert_eq!(idp.count(), 2);
+        other_process();
+        assert_eq!(d(t0 + FAILURE_RETRY_SECS + 1).provider().unwrap_err().code, Code::IdpUnreachable);
+        assert_eq!(idp.count(), 2, "one retry a minute for the node");
+        // back: the retry a minute later succeeds and clears the record for everyone
+        *idp.fail.lock().unwrap() = false;
+        other_process();
+        d(t0 + 2 * FAILURE_RETRY_SECS).keys().unwrap();
+        assert_eq!(idp.count(), 4);
+        assert!(!dir.join("r.discovery.failed.json").exists());
+        // a failure that is retried at once (an HTTP error status) is not recorded
+        let wrong = Discovery { cfg: &test_cfg("http://127.0.0.1:1010"), realm: "r", cache_dir: Some(&dir), http: &idp, now: t0 };
+        assert_eq!(wrong.provider().unwrap_err().code, Code::IdpError);
+        assert!(!dir.join("r.discovery.failed.json").exists());
+    }
+
+    /// The record is only believed when it is a small regular file naming this source, a
+    /// remembered code and a time not in the future; anything else costs a fetch, never a hang
+    /// or a failure of its own.
+    #[test]
+    fn a_hostile_failure_record_costs_at_most_a_fetch() {
+        let dir = tmpdir("hostile-failure");
+        let cfg = test_cfg("http://127.0.0.1:1011");
+        let idp = FakeIdp::default();
+        setup(&idp, &cfg, fixture("jwks-organizations-v2.json"));
+        let source = cfg.discovery_url();
+        let record = dir.join("r.discovery.failed.json");
+        let now = 90_000;
+        let good = |at: u64, code: &str, source: &str| json!({"source": source, "at": at, "code": code}).to_string();
+        let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+            ("in the future", Box::new(|| std::fs::write(&record, good(now + 5, "idp.timeout", &source)).unwrap())),
+            ("another source", Box::new(|| std::fs::write(&record, good(now, "idp.timeout", "http://elsewhere")).unwrap())),
+            ("not a remembered code", Box::new(|| std::fs::write(&record, good(now, "state.invalid", &source)).unwrap())),
+            ("no code", Box::new(|| std::fs::write(&record, good(now, "nosuch", &source)).unwrap())),
+            ("not JSON", Box::new(|| std::fs::write(&record, b"{not json").unwrap())),
+            ("too large", Box::new(|| {
+                let mut big = good(now, "idp.timeout", &source);
+                big.insert_str(1, &format!("\"pad\": \"{}\", ", "x".repeat(2000)));
+                std::fs::write(&record, big).unwrap()
+            })),
+            ("a link to a record", Box::new(|| {
+                let real = dir.join("elsewhere.json");
+                std::fs::write(&real, good(now, "idp.timeout", &source)).unwrap();
+                std::os::unix::fs::symlink(&real, &record).unwrap()
+            })),
+            ("a FIFO", Box::new(|| {
+                let c = std::ffi::CString::new(record.to_str().unwrap()).unwrap();
+                // SAFETY: a valid C string; plain mode bits.
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            })),
+        ];
+        for (what, make) in cases {
+            let _ = std::fs::remove_file(&record);
+            make();
+            with_entry(&source, |e| *e = Entry::default());
+            let _ = std::fs::remove_file(dir.join("r.discovery.json"));
+            let before = idp.count();
+            let start = std::time::Instant::now();
+            d_provider(&cfg, &dir, &idp, now).unwrap_or_else(|e| panic!("{what}: {}", e.message));
+            assert_eq!(idp.count(), before + 1, "{what}: fetched");
+            assert!(start.elapsed() < std::time::Duration::from_secs(2), "{what}: no hang");
+        }
+        // the one that counts, for comparison: no fetch (a good fetch removed the others)
+        assert!(!record.exists());
+        std::fs::write(&record, good(now, "idp.timeout", &source)).unwrap();
+        with_entry(&source, |e| *e = Entry::default());
+        let _ = std::fs::remove_file(dir.join("r.discovery.json"));
+        let before = idp.count();
+        assert_eq!(d_provider(&cfg, &dir, &idp, now + 1).unwrap_err().code, Code::IdpTimeout);
+        assert_eq!(idp.count(), before);
+    }
+
+    fn d_provider(cfg: &RealmConfig, dir: &Path, idp: &FakeIdp, now: u64) -> Result<Provider> {
+        Discovery { cfg, realm: "r", cache_dir: Some(dir), http: idp, now }.provider()
     }
 
     #[test]

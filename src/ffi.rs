@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::error::{pve_entraid_result, Code, Error, Result};
 use crate::http::UreqTransport;
-use crate::request::{Env, Request};
+use crate::request::{typed, Env, Request};
 
 /// Larger requests are refused with `request.too_large`.
 pub const MAX_REQUEST: usize = 256 * 1024;
@@ -49,8 +49,8 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Reads the request bytes and parses them as the entry point's request.
-unsafe fn read_request<B: DeserializeOwned>(req: *const u8, req_len: usize) -> Result<Request<B>> {
+/// Reads the request bytes as JSON.
+unsafe fn read_json(req: *const u8, req_len: usize) -> Result<Value> {
     if req_len > MAX_REQUEST {
         return Err(Error::new(Code::RequestTooLarge, format!("request is larger than {MAX_REQUEST} bytes")));
     }
@@ -66,16 +66,11 @@ unsafe fn read_request<B: DeserializeOwned>(req: *const u8, req_len: usize) -> R
     if v.get("__test_panic").is_some() {
         panic!("test hook: panic inside an entry point");
     }
-    Request::parse(v)
+    Ok(v)
 }
 
-/// The shared body of the JSON entry points.
-unsafe fn run<B: DeserializeOwned>(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn(&Request<B>, &Env) -> Result<Value>) -> Code {
-    // SAFETY: forwarded caller guarantees.
-    let result = unsafe { read_request(req, req_len) }.and_then(|r| {
-        let http = UreqTransport::new(&r.cfg)?;
-        handler(&r, &Env { now: now(), http: &http })
-    });
+/// Writes the answer of `result` to `out` and returns its code.
+unsafe fn answer(out: *mut *mut c_char, result: Result<Value>) -> Code {
     let (code, doc) = match result {
         Ok(v) => (Code::Ok, json!({"ok": true, "result": v})),
         Err(e) => (e.code, json!({"ok": false, "error": e.to_json()})),
@@ -83,6 +78,17 @@ unsafe fn run<B: DeserializeOwned>(req: *const u8, req_len: usize, out: *mut *mu
     // SAFETY: forwarded caller guarantees.
     unsafe { write_out(out, &doc) };
     code
+}
+
+/// The shared body of the JSON entry points of a realm.
+unsafe fn run<B: DeserializeOwned>(req: *const u8, req_len: usize, out: *mut *mut c_char, handler: fn(&Request<B>, &Env) -> Result<Value>) -> Code {
+    // SAFETY: forwarded caller guarantees.
+    let result = unsafe { read_json(req, req_len) }.and_then(Request::parse).and_then(|r| {
+        let http = UreqTransport::new(&r.cfg)?;
+        handler(&r, &Env { now: now(), http: &http })
+    });
+    // SAFETY: forwarded caller guarantees.
+    unsafe { answer(out, result) }
 }
 
 /// Library name and version, e.g. `"pve-entraid/0.1.0"`.
@@ -125,6 +131,27 @@ pub unsafe extern "C" fn pve_entraid_auth_url(req: *const u8, req_len: usize, ou
 #[no_mangle]
 pub unsafe extern "C" fn pve_entraid_login(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
     panic_boundary!(out, unsafe { run(req, req_len, out, crate::flow::login) })
+}
+
+/// Refuses an anonymous auth-url or login call naming a realm that is not an entraid realm, after
+/// taking one call from its client address's budget for such names (one for all names, so that
+/// made-up names gain nothing): the answer is `request.rate_limited` when that is spent, else
+/// `request.invalid`. Never `PVE_ENTRAID_OK`.
+///
+/// Request: `{"realm", "realm_type"?, "run_dir"?, "client_address"?, "rate_limits"?}` (the
+/// realm's type when it exists; no `config`: there is none).
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_refuse_realm(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe {
+        let result = read_json(req, req_len)
+            .and_then(|v| typed(v, Code::RequestInvalid, ""))
+            .and_then(|r| crate::flow::refuse_realm(&r));
+        answer(out, result)
+    })
 }
 
 /// Maps login claims to a PVE user id, groups and the identity to pin, as `pve_entraid_login`
@@ -229,6 +256,9 @@ mod tests {
         assert_eq!(code, Code::InternalPanic);
         assert_eq!(v["ok"], false);
         assert_eq!(v["error"]["code"], "internal.panic");
+        // also in the entry point that reads no realm request
+        let (code, _) = call(pve_entraid_refuse_realm, br#"{"__test_panic": true}"#);
+        assert_eq!(code, Code::InternalPanic);
     }
 
     #[test]

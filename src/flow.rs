@@ -14,8 +14,8 @@ use crate::error::{Code, Error, Result};
 use crate::graph;
 use crate::mapping;
 use crate::oidc;
-use crate::ratelimit;
-use crate::request::{invalid, redirect_url, required, AuthUrlMembers, Env, LoginMembers, Request};
+use crate::ratelimit::{self, Bucket};
+use crate::request::{invalid, redirect_url, required, AuthUrlMembers, Env, LoginMembers, RefuseRealmMembers, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
 
 /// The realm's cached metadata for one call (also check and sync read it through this).
@@ -38,8 +38,8 @@ fn state_key(path: &str) -> Result<[u8; 32]> {
 
 /// `{"url", "state"}`. No network I/O when discovery is cached, and nothing written but that cache.
 pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
-    // anonymous: the budget first, before any other work (see ratelimit)
-    ratelimit::admit(&req.realm, &req.body.caller(), ratelimit::Endpoint::AuthUrl)?;
+    // anonymous: the client's budget first, before any other work (see ratelimit)
+    ratelimit::admit(&req.body.caller(), Bucket::Address { realm: &req.realm })?;
     let redirect_url = redirect_url(&req.body.redirect_url)?;
     let login_hint = req.body.login_hint.as_deref();
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
@@ -83,12 +83,24 @@ pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
     Ok(json!({"url": url.as_str(), "state": sealed}))
 }
 
+/// Refuses an anonymous call naming a realm that is not an entraid realm (PVE's side knows which
+/// are), after charging it to its client's budget for such names: a flood of them is answered
+/// `request.rate_limited` like any other, and made-up names gain nothing. Never succeeds.
+pub fn refuse_realm(req: &RefuseRealmMembers) -> Result<Value> {
+    ratelimit::admit(&req.caller(), Bucket::AddressWithoutRealm)?;
+    let realm = crate::error::sanitize(&req.realm);
+    Err(invalid(match &req.realm_type {
+        None => format!("realm '{realm}' does not exist"),
+        Some(t) => format!("realm '{realm}' is of type '{}', not 'entraid'", crate::error::sanitize(t)),
+    }))
+}
+
 /// Exchanges the code and returns `{"claims", "groups", "username"}` and the mapping
 /// (`mapping::map_identity`): `userid`, `pve_groups`, `managed_groups`, `identity`, names, email.
 pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
-    // anonymous: the budget first, before the state is read or consumed and before any request
-    // with the app's credential
-    ratelimit::admit(&req.realm, &req.body.caller(), ratelimit::Endpoint::Login)?;
+    // anonymous: the client's budget first, before the state is read or consumed
+    let caller = req.body.caller();
+    ratelimit::admit(&caller, Bucket::Address { realm: &req.realm })?;
     let code = required(&req.body.code, "code")?;
     if code.len() > 8192 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid("`code` is not an authorization code"));
@@ -109,6 +121,10 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     let redirect = RedirectUrl::new(login.redirect_url.clone()).map_err(|_| Error::new(Code::StateInvalid, "state holds no usable redirect URL"))?;
     let (client, extra) = oidc::token_client(&req.cfg, &provider.issuer, &provider.token_endpoint, env.now)?;
     let client = client.set_redirect_uri(redirect);
+    // The realm's budget right before the one request with the app's credential: only a call
+    // with a state of its own, bound to its browser and now used up, pays it, so calls that can
+    // never get here (forged states, wrong binding keys, replays) cannot lock the realm out.
+    ratelimit::admit(&caller, Bucket::Realm(&req.realm))?;
     let answer = oidc::token_request(env.http, "id_token", |http| {
         let mut exchange = client
             .exchange_code(AuthorizationCode::new(code.to_string()))

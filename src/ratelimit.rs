@@ -1,15 +1,18 @@
-//! The budget of anonymous work: every `auth_url` and `login` call first takes one token from the
-//! bucket of its client address (per realm; IPv6 by /64), a `login` also one from its realm's
-//! bucket (only `login` sends a request with the app's credential, which is what the realm budget
-//! bounds), and is refused with `request.rate_limited` (HTTP 429) when one is empty, before it
-//! reads the state key, asks the IdP anything or consumes a state.
+//! The budget of anonymous work: every `auth_url`, `login` and `refuse_realm` call first takes
+//! one token from the bucket of its client address (per realm; IPv6 by /64; one bucket of the
+//! address for all names that are no entraid realm), and is refused with `request.rate_limited`
+//! (HTTP 429) when it is empty, before it reads the state key, asks the IdP anything or consumes a
+//! state. A `login` takes one token from its realm's bucket right before its token request, the
+//! one request with the app's credential, which is what the realm budget bounds: only after its
+//! state was opened, its browser binding verified and the state consumed, so calls that can never
+//! reach the token endpoint (a forged state, a wrong binding key, a replay) cannot spend it.
 //!
 //! The buckets are shared by all processes of the node (the endpoints are `protected`, so the
 //! library runs in pvedaemon's workers, as root): a fixed-size file `<run_dir>/ratelimit.v2` on tmpfs, made once (0600, a random hash
 //! key in its header) and mapped by every process; a bucket is one `u64` (time of its last
 //! update, tokens left) updated by compare-and-swap. Time is `CLOCK_BOOTTIME`, shared by all
 //! processes and never stepped (a wall clock stepped back an hour by NTP would otherwise leave
-//! empty buckets refused for that hour); a stored time later than now counts as now. A call costs two keyed hashes and two CAS on
+//! empty buckets refused for that hour); a stored time later than now counts as now. A charge costs one keyed hash and one CAS on
 //! the mapping plus one `stat` of the file, whatever the attacker sends: the table never grows.
 //! Address buckets are chosen by an HMAC of (realm, address) under the file's key, so an attacker
 //! cannot aim at someone else's bucket; two addresses that share a bucket only share its budget
@@ -51,10 +54,10 @@ pub struct Limits {
 
 /// A login is two calls (auth-url, login). An address: 30 logins at once, then one a second
 /// (an office behind one NAT address signing in at 9:00 stays below it; a script hammering from
-/// one address gets a call a second). A realm (paid by `login` only): 300 logins at once, then 2.5
-/// a second: each login with a junk code costs one token request with the app's credential, so
-/// this bounds what an attacker with many addresses makes the node send to Microsoft under the
-/// app's name.
+/// one address gets a call a second). A realm (paid by a login's token request only): 300 logins
+/// at once, then 2.5 a second: each login that reaches the token endpoint with a junk code costs
+/// one token request with the app's credential, so this bounds what an attacker with many
+/// addresses makes the node send to Microsoft under the app's name.
 pub const DEFAULT_LIMITS: Limits = Limits {
     address: Budget { burst: 60, per_minute: 60 },
     realm: Budget { burst: 300, per_minute: 150 },
@@ -81,21 +84,28 @@ const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
 const TIME_MASK: u64 = (1 << (64 - TOKEN_BITS)) - 1;
 const MILLI: u64 = 1000;
 
-/// The anonymous entry point a call is made to.
+/// A budget a call is charged to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// Pays its address's budget only: it sends nothing with the app's credential, so charging
-    /// the realm would only make a realm-wide lockout cheaper for an attacker.
-    AuthUrl,
-    /// Pays its address's budget and its realm's.
-    Login,
+pub enum Bucket<'a> {
+    /// The client's in this entraid realm: every `auth_url` and `login` call pays it first.
+    Address { realm: &'a str },
+    /// The client's for a call naming a realm that is not an entraid realm (none, or one of
+    /// another type; `refuse_realm`): one bucket per client for all such names, so that made-up
+    /// names gain an attacker nothing.
+    AddressWithoutRealm,
+    /// The realm's, all clients together: paid by a `login` right before its token request (see
+    /// the module's documentation). Charging `auth_url` to it too would only make a realm-wide
+    /// lockout cheaper for an attacker.
+    Realm(&'a str),
 }
 
-/// Which budget refused a call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    Address,
-    Realm,
+impl Bucket<'_> {
+    fn budget(&self, limits: &Limits) -> Budget {
+        match self {
+            Bucket::Address { .. } | Bucket::AddressWithoutRealm => limits.address,
+            Bucket::Realm(_) => limits.realm,
+        }
+    }
 }
 
 /// A client address as it is bucketed: IPv4 (also v4-mapped IPv6) whole, IPv6 by its /64, or
@@ -265,26 +275,21 @@ impl Table {
         (u64::from_le_bytes(tag.as_ref()[..8].try_into().unwrap_or_default()) % slots as u64) as usize
     }
 
-    /// The address bucket of (realm, client) and the realm bucket, as slot indices.
-    pub fn buckets(&self, realm: &str, client: &Client) -> (usize, usize) {
-        let address = self.keyed_index(&[b"address", realm.as_bytes(), &client.hash_input()], ADDRESS_SLOTS);
-        let realm = ADDRESS_SLOTS + self.keyed_index(&[b"realm", realm.as_bytes()], REALM_SLOTS);
-        (address, realm)
+    /// The slot index of `bucket` (of `client`, for the address buckets).
+    pub fn slot_of(&self, bucket: Bucket, client: &Client) -> usize {
+        match bucket {
+            Bucket::Address { realm } => self.keyed_index(&[b"address", realm.as_bytes(), &client.hash_input()], ADDRESS_SLOTS),
+            Bucket::AddressWithoutRealm => self.keyed_index(&[b"address without realm", &client.hash_input()], ADDRESS_SLOTS),
+            Bucket::Realm(realm) => ADDRESS_SLOTS + self.keyed_index(&[b"realm", realm.as_bytes()], REALM_SLOTS),
+        }
     }
 
-    /// Takes one call from the client's bucket, then, for a login, one from the realm's; `now_ms`
-    /// is [`clock_ms`]. A call refused by its address costs the realm nothing.
-    pub fn admit(&self, realm: &str, client: &Client, limits: &Limits, now_ms: u64, endpoint: Endpoint) -> std::result::Result<(), Refused> {
-        let (address, realm_slot) = self.buckets(realm, client);
+    /// Takes one call from `bucket` (`client`'s, for the address buckets), or says it is empty;
+    /// `now_ms` is [`clock_ms`].
+    pub fn admit(&self, bucket: Bucket, client: &Client, limits: &Limits, now_ms: u64) -> bool {
         // never 0 (a fresh slot)
         let now = now_ms.clamp(1, TIME_MASK);
-        if !take(self.slot(address), limits.address, now) {
-            return Err(Refused::Address);
-        }
-        if endpoint == Endpoint::Login && !take(self.slot(realm_slot), limits.realm, now) {
-            return Err(Refused::Realm);
-        }
-        Ok(())
+        take(self.slot(self.slot_of(bucket, client)), bucket.budget(limits), now)
     }
 }
 
@@ -362,9 +367,9 @@ pub fn limits_of(given: Option<&RateLimits>) -> Result<Limits> {
 }
 
 /// The entry points' admission: with a `run_dir` (the Perl side always gives one), one call of
-/// the budget of `client_address` and of the realm, else `request.rate_limited`. Without
-/// `run_dir` (library tests, tools) nothing is limited.
-pub fn admit(realm: &str, caller: &Caller, endpoint: Endpoint) -> Result<()> {
+/// `bucket` (for the address buckets, that of `client_address`), else `request.rate_limited`.
+/// Without `run_dir` (library tests, tools) nothing is limited.
+pub fn admit(caller: &Caller, bucket: Bucket) -> Result<()> {
     let Some(dir) = caller.run_dir else { return Ok(()) };
     if !dir.starts_with('/') {
         return Err(invalid("`run_dir` must be an absolute path"));
@@ -372,14 +377,16 @@ pub fn admit(realm: &str, caller: &Caller, endpoint: Endpoint) -> Result<()> {
     let client = Client::parse(caller.client_address).ok_or_else(|| invalid("`client_address` must be an IP address"))?;
     let limits = limits_of(caller.rate_limits)?;
     let table = table(&Path::new(dir).join(TABLE_FILE))?;
-    table.admit(realm, &client, &limits, clock_ms(), endpoint).map_err(|refused| {
-        let (whose, b) = match refused {
-            Refused::Address => (format!("client {client}"), limits.address),
-            Refused::Realm => (format!("all clients of realm {realm} (this one: {client})"), limits.realm),
-        };
-        Error::new(Code::RequestRateLimited, format!(
-            "too many anonymous calls from {whose}: budget {} calls, refilled {} a minute", b.burst, b.per_minute))
-    })
+    if table.admit(bucket, &client, &limits, clock_ms()) {
+        return Ok(());
+    }
+    let b = bucket.budget(&limits);
+    let whose = match bucket {
+        Bucket::Address { .. } => format!("anonymous calls from client {client}"),
+        Bucket::AddressWithoutRealm => format!("anonymous calls naming no entraid realm from client {client}"),
+        Bucket::Realm(realm) => format!("token requests of realm {realm} from all clients (this one: {client})"),
+    };
+    Err(Error::new(Code::RequestRateLimited, format!("too many {whose}: budget {} calls, refilled {} a minute", b.burst, b.per_minute)))
 }
 
 #[cfg(test)]
@@ -417,8 +424,19 @@ mod tests {
         }
     }
 
+    /// What a login that reaches its token request pays: its address's budget, then its realm's.
+    fn login(t: &Table, realm: &str, c: &Client, l: &Limits, now: u64) -> std::result::Result<(), &'static str> {
+        if !t.admit(Bucket::Address { realm }, c, l, now) {
+            return Err("address");
+        }
+        if !t.admit(Bucket::Realm(realm), c, l, now) {
+            return Err("realm");
+        }
+        Ok(())
+    }
+
     fn count_admitted(t: &Table, realm: &str, c: &Client, l: &Limits, now: u64, n: usize) -> usize {
-        (0..n).filter(|_| t.admit(realm, c, l, now, Endpoint::Login).is_ok()).count()
+        (0..n).filter(|_| login(t, realm, c, l, now).is_ok()).count()
     }
 
     #[test]
@@ -427,7 +445,7 @@ mod tests {
         let l = limits((10, 60), (1000, 1000));
         let a = Client::parse("192.0.2.1").unwrap();
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0, 50), 10);
-        assert_eq!(t.admit("entra", &a, &l, T0, Endpoint::Login), Err(Refused::Address));
+        assert_eq!(login(&t, "entra", &a, &l, T0), Err("address"));
         // 60 a minute: one a second; half a second gives nothing, a second one call
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 500, 5), 0);
         assert_eq!(count_admitted(&t, "entra", &a, &l, T0 + 1000, 5), 1);
@@ -451,26 +469,41 @@ mod tests {
         for i in 0..100u8 {
             let c = Client::parse(&format!("203.0.113.{i}")).unwrap();
             for _ in 0..3 {
-                match t.admit("entra", &c, &l, T0, Endpoint::Login) {
+                match login(&t, "entra", &c, &l, T0) {
                     Ok(()) => admitted += 1,
-                    Err(Refused::Realm) => refused_by_realm += 1,
-                    Err(Refused::Address) => {}
+                    Err("realm") => refused_by_realm += 1,
+                    Err(_) => {}
                 }
             }
         }
         assert_eq!(admitted, 20, "the realm's burst, from any number of addresses");
         assert!(refused_by_realm > 0);
         // another realm is not affected (unless both hash to one realm slot: see the next test)
-        assert!(t.admit("other", &one, &l, T0, Endpoint::Login).is_ok());
-        // auth-url sends nothing with the app's credential: a spent realm budget does not refuse
-        // it, and it spends none
+        assert!(login(&t, "other", &one, &l, T0).is_ok());
+        // a spent realm budget does not refuse what pays only its address (auth-url, and the
+        // part of a login before its token request), and that spends none of it
         let fresh_client = Client::parse("192.0.2.200").unwrap();
-        assert_eq!(t.admit("entra", &fresh_client, &l, T0, Endpoint::Login), Err(Refused::Realm));
-        assert!(t.admit("entra", &fresh_client, &l, T0, Endpoint::AuthUrl).is_ok());
+        assert_eq!(login(&t, "entra", &fresh_client, &l, T0), Err("realm"));
+        assert!(t.admit(Bucket::Address { realm: "entra" }, &fresh_client, &l, T0));
         let l2 = limits((1000, 1), (3, 1));
         let c = Client::parse("192.0.2.201").unwrap();
-        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::AuthUrl).is_ok()).count(), 10);
-        assert_eq!((0..10).filter(|_| t.admit("third", &c, &l2, T0, Endpoint::Login).is_ok()).count(), 3);
+        assert_eq!((0..10).filter(|_| t.admit(Bucket::Address { realm: "third" }, &c, &l2, T0)).count(), 10);
+        assert_eq!(count_admitted(&t, "third", &c, &l2, T0, 10), 3);
+    }
+
+    #[test]
+    fn names_of_no_entraid_realm_share_one_budget_per_address() {
+        let (_d, t) = fresh();
+        let l = limits((5, 1), (1000, 1));
+        let a = Client::parse("198.51.100.9").unwrap();
+        // however many names are made up (`pam`, `nosuch`, `x1`, `x2`...), the address gets its burst once
+        let bucket = Bucket::AddressWithoutRealm;
+        assert_eq!((0..50).filter(|_| t.admit(bucket, &a, &l, T0)).count(), 5);
+        assert!(!t.admit(bucket, &a, &l, T0 + 500));
+        assert!(t.admit(bucket, &a, &l, T0 + MIN), "refilled at its rate");
+        // its calls to an entraid realm, and other addresses, have budgets of their own
+        assert_eq!(count_admitted(&t, "entra", &a, &l, T0, 50), 5);
+        assert_eq!((0..50).filter(|_| t.admit(bucket, &Client::parse("198.51.100.10").unwrap(), &l, T0)).count(), 5);
     }
 
     #[test]
@@ -482,7 +515,7 @@ mod tests {
         // and 64 realm names land in (practically) 64 slots of one table
         let (_d, t) = fresh();
         let c = Client::V4([192, 0, 2, 1]);
-        let mut slots: Vec<usize> = (0..64).map(|i| t.buckets(&format!("realm{i}"), &c).1).collect();
+        let mut slots: Vec<usize> = (0..64).map(|i| t.slot_of(Bucket::Realm(&format!("realm{i}")), &c)).collect();
         slots.sort_unstable();
         slots.dedup();
         assert!(slots.len() >= 60, "{} distinct slots", slots.len());
@@ -502,7 +535,7 @@ mod tests {
         let (_d, t) = fresh();
         let l = limits((3, 1), (1000, 1));
         // a whole /64 (what one host can pick from) shares one budget
-        let spent = (0..10).filter(|i| t.admit("entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0, Endpoint::Login).is_ok()).count();
+        let spent = (0..10).filter(|i| login(&t, "entra", &Client::parse(&format!("2001:db8:1:2::{i:x}")).unwrap(), &l, T0).is_ok()).count();
         assert_eq!(spent, 3);
         assert_eq!(count_admitted(&t, "entra", &Client::parse("2001:db8:1:3::1").unwrap(), &l, T0, 10), 3);
     }
@@ -512,15 +545,17 @@ mod tests {
         let (_d1, t1) = fresh();
         let (_d2, t2) = fresh();
         let clients: Vec<Client> = (0..64u8).map(|i| Client::V4([10, 0, 0, i])).collect();
-        let b1: Vec<usize> = clients.iter().map(|c| t1.buckets("entra", c).0).collect();
-        let b2: Vec<usize> = clients.iter().map(|c| t2.buckets("entra", c).0).collect();
+        let address = Bucket::Address { realm: "entra" };
+        let b1: Vec<usize> = clients.iter().map(|c| t1.slot_of(address, c)).collect();
+        let b2: Vec<usize> = clients.iter().map(|c| t2.slot_of(address, c)).collect();
         // another key, other buckets: nobody can compute which addresses share a victim's bucket
         assert_ne!(b1, b2);
         assert!(b1.iter().all(|&i| i < ADDRESS_SLOTS));
-        let (_, realm) = t1.buckets("entra", &clients[0]);
+        let realm = t1.slot_of(Bucket::Realm("entra"), &clients[0]);
         assert!((ADDRESS_SLOTS..ADDRESS_SLOTS + REALM_SLOTS).contains(&realm), "realm buckets have their own region");
-        assert_eq!(t1.buckets("entra", &clients[0]), t1.buckets("entra", &clients[0]));
-        assert_ne!(t1.buckets("entra", &clients[0]).0, t1.buckets("other", &clients[0]).0);
+        assert_eq!(t1.slot_of(address, &clients[0]), t1.slot_of(address, &clients[0]));
+        assert_ne!(t1.slot_of(address, &clients[0]), t1.slot_of(Bucket::Address { realm: "other" }, &clients[0]));
+        assert!(t1.slot_of(Bucket::AddressWithoutRealm, &clients[0]) < ADDRESS_SLOTS);
     }
 
     #[test]
@@ -605,7 +640,7 @@ mod tests {
                         // one beyond the space left raises SIGBUS
                         let l = limits((5, 1), (5, 1));
                         for i in 0..4096u32 {
-                            let _ = t.admit("entra", &Client::V4(i.to_be_bytes()), &l, T0, Endpoint::Login);
+                            let _ = login(&t, "entra", &Client::V4(i.to_be_bytes()), &l, T0);
                         }
                         3
                     }

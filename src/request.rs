@@ -72,7 +72,23 @@ pub struct LoginMembers {
     rate_limits: Option<RateLimits>,
 }
 
-/// What the anonymous entry points (auth_url, login) are charged to (`ratelimit::admit`):
+/// refuse_realm: an anonymous call naming a realm that is not an entraid realm. Not a
+/// [`Request`]: there is no realm config to send, and the call is only charged and refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseRealmMembers {
+    /// The name the caller sent (only for the message).
+    pub realm: String,
+    /// The realm's type when it exists (`pam`, `openid`, ...), else absent or null.
+    pub realm_type: Option<String>,
+    // the anonymous budget (see `Caller`)
+    run_dir: Option<String>,
+    #[serde(default)]
+    client_address: String,
+    rate_limits: Option<RateLimits>,
+}
+
+/// What the anonymous entry points (auth_url, login, refuse_realm) are charged to (`ratelimit::admit`):
 /// `run_dir` holds the budget table (the Perl side always sends it; without it nothing is
 /// limited), `client_address` is the address PVE's API server saw (`""`: unknown), and
 /// `rate_limits` replaces the default budgets (tests).
@@ -106,7 +122,7 @@ macro_rules! caller_of {
         }
     )*};
 }
-caller_of!(AuthUrlMembers, LoginMembers);
+caller_of!(AuthUrlMembers, LoginMembers, RefuseRealmMembers);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

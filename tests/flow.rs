@@ -3,7 +3,7 @@
 
 mod abi_harness;
 
-use abi_harness::{call, call_raw, code_of, BINDING_HASH, BINDING_KEY, pve_entraid_auth_url, pve_entraid_check, pve_entraid_login, pve_entraid_map, Entry, Realm};
+use abi_harness::{call, call_raw, code_of, BINDING_HASH, BINDING_KEY, pve_entraid_auth_url, pve_entraid_check, pve_entraid_login, pve_entraid_map, pve_entraid_refuse_realm, Entry, Realm};
 use entra_emulator::{ALICE_OID, BOB_OID, CLIENT_ID, CLIENT_SECRET, TENANT};
 use serde_json::{json, Value};
 
@@ -274,4 +274,110 @@ fn another_home_tenant_signs_in_only_when_allowed() {
     s.config["allowed-tenants"] = json!(TENANT);
     let login = s.login_request_for("carol@fabrikam.example");
     assert_eq!(err_code(pve_entraid_login, &login).0, "token.tenant_not_allowed");
+}
+
+/// `req` charged to `address` on a budget table of its own in `s`'s scratch directory: an address
+/// gets 20 calls, the realm 50 token requests, each refilled by one a minute.
+fn charged(s: &Realm, mut req: Value, address: &str) -> Value {
+    req["run_dir"] = json!(s.scratch.0.join("run"));
+    req["client_address"] = json!(address);
+    req["rate_limits"] = json!({"address": {"burst": 20, "per_minute": 1}, "realm": {"burst": 50, "per_minute": 1}});
+    req
+}
+
+fn count_codes(codes: impl Iterator<Item = String>) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for c in codes {
+        *counts.entry(c).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Calls that can never reach the token endpoint (a forged state, a replayed one, another
+/// browser's binding key) pay their address's budget only: 400 of them from 5 addresses leave the
+/// realm's budget whole, and a real login still succeeds.
+#[test]
+fn calls_that_cannot_reach_the_token_endpoint_do_not_spend_the_realm_budget() {
+    let s = Realm::new("flow-forged");
+    let used = charged(&s, s.login_request(), "192.0.2.1");
+    ok(pve_entraid_login, &used);
+    let planted = s.login_request();
+    s.emu.reset_stats();
+    let codes = count_codes((0..400).map(|n| {
+        let mut req = match n % 3 {
+            // a state of the attacker's own making, with any 43-character binding key
+            0 => {
+                let mut r = used.clone();
+                r["state"] = json!(format!("{n:0>160}"));
+                r["binding_key"] = json!(format!("{n:0>42}A"));
+                r
+            }
+            1 => used.clone(),
+            // a real state, with another browser's key
+            _ => {
+                let mut r = planted.clone();
+                r["binding_key"] = json!("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8");
+                r
+            }
+        };
+        req = charged(&s, req, &format!("198.51.100.{}", n % 5));
+        code_of(&call(pve_entraid_login, &req).1)
+    }));
+    assert_eq!(codes["request.rate_limited"], 300, "{codes:?}");
+    assert_eq!(codes.values().sum::<usize>() - 300, 100, "each address's 20 calls: {codes:?}");
+    assert!(["state.invalid", "state.replayed", "state.binding_mismatch"].iter().all(|c| codes.contains_key(*c)), "{codes:?}");
+    assert_eq!(s.count("token"), 0);
+    // 100 of them were admitted, more than the realm's 50: none was charged to it
+    let real = charged(&s, s.login_request(), "192.0.2.7");
+    assert_eq!(ok(pve_entraid_login, &real)["claims"]["oid"], ALICE_OID);
+    // and the planted state, with its own browser's key, still logs in
+    ok(pve_entraid_login, &charged(&s, planted, "192.0.2.8"));
+}
+
+/// A login that gets as far as the token request pays the realm's budget right before it: junk
+/// codes with states of their own from many addresses make at most the realm's budget of token
+/// requests with the app's credential.
+#[test]
+fn logins_reaching_the_token_endpoint_pay_the_realm_budget() {
+    let s = Realm::new("flow-realm-budget");
+    let junk = |n: usize| {
+        let mut req = charged(&s, s.login_request(), &format!("203.0.113.{n}"));
+        req["code"] = json!("junk-code");
+        err_code(pve_entraid_login, &req)
+    };
+    let codes = count_codes((0..60).map(|n| junk(n).0));
+    assert_eq!(codes["request.rate_limited"], 10, "{codes:?}");
+    assert_eq!(codes.values().sum::<usize>(), 60);
+    assert_eq!(s.count("token"), 50, "the realm's budget of token requests");
+    let (code, e) = junk(60);
+    assert_eq!(code, "request.rate_limited");
+    assert_eq!(e["message"], "too many token requests of realm entra from all clients (this one: 203.0.113.60): budget 50 calls, refilled 1 a minute");
+}
+
+/// A name that is not an entraid realm is refused after its call was charged to the address, on
+/// one budget of the address for all such names: 1,000 made-up names from one address get its 20
+/// calls and then 429, and leave the address's budget in the entraid realm alone.
+#[test]
+fn names_of_no_entraid_realm_are_charged_to_the_address_and_refused() {
+    let s = Realm::new("flow-refuse");
+    let refuse = |realm: &str, realm_type: Option<&str>, address: &str| {
+        err_code(pve_entraid_refuse_realm, &charged(&s, json!({"realm": realm, "realm_type": realm_type}), address))
+    };
+    let attacker = "198.51.100.1";
+    let (code, e) = refuse("pam", Some("pam"), attacker);
+    assert_eq!((code.as_str(), e["message"].as_str().unwrap()), ("request.invalid", "realm 'pam' is of type 'pam', not 'entraid'"));
+    let (code, e) = refuse("nosuch", None, attacker);
+    assert_eq!((code.as_str(), e["message"].as_str().unwrap()), ("request.invalid", "realm 'nosuch' does not exist"));
+    let codes = count_codes((0..1000).map(|n| refuse(&format!("x{n}"), None, attacker).0));
+    assert_eq!(codes.get("request.invalid"), Some(&18), "{codes:?}");
+    assert_eq!(codes.get("request.rate_limited"), Some(&982), "{codes:?}");
+    let (_, e) = refuse("pam", Some("pam"), attacker);
+    assert_eq!(e["message"], "too many anonymous calls naming no entraid realm from client 198.51.100.1: budget 20 calls, refilled 1 a minute");
+    // another address, and the same address in the entraid realm, have budgets of their own
+    assert_eq!(refuse("pam", Some("pam"), "198.51.100.2").0, "request.invalid");
+    ok(pve_entraid_auth_url, &charged(&s, s.request(), attacker));
+    // it never answers ok, with or without a budget table
+    assert_eq!(err_code(pve_entraid_refuse_realm, &json!({"realm": "pam"})).0, "request.invalid");
+    assert_eq!(err_code(pve_entraid_refuse_realm, &json!({"realm": "pam", "run_dir": "relative"})).0, "request.invalid");
+    assert_eq!(s.count("discovery") + s.count("token"), 1, "only the auth_url above fetched anything");
 }

@@ -271,7 +271,7 @@ fn malformed_json_and_non_utf8_bytes_get_clear_codes() {
 
 #[test]
 fn null_pointers_never_crash() {
-    for (name, entry) in ENTRIES {
+    for (name, entry) in ENTRIES.into_iter().chain([("refuse_realm", pve_entraid_refuse_realm as Entry)]) {
         let mut out: *mut c_char = std::ptr::null_mut();
         // SAFETY: NULL request pointers are part of the contract; `out` is valid.
         let rc = unsafe { entry(std::ptr::null(), 10, &mut out) };
@@ -290,6 +290,24 @@ fn null_pointers_never_crash() {
     }
     // SAFETY: freeing NULL is documented as fine.
     unsafe { pve_entraid_free(std::ptr::null_mut()) };
+}
+
+/// refuse_realm reads no realm request and exists to refuse: whatever it is sent, it never
+/// answers ok.
+#[test]
+fn refuse_realm_never_answers_ok() {
+    let inputs: [&[u8]; 9] = [
+        b"", b"{", b"null", b"[]", b"{}", b"{\"realm\": 1}", b"\xff{}",
+        b"{\"realm\": \"pam\", \"config\": {}}",
+        b"{\"realm\": \"pam\", \"run_dir\": \"/nonexistent\", \"client_address\": \"not an address\"}",
+    ];
+    for input in inputs {
+        let (rc, answer) = call_raw(pve_entraid_refuse_realm, input);
+        assert_eq!(code_of(&answer), "request.invalid", "{}: {answer}", String::from_utf8_lossy(input));
+        assert_eq!(rc, 1);
+    }
+    let (_, answer) = call(pve_entraid_refuse_realm, &json!({"realm": "x\u{7}y", "realm_type": "pa\nm"}));
+    assert_eq!(answer["error"]["message"], "realm 'x y' is of type 'pa m', not 'entraid'", "control characters are not passed on");
 }
 
 #[test]

@@ -40,7 +40,11 @@ my $before = $snapshot->();
 
 expect_error(fails('auth_url', { realm => 'pam', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH }), 400, 'request.invalid', 'pam realm');
 like($UpstreamTest::SYSLOG[-1], qr/realm 'pam' is of type 'pam', not 'entraid'/, 'wrong type explained in syslog');
-expect_error(fails('auth_url', { realm => 'nosuch', 'redirect-url' => $redirect, 'binding-hash' => $BINDING_HASH }), 400, 'request.invalid', 'unknown realm');
+# from another address: one refusal of a code per address and minute is logged (see 61-rate-limit.t)
+eval { UpstreamTest::api_call('POST', '/access/entraid/auth-url', { realm => 'nosuch', 'redirect-url' => $redirect,
+    'binding-hash' => $BINDING_HASH }, user => undef, client_ip => '192.0.2.5') };
+push @errors, "$@";
+expect_error($@, 400, 'request.invalid', 'unknown realm');
 like($UpstreamTest::SYSLOG[-1], qr/'nosuch' does not exist/, 'unknown realm explained in syslog');
 unlike($errors[-1], qr/nosuch/, 'not to the anonymous caller');
 expect_error(fails('login', { realm => 'pam', code => 'c', state => 's', 'redirect-url' => $redirect, 'binding-key' => $BINDING_KEY }),

@@ -25,6 +25,9 @@ is($rc, 1, 'non-JSON with a NUL byte is request.invalid, not a crash');
 
 eval { PVE::EntraID::XS::call('nosuch', '{}') };
 like($@, qr/unknown method 'nosuch'/, 'unknown method dies in Perl');
+my @answer = eval { PVE::EntraID::XS::call("map\0x", '{}') };
+like($@, qr/unknown method/, 'a method name with a NUL byte dies too (it is not the name before the NUL)');
+is(scalar(@answer), 0, '... and nothing was called');
 
 eval { PVE::EntraID::Lib::call('map', {}) };
 my $err = $@;

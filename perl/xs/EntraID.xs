@@ -28,6 +28,8 @@ call_entry(const char *method, const uint8_t *req, size_t req_len, char **out, u
         *rc = (uint32_t)pve_entraid_check_config(req, req_len, out);
     else if (strcmp(method, "sync_directory") == 0)
         *rc = (uint32_t)pve_entraid_sync_directory(req, req_len, out);
+    else if (strcmp(method, "refuse_realm") == 0)
+        *rc = (uint32_t)pve_entraid_refuse_realm(req, req_len, out);
     else
         return 0;
     return 1;
@@ -45,16 +47,22 @@ version()
     RETVAL
 
 void
-call(method, request)
-    const char *method
+call(method_sv, request)
+    SV *method_sv
     SV *request
   PREINIT:
+    const char *method;
+    STRLEN method_len;
     const char *req;
     STRLEN req_len;
     char *out = NULL;
     uint32_t rc = 0;
     SV *answer;
   PPCODE:
+    /* a name with a NUL byte inside would be compared up to it only ("map\0x" ran map) */
+    method = SvPVbyte(method_sv, method_len);
+    if (memchr(method, '\0', method_len) != NULL)
+        croak("PVE::EntraID::XS::call: unknown method (the name contains a NUL byte)");
     /* the library wants UTF-8 bytes; a wide-character string dies here rather than being
      * mangled */
     req = SvPVbyte(request, req_len);

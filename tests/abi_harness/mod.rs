@@ -22,6 +22,7 @@ extern "C" {
     pub fn pve_entraid_check(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_sync_directory(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_check_config(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
+    pub fn pve_entraid_refuse_realm(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     pub fn pve_entraid_free(s: *mut c_char);
     pub fn pve_entraid_result_code(r: u32) -> *const c_char;
 }

@@ -1,10 +1,10 @@
 //! The anonymous endpoints' budget (issue 10.6): what taking one call from the shared table costs
-//! each auth-url/login, in the table alone (two keyed hashes, two CAS) and as an entry point pays
+//! each auth-url/login, in the table alone (one keyed hash, one CAS) and as an entry point pays
 //! it (`ratelimit::admit`: the request's budget members, one `stat` of the table file, the
 //! process's mapping); and the same while one address floods and is refused.
 
 use crate::stats::{percentile, row};
-use pve_entraid::ratelimit::{admit, clock_ms, Client, Endpoint, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
+use pve_entraid::ratelimit::{admit, clock_ms, Bucket, Client, Table, DEFAULT_LIMITS, TABLE_FILE, TABLE_LEN};
 use pve_entraid::request::{LoginMembers, Request};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -33,12 +33,12 @@ pub fn run() {
     // every call from another address: each finds a bucket with tokens
     let (p50, p99) = measure(|i| {
         let c = Client::V4((i as u32).to_be_bytes());
-        let _ = std::hint::black_box(table.admit("entra", &c, &DEFAULT_LIMITS, now, Endpoint::Login));
+        let _ = std::hint::black_box(table.admit(Bucket::Address { realm: "entra" }, &c, &DEFAULT_LIMITS, now));
     });
-    row("rate limit: one call, table only (2 HMAC + 2 CAS)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
+    row("rate limit: one call, table only (1 HMAC + 1 CAS)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     let flooder = Client::V4([198, 51, 100, 66]);
     let (p50, p99) = measure(|_| {
-        let _ = std::hint::black_box(table.admit("entra", &flooder, &DEFAULT_LIMITS, now, Endpoint::Login));
+        let _ = std::hint::black_box(table.admit(Bucket::Address { realm: "entra" }, &flooder, &DEFAULT_LIMITS, now));
     });
     row("rate limit: one refused call of a flooding address", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     let reqs: Vec<Request<LoginMembers>> = (0..256u32)
@@ -55,7 +55,7 @@ pub fn run() {
         .collect();
     let (p50, p99) = measure(|i| {
         let req = &reqs[i % reqs.len()];
-        let _ = std::hint::black_box(admit(&req.realm, &req.body.caller(), Endpoint::Login));
+        let _ = std::hint::black_box(admit(&req.body.caller(), Bucket::Address { realm: &req.realm }));
     });
     row("rate limit: as auth-url/login pay it (members, stat, mapping, table)", &format!("median {} / p99 {}", us(p50), us(p99)), "-");
     row("rate limit: table size (fixed, tmpfs)", &format!("{} KiB", TABLE_LEN / 1024), "fixed");

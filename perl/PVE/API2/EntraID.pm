@@ -68,32 +68,37 @@ my $generic_message = {
     'request.rate_limited' => 'too many sign-in attempts; try again in a minute',
 };
 
-# Refusals by the rate limit are logged once per client address and minute (per process): a
-# flood would otherwise trip journald's rate limit for pvedaemon and drop unrelated lines. The
-# rest are counted and reported in one line when the minute is over; at most
-# $RATE_LIMITED_ADDRESSES addresses a minute are logged individually.
-my $RATE_LIMITED_ADDRESSES = 256;
-my $rate_limited = { minute => -1, addresses => {}, unlogged => 0 };
+# Refusals that cost a caller nothing (by the rate limit, and of a realm that is not an entraid
+# realm) are logged once per code, client address and minute (per process): a flood would
+# otherwise trip journald's rate limit for pvedaemon and drop unrelated lines. The rest are
+# counted and reported in one line when the minute is over; at most $THROTTLED_ADDRESSES
+# (code, address) pairs a minute are logged individually.
+my $THROTTLED_ADDRESSES = 256;
+my $throttled = { minute => -1, addresses => {}, unlogged => {} };
 
-my sub rate_limited_is_logged {
-    my ($rhost) = @_;
+my sub throttled_is_logged {
+    my ($code, $rhost) = @_;
     my $minute = int(time() / 60);
-    if ($minute != $rate_limited->{minute}) {
+    if ($minute != $throttled->{minute}) {
         # said by the first refusal after that minute, which may come much later: name the minute
-        my $addresses = scalar(keys $rate_limited->{addresses}->%*);
-        my $from = POSIX::strftime('%H:%M UTC', gmtime($rate_limited->{minute} * 60));
-        syslog('err', '%s', "entraid: $rate_limited->{unlogged} more refusals by the rate limit"
-            . " (request.rate_limited) in the minute from $from were not logged (one line was, for each"
-            . " of $addresses addresses)")
-            if $rate_limited->{unlogged};
-        $rate_limited = { minute => $minute, addresses => {}, unlogged => 0 };
+        my $unlogged = $throttled->{unlogged};
+        if (%$unlogged) {
+            my $total = 0;
+            $total += $_ for values %$unlogged;
+            my $codes = join(', ', map { "$unlogged->{$_} $_" } sort keys %$unlogged);
+            my $addresses = scalar(keys $throttled->{addresses}->%*);
+            my $from = POSIX::strftime('%H:%M UTC', gmtime($throttled->{minute} * 60));
+            syslog('err', '%s', "entraid: $total more refusals ($codes) in the minute from $from"
+                . " were not logged (one line was, for each code of $addresses addresses)");
+        }
+        $throttled = { minute => $minute, addresses => {}, unlogged => {} };
     }
-    my $addresses = $rate_limited->{addresses};
-    if (exists($addresses->{$rhost}) || keys($addresses->%*) >= $RATE_LIMITED_ADDRESSES) {
-        $rate_limited->{unlogged}++;
+    my $addresses = $throttled->{addresses};
+    if (exists($addresses->{"$code $rhost"}) || keys($addresses->%*) >= $THROTTLED_ADDRESSES) {
+        $throttled->{unlogged}->{$code}++;
         return 0;
     }
-    $addresses->{$rhost} = 1;
+    $addresses->{"$code $rhost"} = 1;
     return 1;
 }
 
@@ -117,8 +122,8 @@ my sub anonymous_failure {
     $line .= " correlation_id=$lib->{correlation_id}" if defined($lib->{correlation_id});
     $line .= " trace_id=$lib->{trace_id}" if defined($lib->{trace_id});
     $line .= " msg=$detail";
-    syslog('err', '%s', $line)
-        if $code ne 'request.rate_limited' || rate_limited_is_logged($ctx->{rhost} // '-');
+    syslog('err', '%s', $line) if !($code eq 'request.rate_limited' || $ctx->{not_entraid})
+        || throttled_is_logged($code, $ctx->{rhost} // '-');
 
     my ($family) = $code =~ m/^([a-z]+)\./;
     my $message = $generic_message->{$code} // $generic_message->{$family // ''} // 'login failed';
@@ -127,28 +132,37 @@ my sub anonymous_failure {
         entraid => { code => $code, reference => $reference });
 }
 
-my sub entraid_section {
-    my ($domains, $realm) = @_;
-    my $section = $domains->{ids}->{$realm};
-    die PVE::EntraID::Lib::error('request.invalid', 400,
-        "authentication domain '$realm' does not exist") if !$section;
-    die PVE::EntraID::Lib::error('request.invalid', 400,
-        "realm '$realm' is of type '$section->{type}', not 'entraid'") if $section->{type} ne 'entraid';
-    return $section;
+# What every anonymous call hands the library to be charged to: it takes one call of the client
+# address's budget first (429 when spent). The client address is the one PVE's API server
+# determined (pveproxy passes it to pvedaemon as PVEClientIP).
+my sub caller_members {
+    my $members = {
+        run_dir => $PVE::Auth::EntraID::RUN_DIR,
+        client_address => PVE::RPCEnvironment::get()->get_client_ip() // '',
+    };
+    $members->{rate_limits} = $PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE
+        if defined($PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE);
+    return $members;
 }
 
-# What every anonymous call hands the library; it takes one call of the client's and the
-# realm's budget first (429 when spent). The client address is the one PVE's API server
-# determined (pveproxy passes it to pvedaemon as PVEClientIP).
+# The section of $realm when it is an entraid realm (only this realm is read: another realm's
+# broken config never blocks this login). Any other name is refused by the library after it took
+# the call from the client's budget for such names, like any anonymous call.
+my sub entraid_section {
+    my ($realm, $ctx) = @_;
+    my $section = cfs_read_file('domains.cfg')->{ids}->{$realm};
+    return $section if $section && $section->{type} eq 'entraid';
+    $ctx->{not_entraid} = 1;
+    PVE::EntraID::Lib::call('refuse_realm', { caller_members()->%*, realm => $realm,
+        realm_type => $section ? $section->{type} : undef });
+    die "refuse_realm let realm '$realm' through\n"; # it never does: refused all the same
+}
+
+# The library request of an anonymous call for an entraid realm.
 my sub base_request {
     my ($realm, $section) = @_;
-    my $request = PVE::Auth::EntraID::library_request($realm, $section);
-    $request->{state_key_file} = PVE::Auth::EntraID::state_key_path();
-    $request->{run_dir} = $PVE::Auth::EntraID::RUN_DIR;
-    $request->{client_address} = PVE::RPCEnvironment::get()->get_client_ip() // '';
-    $request->{rate_limits} = $PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE
-        if defined($PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE);
-    return $request;
+    return { PVE::Auth::EntraID::library_request($realm, $section)->%*, caller_members()->%*,
+        state_key_file => PVE::Auth::EntraID::state_key_path() };
 }
 
 __PACKAGE__->register_method ({
@@ -190,16 +204,15 @@ __PACKAGE__->register_method ({
         my ($param) = @_;
 
         my $realm = $param->{realm};
+        my $ctx = { rhost => PVE::RPCEnvironment::get()->get_client_ip(), realm => $realm };
         my $url = eval {
-            my $section = entraid_section(cfs_read_file('domains.cfg'), $realm);
-            my $request = base_request($realm, $section);
+            my $request = base_request($realm, entraid_section($realm, $ctx));
             $request->{redirect_url} = $param->{'redirect-url'};
             $request->{binding_hash} = $param->{'binding-hash'};
             PVE::EntraID::Lib::call('auth_url', $request)->{url};
         };
         if (my $err = $@) {
-            my $rpcenv = PVE::RPCEnvironment::get();
-            die anonymous_failure('auth-url', $err, { realm => $realm, rhost => $rpcenv->get_client_ip() });
+            die anonymous_failure('auth-url', $err, $ctx);
         }
         return $url;
     }});
@@ -390,8 +403,7 @@ __PACKAGE__->register_method ({
         my $ctx = { rhost => $rpcenv->get_client_ip(), realm => $realm };
 
         my $res = eval {
-            # only this realm is read: another realm's broken config never blocks this login
-            my $section = entraid_section(cfs_read_file('domains.cfg'), $realm);
+            my $section = entraid_section($realm, $ctx);
             my $request = base_request($realm, $section);
             $request->{code} = $param->{code};
             $request->{state} = $param->{state};

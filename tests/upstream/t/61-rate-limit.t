@@ -1,10 +1,11 @@
 #!/usr/bin/perl -T
-# The budget of the anonymous endpoints (issue 10.6) on the REAL upstream PVE code
+# The budget of the anonymous endpoints (issue 10.6, 19.3) on the REAL upstream PVE code
 # (PVE_ENTRAID_PVE=pve9|pve8), through the real auth_handler and rest_handler with the client
 # address pvedaemon sees: a flood from one address, then from many addresses of one realm, is
 # answered 429 before any work, the app's credential reaches the token endpoint at most as often
-# as the budget allows, other addresses and realms still get through, and an unusable table
-# refuses instead of failing open.
+# as the budget allows, other addresses and realms still get through, calls that can never reach
+# the token endpoint do not spend the realm's budget, names that are no entraid realm are charged
+# and their journal lines throttled, and an unusable table refuses instead of failing open.
 use strict;
 use warnings;
 
@@ -35,7 +36,7 @@ my ($ADDRESS_BURST, $REALM_BURST) = (20, 50);
 my $start = CORE::time(); # the real clock: the library refills budgets by it
 my sub slack { return int((CORE::time() - $start) / 60) + 1; }
 
-for my $realm (qw(entra flood other)) {
+for my $realm (qw(entra flood forged other)) {
     api_call('POST', '/access/domains', { realm => $realm, type => 'entraid', autocreate => 1,
         'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID, 'client-key' => $SECRET });
 }
@@ -122,8 +123,8 @@ ok(@journal >= 1 && @journal <= slack(), scalar(@journal) . " journal lines for 
 my $minute = POSIX::strftime('%H:%M UTC', gmtime(int(time() / 60) * 60));
 $CLOCK_SKEW += 60;
 is(auth_url('entra', $ATTACKER)->{status}, 429, 'a minute later (on the Perl side), still refused');
-my ($summary) = grep { m/more refusals by the rate limit/ } reverse @SYSLOG;
-like($summary // '', qr/^err: entraid: (\d+) more refusals by the rate limit \(request\.rate_limited\) in the minute from \Q$minute\E were not logged \(one line was, for each of \d+ addresses\)$/,
+my ($summary) = grep { m/more refusals/ } reverse @SYSLOG;
+like($summary // '', qr/^err: entraid: (\d+) more refusals \(\1 request\.rate_limited\) in the minute from \Q$minute\E were not logged \(one line was, for each code of \d+ addresses\)$/,
     'one line counts the unlogged refusals of the minute it names');
 my ($unlogged) = ($summary // '') =~ m/: (\d+) more/;
 ok(($unlogged // 0) > 0, "the minute's unlogged refusals are counted (" . ($unlogged // 0) . ")");
@@ -138,22 +139,82 @@ ok(($v6{200} // 0) >= $ADDRESS_BURST && ($v6{200} // 0) <= $ADDRESS_BURST + slac
     or diag explain \%v6;
 is(auth_url('entra', '2001:db8:4:3::1')->{status}, 200, 'the next /64 has its own');
 
-# --- 2. many addresses, one realm: logins with junk codes (what costs token requests) -------
+# --- 2. many addresses, one realm: logins that reach the token endpoint (a state of their own,
+# a junk code) are what costs token requests with the app's credential --------------------------
+my sub junk_login {
+    my ($realm, $ip) = @_;
+    my $url = auth_url($realm, $ip);
+    return $url if $url->{status} != 200;
+    my ($state) = $url->{data} =~ m/[?&]state=([^&]+)/;
+    return login($realm, $ip, 'junk-code', $state);
+}
+$tokens_before = emulator_stats()->{token};
 my %realm_status;
 for my $n (1 .. 40) {
-    for (1 .. 3) {
-        $realm_status{ login('flood', "203.0.113.$n", 'junk-code', 'junk-state')->{status} == 429 ? 429 : 'admitted' }++;
-    }
+    $realm_status{ junk_login('flood', "203.0.113.$n")->{status} == 429 ? 429 : 'admitted' }++ for 1 .. 3;
 }
 my $realm_admitted = $realm_status{admitted} // 0;
 ok($realm_admitted >= $REALM_BURST && $realm_admitted <= $REALM_BURST + slack(),
     "40 addresses x 3 logins: $realm_admitted admitted (realm budget $REALM_BURST), each address below its own")
     or diag explain \%realm_status;
-is(login('flood', '192.0.2.99', 'junk-code', 'junk-state')->{status}, 429,
+$token_requests = emulator_stats()->{token} - $tokens_before;
+ok($token_requests <= $REALM_BURST + slack(), "token requests with the app's credential: $token_requests");
+is(junk_login('flood', '192.0.2.99')->{status}, 429,
     'a login from a new address is refused while its realm is spent');
 is(auth_url('flood', '192.0.2.99')->{status}, 200,
     '... its auth-url is not (it sends nothing with the app\'s credential and pays only its address)');
 is(auth_url('other', '203.0.113.1')->{status}, 200, 'another realm is not affected');
+my ($realm_line) = grep { m/rhost=192\.0\.2\.99 code=request\.rate_limited/ } @SYSLOG;
+like($realm_line // '', qr/too many token requests of realm flood from all clients \(this one: 192\.0\.2\.99\): budget $REALM_BURST calls/,
+    'the journal names the realm budget');
+
+# --- 2b. calls that can never reach the token endpoint pay only their address (issue 19.3) ------
+# 400 logins from 5 addresses with states of the attacker's own making and any binding key: far
+# more are admitted by their addresses than the realm's budget holds, none is charged to it
+my %forged;
+for my $i (1 .. 400) {
+    my $ip = '198.51.100.' . (100 + $i % 5);
+    my $res = http_request('POST', '/access/entraid/login', { realm => 'forged', code => 'c',
+        state => sprintf('%0160d', $i), 'redirect-url' => $redirect, 'binding-key' => sprintf('%042dA', $i) },
+        client_ip => $ip);
+    $forged{ $res->{status} }++;
+}
+is($forged{429}, 400 - 5 * $ADDRESS_BURST, 'forged logins: each address got its own budget, no more')
+    or diag explain \%forged;
+is($forged{400}, 5 * $ADDRESS_BURST, '... the rest were refused as invalid states') or diag explain \%forged;
+($url, $res) = full_login('forged', '192.0.2.50');
+ok($url->{status} == 200 && $res && $res->{status} == 200 && $res->{data}->{ticket},
+    'a real login through the emulator still succeeds: the realm\'s budget is whole')
+    or diag explain [$url, $res];
+
+# --- 2c. names that are no entraid realm: charged to the address, journal lines throttled ------
+my $PROBER = '198.51.100.77';
+@SYSLOG = ();
+my %probe;
+for my $i (1 .. 1000) {
+    my $realm = $i % 2 ? 'pam' : 'nosuch';
+    my $res = $i % 4 < 2 ? auth_url($realm, $PROBER) : login($realm, $PROBER, 'c', 's');
+    $probe{ $res->{status} }++;
+    if ($i == 1) {
+        like($res->{message}, qr/^invalid request \(request\.invalid, reference [0-9a-f]{8}\)$/, 'a generic answer');
+        like($SYSLOG[-1] // '', qr/rhost=\Q$PROBER\E code=request\.invalid msg=realm 'pam' is of type 'pam', not 'entraid'/,
+            'the journal says why');
+    }
+}
+ok($probe{400} >= $ADDRESS_BURST && $probe{400} <= $ADDRESS_BURST + slack() && $probe{429} == 1000 - $probe{400},
+    "1000 calls naming realms that are no entraid realm: $probe{400} refused, then 429 (budget $ADDRESS_BURST)")
+    or diag explain \%probe;
+my @probe_lines = grep { m/rhost=\Q$PROBER\E/ } @SYSLOG;
+ok(@probe_lines >= 2 && @probe_lines <= 2 * slack(), scalar(@probe_lines) . ' journal lines for 1000 calls (one per code and minute)')
+    or diag explain \@probe_lines;
+is(auth_url('entra', $PROBER)->{status}, 200, 'the address still has its budget in the entraid realm');
+is(auth_url('pam', '198.51.100.78')->{status}, 400, 'another address has its own');
+$CLOCK_SKEW += 60;
+auth_url('pam', $PROBER);
+# (in one line, or two when the loop crossed a minute)
+my $probe_summary = join("\n", grep { m/^err: entraid: \d+ more refusals \(.*\) in the minute from/ } @SYSLOG);
+ok($probe_summary =~ m/\d+ request\.invalid\b/ && $probe_summary =~ m/\d+ request\.rate_limited\b/,
+    'the unlogged refusals of the minute are counted per code') or diag $probe_summary;
 
 # --- 3. an unusable table refuses, it never lets calls through unlimited ----------------------
 # a file that is not the table (here too short; likewise one with group/other access)
