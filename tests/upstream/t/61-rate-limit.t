@@ -34,7 +34,8 @@ my ($ADDRESS_BURST, $REALM_BURST) = (20, 50);
     realm => { burst => $REALM_BURST, per_minute => 1 },
 } }
 my $start = CORE::time(); # the real clock: the library refills budgets by it
-my sub slack { return int((CORE::time() - $start) / 60) + 1; }
+# the wall-clock minutes touched since the start (lines are throttled per minute of the clock)
+my sub slack { return int(CORE::time() / 60) - int($start / 60) + 1; }
 
 for my $realm (qw(entra flood forged other)) {
     api_call('POST', '/access/domains', { realm => $realm, type => 'entraid', autocreate => 1,
