@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
-use crate::request::typed;
+use crate::typed::typed;
 
 pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const USGOV_AUTHORITY: &str = "https://login.microsoftonline.us";

@@ -61,6 +61,13 @@ pub struct GraphResponse {
 pub trait Transport: Sync {
     fn get(&self, url: &str, cap: u64) -> Result<HttpResponse>;
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse>;
+    /// POST of a body already `application/x-www-form-urlencoded` (as openidconnect builds
+    /// token requests), sent as it is. By default decoded for `post_form`.
+    fn post_form_encoded(&self, url: &str, body: &[u8], cap: u64) -> Result<HttpResponse> {
+        let pairs: Vec<(String, String)> = openidconnect::url::form_urlencoded::parse(body).into_owned().collect();
+        let form: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post_form(url, &form, cap)
+    }
     fn post_json(&self, url: &str, bearer: &str, body: &str, cap: u64) -> Result<HttpResponse>;
     /// GET with a bearer token (Graph directory reads of realm sync).
     fn get_bearer(&self, url: &str, _bearer: &str, _cap: u64) -> Result<GraphResponse> {
@@ -257,6 +264,11 @@ impl Transport for UreqTransport {
 
     fn post_form(&self, url: &str, form: &[(&str, &str)], cap: u64) -> Result<HttpResponse> {
         let res = self.request(self.agent.post(url), self.timeout).send_form(form.iter().copied());
+        Self::finish(url, res, cap)
+    }
+
+    fn post_form_encoded(&self, url: &str, body: &[u8], cap: u64) -> Result<HttpResponse> {
+        let res = self.request(self.agent.post(url), self.timeout).header("Content-Type", "application/x-www-form-urlencoded").send(body);
         Self::finish(url, res, cap)
     }
 

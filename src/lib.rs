@@ -7,6 +7,7 @@
 //! the rest is private.
 
 pub mod error;
+mod typed;
 pub mod config;
 pub mod http;
 pub mod jwt;

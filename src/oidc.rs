@@ -155,9 +155,7 @@ where
     let http_client = |req: HttpRequest| -> std::result::Result<HttpResponse, Error> {
         *last.borrow_mut() = None;
         let url = req.uri().to_string();
-        let pairs: Vec<(String, String)> = openidconnect::url::form_urlencoded::parse(req.body()).into_owned().collect();
-        let form: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let resp = transport.post_form(&url, &form, MAX_BODY)?;
+        let resp = transport.post_form_encoded(&url, req.body(), MAX_BODY)?;
         *last.borrow_mut() = Some((resp.status, resp.body.clone()));
         openidconnect::http::Response::builder()
             .status(resp.status)

@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::config::{is_loopback_url, RealmConfig};
 use crate::error::{Code, Error, Result};
 use crate::http::Transport;
+use crate::typed::typed;
 
 /// A request of one entry point: the shared members and that entry point's `body`.
 pub struct Request<B = NoMembers> {
@@ -149,37 +150,6 @@ pub struct Env<'a> {
 
 pub fn invalid(msg: impl Into<String>) -> Error {
     Error::new(Code::RequestInvalid, msg)
-}
-
-/// `v` as a `T`, or `code` with a message that names the failing member as `prefix` + its path.
-/// Serde's own messages are not passed on: they quote the offending value.
-pub fn typed<T: DeserializeOwned>(v: Value, code: Code, prefix: &str) -> Result<T> {
-    serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.inner().to_string();
-        // `name` in backticks as serde puts it; only our own member names reach this.
-        let member = |lead: &str| inner.strip_prefix(lead).and_then(|r| r.split_once('`')).map(|(n, _)| crate::error::sanitize(n));
-        let at = |name: &str| match path.as_str() {
-            "." => format!("{prefix}{name}"),
-            p => format!("{prefix}{p}.{name}"),
-        };
-        // A path holds member names only (an unknown one included), yet it may be the caller's.
-        let here = crate::error::sanitize(&if path == "." { prefix.trim_end_matches('.').to_string() } else { format!("{prefix}{path}") });
-        let message = if let Some(name) = member("missing field `") {
-            format!("`{}` is required", at(&name))
-        } else if inner.starts_with("unknown field `") {
-            // the path ends with the unknown member
-            format!("`{here}` is not a known member")
-        } else if let Some(name) = member("duplicate field `") {
-            format!("`{}` is given twice", at(&name))
-        } else if let Some((_, expected)) = inner.rsplit_once(", expected ") {
-            // "invalid type: string \"<value>\", expected a boolean": the value is dropped.
-            format!("`{here}` must be {}", expected.split(" at line ").next().unwrap_or(expected))
-        } else {
-            format!("`{here}` is invalid")
-        };
-        Error::new(code, message)
-    })
 }
 
 /// PVE realm names: a letter, then letters, digits, `.`, `-`, `_` (also safe as a file name).

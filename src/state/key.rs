@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::{Code, Error, Result};
 use crate::jwt::random_bytes;
+use crate::store::{FileCache, SETTLE_SECS};
 
 /// A state key shorter than 32 bytes is being written by another process or node (create, then
 /// write): readers wait this long for it before giving up.
@@ -19,9 +20,16 @@ fn key_error(msg: String) -> Error {
     Error::new(Code::StateKey, msg)
 }
 
+/// The keys this process read, per path (one `stat` per call while the file is unchanged).
+static KEYS: FileCache<[u8; KEY_LEN]> = FileCache::new(SETTLE_SECS);
+
 /// Reads the state key, creating it (0600, exclusive create so no node ever replaces another's
 /// key) when missing.
 pub fn load_or_create_key(path: &Path) -> Result<[u8; KEY_LEN]> {
+    KEYS.get(path, read_or_create_key)
+}
+
+fn read_or_create_key(path: &Path) -> Result<[u8; KEY_LEN]> {
     match read_key(path) {
         Ok(key) => return Ok(key),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -84,6 +92,28 @@ mod tests {
         let e = load_or_create_key(&path).unwrap_err();
         assert_eq!(e.code, Code::StateKey);
         assert!(!e.message.contains("remove") && !e.message.contains("delete"), "no advice to delete the key: {e}");
+    }
+
+    #[test]
+    fn a_changed_or_removed_key_file_is_read_again() {
+        let dir = tmpdir("key-change");
+        let path = dir.join("state.key");
+        std::fs::write(&path, [1u8; 32]).unwrap();
+        assert_eq!(load_or_create_key(&path).unwrap(), [1u8; 32]);
+        assert_eq!(load_or_create_key(&path).unwrap(), [1u8; 32]);
+        // rewritten in place, same size (past the file-time tick)
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, [2u8; 32]).unwrap();
+        assert_eq!(load_or_create_key(&path).unwrap(), [2u8; 32]);
+        // removed: a new key, never the one this process read before
+        std::fs::remove_file(&path).unwrap();
+        let created = load_or_create_key(&path).unwrap();
+        assert_ne!(created, [2u8; 32]);
+        assert_eq!(std::fs::read(&path).unwrap(), created);
+        // broken: the error, not the key it had
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, [3u8; 33]).unwrap();
+        assert_eq!(load_or_create_key(&path).unwrap_err().code, Code::StateKey);
     }
 
     #[test]

@@ -24,7 +24,8 @@ const SWEEP_BATCH: usize = 32;
 pub(super) fn fingerprint(state: &str) -> String {
     let raw = super::sealed_bytes(state);
     let digest = sha256(raw.as_deref().unwrap_or(state.as_bytes()));
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    digest[..16].iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
 }
 
 fn replayed() -> Error {
@@ -82,14 +83,40 @@ pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64)
         Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(replayed()),
         Err(e) => return Err(io("record a used state", e)),
     }
-    sweep(&root, now, SWEEP_BATCH);
+    if !swept(&root, now) {
+        sweep(&root, now, SWEEP_BATCH);
+    }
     Ok(())
+}
+
+/// The store and the minute (`now / BUCKET_SECS`) in which this process last found nothing more
+/// to sweep there. A bucket becomes sweepable only when a minute begins (its states expired a
+/// margin before), and buckets made meanwhile hold unexpired states: until the next minute, a
+/// sweep would find nothing, so it is skipped (no directory read per login). Per process: a
+/// forked worker inherits a value that is still true.
+/// (One store per node; a map only so that stores never share an entry.)
+static SWEPT: Mutex<Option<HashMap<PathBuf, u64>>> = Mutex::new(None);
+
+fn swept(root: &Path, now: u64) -> bool {
+    let guard = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().and_then(|m| m.get(root)).is_some_and(|minute| *minute == now / BUCKET_SECS)
+}
+
+fn set_swept(root: &Path, minute: Option<u64>) {
+    let mut guard = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    match minute {
+        Some(m) => map.insert(root.to_path_buf(), m),
+        None => map.remove(root),
+    };
 }
 
 /// Removes up to `budget` files of buckets whose every state expired more than a margin ago, and
 /// the emptied buckets. Failures are ignored (another process may be sweeping the same bucket).
 fn sweep(root: &Path, now: u64, mut budget: usize) {
     let Ok(buckets) = std::fs::read_dir(root) else { return };
+    // All done unless the budget runs out below (then the next login goes on).
+    set_swept(root, Some(now / BUCKET_SECS));
     let expired: Vec<PathBuf> = buckets
         .flatten()
         .filter(|b| {
@@ -102,6 +129,7 @@ fn sweep(root: &Path, now: u64, mut budget: usize) {
         let Ok(files) = std::fs::read_dir(&bucket) else { continue };
         for f in files.flatten() {
             if budget == 0 {
+                set_swept(root, None);
                 return;
             }
             let _ = std::fs::remove_file(f.path());
@@ -154,6 +182,22 @@ mod tests {
         // Unexpired entries stay and still refuse a replay.
         assert_eq!(consume(Some(&dir), "live", 5000, later).unwrap_err().code, Code::StateReplayed);
         assert_eq!(count(&root.join((5000 / BUCKET_SECS).to_string())), 5);
+    }
+
+    #[test]
+    fn a_store_swept_clean_is_not_read_again_within_the_minute() {
+        let dir = tmpdir("swept");
+        let now = 600_000; // the start of a minute
+        consume(Some(&dir), "first", now + 600, now).unwrap();
+        // An expired bucket appearing later in the minute (none can: see SWEPT) stays until the
+        // next minute begins: no directory read per login meanwhile.
+        let old = dir.join(CONSUMED_DIR).join("10");
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::write(old.join("0123"), b"").unwrap();
+        consume(Some(&dir), "second", now + 600, now + 59).unwrap();
+        assert!(old.exists());
+        consume(Some(&dir), "third", now + 600, now + 60).unwrap();
+        assert!(!old.exists(), "swept in the next minute");
     }
 
     #[test]

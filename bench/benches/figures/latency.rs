@@ -10,6 +10,7 @@
 //! the same round trips.
 
 use crate::abi::{self, Call};
+use crate::floor::Floor;
 use crate::realm::Realm;
 use crate::stats::{median_p99, ms, percentile, process_cpu, row, thread_cpu};
 use serde_json::{json, Value};
@@ -41,6 +42,7 @@ pub fn run() {
 
         let (mut auth_times, mut login_times, mut round_trips) = (Vec::new(), Vec::new(), Vec::new());
         let (mut thread, mut process) = (Duration::ZERO, Duration::ZERO);
+        let mut floor = (rtt_ms == 0).then(|| Floor::new(&realm));
         for _ in 0..logins {
             let (auth, t) = timed(|| realm.auth_url());
             auth_times.push(t);
@@ -52,6 +54,9 @@ pub fn run() {
             process += process_cpu() - p0;
             login_times.push(t);
             round_trips.push(realm.emu.stats()["round_trips"].as_u64().unwrap_or(0));
+            if let Some(f) = floor.as_mut() {
+                f.round();
+            }
         }
         round_trips.sort();
         row(&format!("warm auth-url latency, RTT {rtt_ms} ms"), &median_p99(&auth_times), "no IdP round trip");
@@ -60,12 +65,20 @@ pub fn run() {
             &format!("{} round trip(s) (max {}); {}", round_trips[round_trips.len() / 2], round_trips[round_trips.len() - 1], median_p99(&login_times)),
             if rtt_ms == 50 { "1 round trip, p50 <= 60 ms" } else { "-" },
         );
-        if rtt_ms == 0 {
+        if let Some(floor) = floor {
             let n = logins as u32;
+            let per_login = thread / n;
+            row("  floor of a warm login's CPU (the same work no login can skip, interleaved)", &floor.describe(), "reference");
             row(
                 "CPU per warm login (library thread / whole process incl. emulator)",
-                &format!("{} / {} (emulator's share {:.0}%)", ms(thread / n), ms(process / n), 100.0 * (1.0 - thread.as_secs_f64() / process.as_secs_f64())),
-                "-",
+                &format!(
+                    "{} / {} (emulator's share {:.0}%) = {:.1}x the floor",
+                    ms(per_login),
+                    ms(process / n),
+                    100.0 * (1.0 - thread.as_secs_f64() / process.as_secs_f64()),
+                    per_login.as_secs_f64() / floor.per_round().as_secs_f64()
+                ),
+                "<= 2x the floor",
             );
             // The same without cache_dir: single use is then recorded in memory only, which
             // shows what the on-disk consumed-state store costs per login.

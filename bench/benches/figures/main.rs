@@ -7,6 +7,7 @@
 
 mod abi;
 mod child;
+mod floor;
 mod latency;
 mod ratelimit;
 mod libload;

@@ -28,6 +28,8 @@ impl Realm {
         let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cache")).expect("create bench scratch directory");
+        // As on a node: the app's secret in a file the library reads (PVE never sends it inline).
+        std::fs::write(dir.join("entra.secret"), CLIENT_SECRET).expect("write the client secret file");
         let emu = entra_emulator::start_tls(EmulatorConfig::default(), &dir.join("tls"));
         let ca = std::fs::read(dir.join("tls").join(entra_emulator::CA_FILE)).expect("emulator CA");
         std::fs::OpenOptions::new()
@@ -42,7 +44,7 @@ impl Realm {
     pub fn request(&self) -> Value {
         json!({
             "realm": "entra",
-            "config": {"tenant-id": TENANT, "client-id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "config": {"tenant-id": TENANT, "client-id": CLIENT_ID, "client_secret_file": self.dir.join("entra.secret"),
                        "authority": self.emu.url(), "graph_url": self.emu.url()},
             "cache_dir": self.dir.join("cache"),
             "redirect_url": "https://pve1.example:8006",
