@@ -28,7 +28,8 @@ impl Realm {
         let dir = std::env::temp_dir().join(format!("pve-entraid-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cache")).expect("create bench scratch directory");
-        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &dir.join("tls"));
+        // the optional claim `upn` the realm's default username-claim needs
+        let emu = entra_emulator::start_tls(EmulatorConfig::default().with_id_token_claims(&["upn"]), &dir.join("tls"));
         let ca = std::fs::read(dir.join("tls").join(entra_emulator::CA_FILE)).expect("emulator CA");
         std::fs::OpenOptions::new()
             .create(true)
