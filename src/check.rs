@@ -1,5 +1,6 @@
 //! `check`: a step-by-step diagnosis of a realm for the administrator (discovery, JWKS,
-//! credentials, redirect URL). Failing steps are reported, not returned as errors.
+//! credentials, redirect URL), and the rule that names its users. Failing steps are reported,
+//! not returned as errors.
 
 use serde_json::{json, Value};
 
@@ -57,5 +58,8 @@ pub fn check(req: &Request<CheckMembers>, env: &Env) -> Value {
         Err(msg) => json!({"step": "redirect_url", "ok": false, "detail": msg,
                            "fix": "use the https URL users open PVE at, e.g. https://pve.example.com:8006"}),
     });
+    // What Entra must issue for the realm's user names (the token's optional claims are not
+    // readable with the realm's permissions: said, not checked).
+    steps.push(json!({"step": "username", "ok": true, "detail": req.cfg.username_claim.describe()}));
     json!({"steps": steps})
 }

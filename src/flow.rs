@@ -7,8 +7,7 @@ use openidconnect::{
     AuthUrl, AuthenticationFlow, AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
 
-use crate::claims::{self, Claims, Expected};
-use crate::config::UsernameClaim;
+use crate::claims::{self, Expected};
 use crate::discovery::Discovery;
 use crate::error::{Code, Error, Result};
 use crate::graph;
@@ -17,6 +16,7 @@ use crate::oidc;
 use crate::ratelimit::{self, Bucket};
 use crate::request::{invalid, redirect_url, required, AuthUrlMembers, Env, LoginMembers, RefuseRealmMembers, Request};
 use crate::state::{self, LoginState, STATE_LIFETIME_SECS};
+use crate::username;
 
 /// The realm's cached metadata for one call (also check and sync read it through this).
 pub(crate) fn discovery<'a, B>(req: &'a Request<B>, env: &'a Env) -> Discovery<'a> {
@@ -147,7 +147,7 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     } else {
         claims.groups.clone()
     };
-    let username = username(&claims, req.cfg.username_claim)?;
+    let username = username::from_token(&claims, req.cfg.username_claim)?;
     // One call per login: the mapping travels with the claims, and Perl only compares the pin
     // and updates user.cfg under PVE's lock.
     let mut mapped = mapping::map_identity(&req.cfg, &req.realm, &claims, groups.clone(), &username)?;
@@ -155,40 +155,4 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     mapped["groups"] = json!(groups);
     mapped["username"] = json!(username);
     Ok(mapped)
-}
-
-/// The PVE user name per `username-claim`; names (not oid) are lower-cased because Entra treats
-/// them case-insensitively while PVE user ids are case-sensitive.
-pub fn username(c: &Claims, which: UsernameClaim) -> Result<String> {
-    let value = match which {
-        UsernameClaim::Upn => c.upn.clone().or_else(|| c.preferred_username.clone()),
-        UsernameClaim::PreferredUsername => c.preferred_username.clone(),
-        UsernameClaim::Email => c.email.clone(),
-        UsernameClaim::Oid => Some(c.oid.clone()),
-    };
-    let name = match which {
-        UsernameClaim::Upn => "upn/preferred_username",
-        UsernameClaim::PreferredUsername => "preferred_username",
-        UsernameClaim::Email => "email",
-        UsernameClaim::Oid => "oid",
-    };
-    value
-        .filter(|v| !v.is_empty())
-        .map(|v| v.to_lowercase())
-        .ok_or_else(|| Error::new(Code::TokenMissingClaim, format!("ID token has no `{name}` claim for the user name")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn username_claim_choice_and_fallback() {
-        let mut c = Claims { oid: "OID".into(), preferred_username: Some("Alice@Contoso.example".into()), ..Default::default() };
-        assert_eq!(username(&c, UsernameClaim::Upn).unwrap(), "alice@contoso.example");
-        assert_eq!(username(&c, UsernameClaim::Oid).unwrap(), "oid");
-        assert_eq!(username(&c, UsernameClaim::Email).unwrap_err().code, Code::TokenMissingClaim);
-        c.upn = Some("a@b.c".into());
-        assert_eq!(username(&c, UsernameClaim::Upn).unwrap(), "a@b.c");
-    }
 }

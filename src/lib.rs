@@ -14,6 +14,7 @@ pub mod jwt;
 mod store;
 pub mod discovery;
 pub mod claims;
+mod username;
 pub mod state;
 pub mod ratelimit;
 pub mod request;

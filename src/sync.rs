@@ -29,6 +29,7 @@ use crate::graph::app_token;
 use crate::http::{display_url, GraphResponse, Transport};
 use crate::mapping::check_user_name;
 use crate::request::{Env, Request, SyncMembers};
+use crate::username::Source;
 
 /// Graph's largest page.
 const PAGE_SIZE: u32 = 999;
@@ -81,21 +82,18 @@ fn member_of(v: &Value) -> Option<Member> {
     })
 }
 
-/// The user name per `username_claim`, as `flow::username` derives it from the ID token: the
-/// token's `upn`/`preferred_username` of a member are its userPrincipalName, `email` its mail.
-/// A guest's token carries the names of its home tenant, which its entry in this directory does
-/// not (its userPrincipalName is `…#EXT#@…`): a guest is named by the pin its first login made
-/// (`pinned`: oid → name).
+/// The user name per `username_claim`, by the rule a login names it (`username::Source`);
+/// `pinned`: oid → the names pinned to it in this tenant.
 fn user_name(m: &Member, claim: UsernameClaim, pinned: &BTreeMap<String, Vec<&str>>) -> std::result::Result<String, &'static str> {
-    let value = match claim {
-        UsernameClaim::Oid => Some(m.oid.clone()),
-        _ if m.guest => match pinned.get(&m.oid).map(Vec::as_slice) {
+    let value = match claim.source(m.guest) {
+        Source::Id => Some(m.oid.clone()),
+        Source::UserPrincipalName => m.upn.clone(),
+        Source::Mail => m.mail.clone(),
+        Source::Pin => match pinned.get(&m.oid).map(Vec::as_slice) {
             Some([name]) => Some(name.to_string()),
             Some([_, _, ..]) => return Err("guest account pinned under several user names"),
             _ => return Err("guest account that has not logged in yet (its user name is its home tenant's, which the directory does not hold)"),
         },
-        UsernameClaim::Upn | UsernameClaim::PreferredUsername => m.upn.clone(),
-        UsernameClaim::Email => m.mail.clone(),
     };
     value.map(|v| v.to_lowercase()).ok_or("no value for the realm's username-claim")
 }
@@ -930,16 +928,21 @@ mod tests {
         assert!(!v["groups"]["admins"].as_array().unwrap().contains(&json!("a@c.example@entra")));
     }
 
-    /// A guest's token names it by its home tenant, its directory entry here does not: it is
-    /// synced under the name its login pinned, and skipped before it has one; members are named
-    /// from the directory whatever the pins say.
+    /// A guest's `preferred_username` names it by its home tenant, its directory entry here
+    /// does not: it is synced under the name its login pinned, and skipped before it has one;
+    /// members are named from the directory whatever the pins say. Its `upn` (the optional
+    /// claim with include_externally_authenticated_upn) is its UPN here: no pin needed.
     #[test]
     fn guests_are_named_by_their_pin() {
         const GUEST: &str = "0c0c0c0c-0000-4000-8000-000000000c0c";
         let guest = json!({"id": GUEST, "userPrincipalName": "guest_fabrikam.example#EXT#@contoso.example",
             "mail": "guest@fabrikam.example", "accountEnabled": true, "userType": "Guest"});
         let pages = || vec![(url(G1), vec![(200, json!({"value": [guest.clone(), user(A, "a@c.example", true)]}))])];
-        let cfg = json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1});
+        let upn = json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1});
+        let (res, _) = run_request(json!({"pins": {"guest@fabrikam.example": {"tid": TID, "oid": GUEST}}}), upn, pages(), Duration::ZERO);
+        assert_eq!(res.unwrap()["groups"]["ops"], json!(["a@c.example@entra", "guest_fabrikam.example#ext#@contoso.example@entra"]));
+
+        let cfg = json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1, "username-claim": "preferred_username"});
         let sync = |pins: Value| run_request(json!({"pins": pins}), cfg.clone(), pages(), Duration::ZERO).0.unwrap();
 
         let v = sync(json!({}));

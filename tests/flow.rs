@@ -182,6 +182,8 @@ fn guests_are_refused_by_login() {
     assert_eq!(err_code(pve_entraid_login, &s.login_request_for("guest@fabrikam.example")).0, "access.guest");
     s.config["allow-guests"] = json!(1);
     let res = ok(pve_entraid_login, &s.login_request_for("guest@fabrikam.example"));
+    // its `upn` (include_externally_authenticated_upn) is its UPN in this directory, as realm sync reads it
+    assert_eq!(res["username"], "guest_fabrikam.example#ext#@contoso.example");
     // and `map` agrees when the realm does not allow guests
     s.config["allow-guests"] = json!(0);
     let mut map = s.common();
@@ -189,6 +191,29 @@ fn guests_are_refused_by_login() {
     map["groups"] = res["groups"].clone();
     map["username"] = res["username"].clone();
     assert_eq!(err_code(pve_entraid_map, &map).0, "access.guest");
+}
+
+/// Entra's v2.0 ID token has no `upn` unless the app registration adds the optional claim: the
+/// default username-claim `upn` then refuses the login naming the fix, in a single- and a
+/// multi-tenant realm, and never falls back to `preferred_username` (which the multi-tenant
+/// realm refuses outright).
+#[test]
+fn upn_without_the_optional_claim_is_refused_naming_the_fix() {
+    let mut s = Realm::new("flow-no-upn");
+    s.emu.control(json!({"optional_claims": {"idToken": []}}));
+    for (tenant, allowed) in [(json!(TENANT), Value::Null), (json!("organizations"), json!(TENANT))] {
+        s.config["tenant-id"] = tenant;
+        s.config["allowed-tenants"] = allowed;
+        let (code, e) = err_code(pve_entraid_login, &s.login_request());
+        assert_eq!(code, "token.missing_claim", "{e}");
+        assert!(e["message"].as_str().unwrap().contains("no `upn` claim"), "{e}");
+        assert!(e["hint"].as_str().unwrap().contains("optional claim `upn`"), "{e}");
+    }
+    // the same token names the user when the realm asks for what it carries
+    s.config["tenant-id"] = json!(TENANT);
+    s.config["allowed-tenants"] = Value::Null;
+    s.config["username-claim"] = json!("preferred_username");
+    assert_eq!(ok(pve_entraid_login, &s.login_request())["username"], "alice@contoso.example");
 }
 
 #[test]
@@ -229,6 +254,9 @@ fn check_reports_each_step() {
     let res = ok(pve_entraid_check, &s.check_request());
     let steps = res["steps"].as_array().unwrap();
     assert!(steps.iter().all(|st| st["ok"] == true), "{res}");
+    // the rule that names the users, and what Entra must issue for it
+    let rule = steps.iter().find(|st| st["step"] == "username").expect("a username step")["detail"].as_str().unwrap().to_string();
+    assert!(rule.contains("`upn` claim") && rule.contains("optional claim") && rule.contains("userPrincipalName"), "{rule}");
     s.config["client_secret"] = json!("wrong~secret");
     let res = ok(pve_entraid_check, &s.check_request());
     let cred = res["steps"].as_array().unwrap().iter().find(|st| st["step"] == "credentials").unwrap().clone();

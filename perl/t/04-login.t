@@ -9,7 +9,7 @@ use Test::More;
 use EntraTest;
 
 my $dir = setup_cluster(cluster => 'lab');
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 my $priv = "$dir/priv/entraid";
 my $other_group = '99999999-0000-4000-8000-000000000099';
 

@@ -8,7 +8,7 @@ use Test::More;
 use EntraTest;
 
 my $dir = setup_cluster();
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 add_realm('entra', autocreate => 1);
 my $redirect = 'https://pve1.example.com:8006';
 my $priv = "$dir/priv/entraid";

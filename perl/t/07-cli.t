@@ -7,7 +7,7 @@ use Test::More;
 use EntraTest;
 
 my $dir = setup_cluster();
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 add_realm('entra');
 
 my $cli = "$EntraTest::ROOT/perl/bin/pve-entraid";

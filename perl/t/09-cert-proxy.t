@@ -11,7 +11,7 @@ my $keys = "$EntraTest::ROOT/tests/emulator/keys";
 plan skip_all => 'emulator keys missing' if !-e "$keys/client.crt";
 
 my $dir = setup_cluster();
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 my $redirect = 'https://pve1.example.com:8006';
 
 domains_call('create', {

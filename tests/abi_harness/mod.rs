@@ -152,7 +152,7 @@ pub struct Realm {
 
 impl Realm {
     pub fn new(name: &str) -> Realm {
-        let emu = entra_emulator::start(EmulatorConfig::default());
+        let emu = entra_emulator::start(Realm::directory());
         let config = Realm::config(&emu);
         let scratch = Scratch::new(name);
         std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
@@ -163,10 +163,21 @@ impl Realm {
     /// `<scratch>/tls/ca.pem` (trusting it is the test's business: SSL_CERT_FILE).
     pub fn new_tls(name: &str) -> Realm {
         let scratch = Scratch::new(name);
-        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &scratch.0.join("tls"));
+        let emu = entra_emulator::start_tls(Realm::directory(), &scratch.0.join("tls"));
         let config = Realm::config(&emu);
         std::fs::create_dir_all(scratch.0.join("cache")).expect("create cache dir");
         Realm { emu, scratch, realm: "entra".into(), config }
+    }
+
+    /// The emulator's directory, its app with the optional claim `upn` that the realm's
+    /// default `username-claim` needs, for guests too (README, app registration).
+    pub fn directory() -> EmulatorConfig {
+        let mut cfg = EmulatorConfig::default();
+        cfg.apps[0].optional_claims = serde_json::from_value(json!({"idToken": [
+            {"name": "upn", "additionalProperties": ["include_externally_authenticated_upn"]}
+        ]}))
+        .expect("optional claims");
+        cfg
     }
 
     /// The realm's `config`: a domains.cfg section as PVE's Perl side passes it, plus the

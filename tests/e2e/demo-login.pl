@@ -18,7 +18,7 @@ my $dir = setup_cluster();
 print "/etc/pve: $dir (tmpfs in a private mount namespace; node pve1 with the pve-entraid marker)\n";
 
 step('Entra emulator');
-my $url = start_emulator();
+my $url = start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 print "entra-emulator listening on $url (tenant $TENANT)\n";
 
 step("pveum realm add entra --type entraid --tenant-id $TENANT --client-id $CLIENT_ID --client-key *** --autocreate 1 --groups-map ... --groups-autocreate 1");

@@ -21,7 +21,7 @@ my $redirect = 'https://pve1.example.com:8006';
 my $user = 'alice@contoso.example';
 
 my $dir = setup_cluster();
-my $emulator = start_emulator();
+my $emulator = start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 add_realm('entra', autocreate => 1, 'groups-map' => "$ALICE_GROUP=admins", 'groups-autocreate' => 1);
 emulator_control(encode_json({ latency_ms => 0 + $latency_ms }));
 my $cache_dir = $PVE::Auth::EntraID::CACHE_DIR;

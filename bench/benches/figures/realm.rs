@@ -30,7 +30,8 @@ impl Realm {
         std::fs::create_dir_all(dir.join("cache")).expect("create bench scratch directory");
         // As on a node: the app's secret in a file the library reads (PVE never sends it inline).
         std::fs::write(dir.join("entra.secret"), CLIENT_SECRET).expect("write the client secret file");
-        let emu = entra_emulator::start_tls(EmulatorConfig::default(), &dir.join("tls"));
+        // the optional claim `upn` the realm's default username-claim needs
+        let emu = entra_emulator::start_tls(EmulatorConfig::default().with_id_token_claims(&["upn"]), &dir.join("tls"));
         let ca = std::fs::read(dir.join("tls").join(entra_emulator::CA_FILE)).expect("emulator CA");
         std::fs::OpenOptions::new()
             .create(true)

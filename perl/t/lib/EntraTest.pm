@@ -19,13 +19,14 @@ BEGIN {
 use UpstreamTest ();
 
 use base 'Exporter';
-our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP $BINDING_KEY $BINDING_HASH
+our @EXPORT = qw($TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP $BINDING_KEY $BINDING_HASH @OPTIONAL_CLAIMS
     setup_cluster start_emulator stop_emulator add_realm update_realm api_call domains_call
     browser_authorize emulator_control slurp);
 
 our $ROOT = $UpstreamTest::REPO;
 our ($TENANT, $CLIENT_ID, $SECRET, $ALICE_OID, $ALICE_GROUP) = ($UpstreamTest::TENANT,
     $UpstreamTest::CLIENT_ID, $UpstreamTest::SECRET, $UpstreamTest::ALICE_OID, $UpstreamTest::ALICE_GROUP);
+our @OPTIONAL_CLAIMS = @UpstreamTest::OPTIONAL_CLAIMS;
 
 # the browser binding the web UI makes: 32 bytes (here 0x42) and their SHA-256, base64url
 our $BINDING_KEY = 'QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI';

@@ -56,6 +56,48 @@ pub struct App {
     /// The enterprise application's "Assignment required?" (`appRoleAssignmentRequired`).
     #[serde(default)]
     pub assignment_required: bool,
+    /// The manifest's `optionalClaims` (Token configuration → Add optional claim): none on a
+    /// new registration, as in Entra. The groups claim (README step 5) is always configured.
+    #[serde(default)]
+    pub optional_claims: OptionalClaims,
+}
+
+/// An app manifest's `optionalClaims`, in its own form; only the ID token part matters here.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OptionalClaims {
+    #[serde(default)]
+    pub id_token: Vec<OptionalClaim>,
+    #[serde(default)]
+    pub access_token: Vec<OptionalClaim>,
+    #[serde(default)]
+    pub saml2_token: Vec<OptionalClaim>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OptionalClaim {
+    pub name: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub essential: bool,
+    /// e.g. `include_externally_authenticated_upn` on `upn`.
+    #[serde(default)]
+    pub additional_properties: Vec<String>,
+}
+
+impl OptionalClaims {
+    /// ID token optional claims of these names, without properties.
+    pub fn id_token(names: &[&str]) -> OptionalClaims {
+        let claim = |n: &&str| OptionalClaim { name: n.to_string(), source: None, essential: false, additional_properties: vec![] };
+        OptionalClaims { id_token: names.iter().map(claim).collect(), ..Default::default() }
+    }
+
+    /// The ID token optional claim `name`, if configured.
+    pub fn id_token_claim(&self, name: &str) -> Option<&OptionalClaim> {
+        self.id_token.iter().find(|c| c.name == name)
+    }
 }
 
 impl App {
@@ -197,6 +239,7 @@ impl Default for EmulatorConfig {
                 group_roles: BTreeMap::new(),
                 assigned: vec![],
                 assignment_required: false,
+                optional_claims: OptionalClaims::default(),
             }],
             users: vec![alice, bob, guest, carol],
             subgroups: BTreeMap::new(),
@@ -251,6 +294,15 @@ impl From<ConfigFile> for EmulatorConfig {
 }
 
 impl EmulatorConfig {
+    /// Every app with these ID token optional claims (e.g. `upn`, which a realm's default
+    /// `username-claim` needs), replacing the ones configured.
+    pub fn with_id_token_claims(mut self, names: &[&str]) -> Self {
+        for app in &mut self.apps {
+            app.optional_claims = OptionalClaims::id_token(names);
+        }
+        self
+    }
+
     /// Tenant GUID for a path segment that is a GUID or a verified domain.
     pub fn resolve_tenant(&self, segment: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| {

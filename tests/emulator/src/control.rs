@@ -1,5 +1,6 @@
 //! `/_emu/*`: fault injection, key rotation and request counters for tests.
 
+use crate::config::OptionalClaims;
 use crate::http::{Reply, Request, Response};
 use crate::state::{Endpoint, Fault, FaultMode, Shared, Tamper};
 use serde_json::{json, Value};
@@ -9,8 +10,9 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
     let obj = doc
         .as_object()
         .ok_or("control document must be a JSON object")?;
-    const KNOWN: [&str; 5] = [
+    const KNOWN: [&str; 6] = [
         "latency_ms",
+        "optional_claims",
         "fail_next",
         "tamper_next_id_token",
         "rotate_keys",
@@ -38,6 +40,10 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
             Some(Tamper::parse(name).ok_or(format!("unknown tamper_next_id_token '{name}'"))?)
         }
     };
+    let optional_claims = match obj.get("optional_claims") {
+        None => None,
+        Some(v) => Some(parse_optional_claims(shared, v)?),
+    };
     let flag = |name: &str| -> Result<bool, String> {
         match obj.get(name) {
             None => Ok(false),
@@ -62,7 +68,23 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
     if rotate {
         rt.rotations += 1;
     }
+    if let Some((client_id, claims)) = optional_claims {
+        rt.optional_claims.insert(client_id, claims);
+    }
     Ok(())
+}
+
+/// `{"client_id": "<default: the first app>", "idToken": [...], ...}`: the app manifest's
+/// `optionalClaims` for one app.
+fn parse_optional_claims(shared: &Shared, v: &Value) -> Result<(String, OptionalClaims), String> {
+    let mut doc = v.as_object().ok_or("optional_claims must be an object (an app manifest's optionalClaims)")?.clone();
+    let client_id = match doc.remove("client_id") {
+        None => shared.cfg.apps.first().map(|a| a.client_id.clone()).ok_or("the directory has no app")?,
+        Some(Value::String(id)) if shared.cfg.app(&id).is_some() => id,
+        Some(other) => return Err(format!("optional_claims.client_id {other} is not an app of the directory")),
+    };
+    let claims: OptionalClaims = serde_json::from_value(Value::Object(doc)).map_err(|e| format!("optional_claims: {e}"))?;
+    Ok((client_id.to_ascii_lowercase(), claims))
 }
 
 fn parse_fault(f: &Value) -> Result<Fault, String> {

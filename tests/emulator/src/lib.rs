@@ -27,10 +27,10 @@ pub use tls::CA_FILE;
 
 pub use client::authorize;
 pub use config::{
-    App, EmulatorConfig, Tenant, User, ADMINS_GROUP, ALICE_OID, BOB_OID, CAROL_OID, CLIENT_ID,
+    App, EmulatorConfig, OptionalClaim, OptionalClaims, Tenant, User, ADMINS_GROUP, ALICE_OID, BOB_OID, CAROL_OID, CLIENT_ID,
     CLIENT_SECRET, FABRIKAM_TENANT, GUEST_OID, OPERATORS_GROUP, TENANT,
 };
-pub use idtoken::pairwise_sub;
+pub use idtoken::{claim_names, pairwise_sub, Context as ClaimContext, Issued, Version, CLAIMS};
 
 use state::Shared;
 use std::net::{SocketAddr, TcpListener, TcpStream};

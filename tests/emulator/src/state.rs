@@ -1,7 +1,7 @@
 //! Shared state of a running emulator: directory, keys, issued codes and tokens, and the
 //! fault-injection settings changed through the control endpoint.
 
-use crate::config::EmulatorConfig;
+use crate::config::{EmulatorConfig, OptionalClaims};
 use crate::keys::{ClientCredential, KeySet};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,6 +150,9 @@ pub struct Runtime {
     pub rotations: usize,
     pub codes: HashMap<String, CodeGrant>,
     pub app_tokens: HashMap<String, AppToken>,
+    /// Optional claims set through the control endpoint: lower-case client id → claims, in
+    /// place of the app's configured ones.
+    pub optional_claims: HashMap<String, OptionalClaims>,
 }
 
 /// Redeemed or expired codes are kept this long (to answer reuse with AADSTS54005), then dropped.
@@ -257,6 +260,14 @@ impl Shared {
         {
             s.store(0, Ordering::SeqCst);
         }
+    }
+
+    /// The app's optional claims now: set through the control endpoint, else configured.
+    pub fn optional_claims(&self, client_id: &str) -> OptionalClaims {
+        if let Some(c) = self.rt().optional_claims.get(&client_id.to_ascii_lowercase()) {
+            return c.clone();
+        }
+        self.cfg.app(client_id).map(|a| a.optional_claims.clone()).unwrap_or_default()
     }
 
     /// Back to the state right after start (directory unchanged).

@@ -158,7 +158,7 @@ fn many_concurrent_logins_with_latency_all_succeed() {
                     ("client_id", CLIENT_ID),
                     ("response_type", "code"),
                     ("redirect_uri", REDIRECT),
-                    ("scope", "openid"),
+                    ("scope", "openid profile"), // `oid` needs `profile`
                     ("state", &state),
                     ("nonce", "n"),
                     ("code_challenge", &challenge),

@@ -33,16 +33,15 @@ fn full_flow_issues_a_verifiable_v2_id_token() {
     assert_eq!(c["ver"], "2.0");
     assert_eq!(c["nonce"], "nonce-456");
     assert_eq!(c["oid"], ALICE_OID);
-    assert_eq!(c["upn"], "alice@contoso.example");
     assert_eq!(c["preferred_username"], "alice@contoso.example");
-    assert_eq!(c["email"], "alice@contoso.example");
+    assert_eq!(c["email"], "alice@contoso.example", "the email scope");
     assert_eq!(c["name"], "Alice Example");
-    assert_eq!(c["given_name"], "Alice");
-    assert_eq!(c["family_name"], "Example");
     assert_eq!(c["groups"], json!([ADMINS_GROUP]));
     assert_eq!(c["roles"], json!(["PVE.Admin"]));
-    assert_eq!(c["acct"], 0);
-    assert!(c.get("idp").is_none());
+    // v2.0 without optional claims (claim_sets.rs has them all)
+    for absent in ["upn", "given_name", "family_name", "acct", "idp", "unique_name"] {
+        assert!(c.get(absent).is_none(), "{absent}: {c}");
+    }
     assert_eq!(c["sub"], pairwise_sub(CLIENT_ID, ALICE_OID));
     assert_eq!(c["sub"].as_str().unwrap().len(), 43);
     let (iat, nbf, exp) = (
@@ -51,7 +50,7 @@ fn full_flow_issues_a_verifiable_v2_id_token() {
         c["exp"].as_u64().unwrap(),
     );
     assert!(iat.abs_diff(now()) < 30 && nbf == iat && exp == iat + 3600);
-    for claim in ["rh", "uti"] {
+    for claim in ["aio", "rh", "uti"] {
         assert!(c[claim].as_str().is_some_and(|s| !s.is_empty()), "{claim}");
     }
 }
@@ -96,8 +95,8 @@ fn overage_limit_is_configurable() {
 }
 
 #[test]
-fn guest_has_acct_1_and_home_idp() {
-    let emu = start(EmulatorConfig::default());
+fn guest_has_home_idp_and_upn_only_when_externally_authenticated() {
+    let emu = start(EmulatorConfig::default().with_id_token_claims(&["acct", "upn"]));
     let (_, c) = decode(&id_token(&emu, Some("guest@fabrikam.example")));
     assert_eq!(c["acct"], 1);
     assert_eq!(
@@ -105,9 +104,16 @@ fn guest_has_acct_1_and_home_idp() {
         format!("https://sts.windows.net/{FABRIKAM_TENANT}/")
     );
     assert_eq!(c["tid"], TENANT);
-    assert_eq!(c["upn"], "guest_fabrikam.example#EXT#@contoso.example");
+    assert!(c.get("upn").is_none(), "upn without include_externally_authenticated_upn: {c}");
     assert_eq!(c["preferred_username"], "guest@fabrikam.example");
+    assert_eq!(c["email"], "guest@fabrikam.example");
     assert_eq!(c["oid"], GUEST_OID);
+    emu.control(json!({"optional_claims": {"idToken": [
+        {"name": "upn", "essential": false, "additionalProperties": ["include_externally_authenticated_upn"]}
+    ]}}));
+    let (_, c) = decode(&id_token(&emu, Some("guest@fabrikam.example")));
+    assert_eq!(c["upn"], "guest_fabrikam.example#EXT#@contoso.example");
+    assert!(c.get("acct").is_none(), "the control's claims replace the configured ones: {c}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ use Symbol qw(gensym);
 use base 'Exporter';
 our @EXPORT = qw(
     $PVE $TREE $REPO $NODE
-    $TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP %ENTRAID_SAMPLE
+    $TENANT $CLIENT_ID $SECRET $ALICE_OID $ALICE_GROUP %ENTRAID_SAMPLE @OPTIONAL_CLAIMS
     setup_etc_pve install_hooks load_pve
     api_call http_request auth_handler login_ticket
     run_perl run_cli run_pveum run_entraid_cli
@@ -71,6 +71,13 @@ our $CLIENT_ID = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 our $SECRET = 's3cr~et.Value_with~tilde';
 our $ALICE_OID = '0a1b2c3d-0000-4000-8000-00000000a11c';
 our $ALICE_GROUP = '6f7e8d9c-1111-4111-8111-000000000001';
+# the ID token optional claims README's app registration adds (step 5): `upn` for the default
+# username-claim (guests' too), the names for PVE's first and last name; Entra issues none of
+# them in a v2.0 token unless configured, nor does the emulator
+our @OPTIONAL_CLAIMS = (
+    { name => 'upn', additionalProperties => ['include_externally_authenticated_upn'] },
+    { name => 'given_name' }, { name => 'family_name' },
+);
 
 # a value for every domains.cfg option of entraid (credentials never reach domains.cfg): one
 # table for the domains.cfg test (03) and the API test (04), each checks it covers every option
@@ -438,8 +445,9 @@ sub login_ticket {
 
 my $emulator;
 
-# Starts target/release/entra-emulator on 127.0.0.1 (optional config => JSON file) and points
-# the plugin's test-only authority/Graph overrides at it. Returns its URL.
+# Starts target/release/entra-emulator on 127.0.0.1 (optional config => JSON file,
+# optional_claims => [the app's ID token optional claims: names or {name, additionalProperties}])
+# and points the plugin's test-only authority/Graph overrides at it. Returns its URL.
 sub start_emulator {
     my (%opt) = @_;
     die "$EMULATOR missing: run cargo build --release --workspace\n" if !-x $EMULATOR;
@@ -449,6 +457,10 @@ sub start_emulator {
     die "entra-emulator did not start\n" if !defined($line);
     my ($url) = $line =~ m!(http://127\.0\.0\.1:\d+)! or die "unexpected emulator output: $line";
     $emulator = { pid => $pid, url => $url, out => $out };
+    if (my $claims = $opt{optional_claims}) {
+        my $id_token = [map { ref($_) ? $_ : { name => $_ } } @$claims];
+        emulator_control(JSON::encode_json({ optional_claims => { idToken => $id_token } }));
+    }
     $PVE::Auth::EntraID::AUTHORITY_OVERRIDE = $url;
     $PVE::Auth::EntraID::GRAPH_OVERRIDE = $url;
     return $url;

@@ -18,7 +18,7 @@ my $REDIRECT = 'https://pve1.example.com:8006';
 setup_etc_pve(cluster => 'lab', users => "user:root\@pam:1:0:::root\@example.com:::\n"
     . "group:admins::Admins:\n\nacl:1:/:\@admins:PVEAuditor:\n");
 load_pve();
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 my ($rticket, $rcsrf) = login_ticket('root@pam');
 
 my $res = http_request('POST', '/access/domains', {
@@ -95,6 +95,26 @@ $res = login('locked', 'alice@contoso.example');
 }
 $res = login('entra', 'alice@contoso.example');
 is($res->{status}, 200, 'the other realm still logs in');
+
+# --- an app registration without the optional claim `upn` (Entra's v2.0 default): the default
+# username-claim refuses the login, the journal says what to configure, no user is made; no
+# fallback to preferred_username, also not in a multi-tenant realm (which refuses that claim)
+emulator_control('{"optional_claims": {"idToken": []}}');
+http_request('POST', '/access/domains', {
+    realm => 'multi', type => 'entraid', 'tenant-id' => 'organizations', 'allowed-tenants' => $TENANT,
+    'client-id' => $CLIENT_ID, 'client-key' => $SECRET, autocreate => 1,
+}, ticket => $rticket, csrf => $rcsrf);
+for my $realm ('entra', 'multi') {
+    $res = login($realm, 'bob@contoso.example');
+    is($res->{status}, 401, "$realm: no upn claim, no login");
+    like($res->{message} // '', qr/\(token\.missing_claim, reference [0-9a-f]{8}\)/, 'with its code');
+    like($UpstreamTest::SYSLOG[-1], qr/no `upn` claim for the user name.*optional claim `upn`/, 'the journal names the fix');
+    ok(!grep({ /^bob/ } keys %{ PVE::Cluster::cfs_read_file('user.cfg')->{users} }), 'no user made');
+}
+emulator_control(JSON::encode_json({ optional_claims => { idToken => \@OPTIONAL_CLAIMS } }));
+$res = login('multi', 'bob@contoso.example');
+is($res->{status}, 200, 'with the optional claim the multi-tenant realm logs bob in') or diag($res->{message});
+is($res->{data}->{username}, 'bob@contoso.example@multi', 'named by his upn');
 
 # --- failures answer without a ticket and without details
 $res = http_request('POST', '/access/entraid/login', { code => 'x', state => 'garbage', 'redirect-url' => $REDIRECT, realm => 'entra', %bind_key });

@@ -10,7 +10,7 @@ use Test::More;
 
 setup_etc_pve();
 load_pve();
-my $url = start_emulator();
+my $url = start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 my $priv = '/etc/pve/priv/entraid';
 
 my ($rc, $out) = run_pveum('realm', 'add', 'entra', '--type', 'entraid', '--tenant-id', $TENANT,
@@ -53,6 +53,8 @@ is($rc, 0, 'pve-entraid version') or diag($out);
     ($rc, $out) = $check->('check', 'entra', '--redirect-url', 'https://pve1.example.com:8006');
     is($rc, 0, 'pve-entraid check of a good realm exits 0') or diag($out);
     like($out, qr/all checks passed/, 'and says so');
+    like($out, qr/^ok\s+username\s+username-claim upn: user names are the ID token's `upn` claim \(which Entra issues only as an optional claim/m,
+        'and which claim names the users, and what Entra must issue');
 }
 ($rc, $out) = $check->('check', 'pam');
 is($rc, 1, 'check of a non-entraid realm exits 1');

@@ -45,7 +45,7 @@ setup_etc_pve(users => join('', map { "$_\n" }
     'acl:1:/vms:gone@entra:PVEAuditor:',
 ));
 load_pve();
-my $url = start_emulator(config => directory_with_dave(1));
+my $url = start_emulator(config => directory_with_dave(1, optional_claims => \@OPTIONAL_CLAIMS));
 
 my $res = api_call('POST', '/access/domains', {
     realm => 'entra', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
@@ -146,7 +146,7 @@ like($@, qr/Only LDAP\/AD realms can be synced/, 'other realm types are still re
 
 # Entra disables dave; Graph throttles the first listing (429 with Retry-After)
 stop_emulator();
-$url = start_emulator(config => directory_with_dave(0));
+$url = start_emulator(config => directory_with_dave(0, optional_claims => \@OPTIONAL_CLAIMS));
 emulator_control('{"fail_next": {"endpoint": "graph", "mode": "throttle:1", "count": 1}}');
 ($rc, $out) = pveum('realm', 'sync', 'entra');
 is($rc, 0, 'sync after Entra disabled dave, through a throttled answer') or diag($out);
@@ -228,7 +228,7 @@ sub directory_with_frank {
     return $file;
 }
 stop_emulator();
-$url = start_emulator(config => directory_with_frank(1, 1));
+$url = start_emulator(config => directory_with_frank(1, 1, optional_claims => \@OPTIONAL_CLAIMS));
 api_call('POST', '/access/domains', {
     realm => 'roles', type => 'entraid', 'tenant-id' => 'contoso.example', 'client-id' => $CLIENT_ID,
     'client-key' => $SECRET, 'groups-map' => 'PVE.Admin=roleadmins;PVE.Auditor=auditors',
@@ -284,29 +284,39 @@ is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }],
     ['bob@contoso.example@assigned', 'frank@contoso.example@assigned'], 'the operators group, nested members too');
 # frank's assignment is removed in Entra: the next sync deprovisions him
 stop_emulator();
-$url = start_emulator(config => directory_with_frank(0, 1));
+$url = start_emulator(config => directory_with_frank(0, 1, optional_claims => \@OPTIONAL_CLAIMS));
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
 is($rc, 0, 'sync after an assignment is removed') or diag($out);
 $cfg = PVE::Cluster::cfs_read_file('user.cfg');
 ok(!$cfg->{users}->{'frank@contoso.example@assigned'}, 'the unassigned user is removed (remove-vanished entry)');
 ok($cfg->{users}->{'bob@contoso.example@assigned'}, 'the others stay');
 is_deeply([sort keys %{ $cfg->{groups}->{operators}->{users} }], ['bob@contoso.example@assigned'], 'and leaves the group');
-# a guest (allowed now) is named as its logins name it, by its home tenant, which the directory
-# does not hold: synced once a login (here the administrator) has pinned its name
+# a guest (allowed now) is named as its logins name it: by `upn` (the optional claim with
+# include_externally_authenticated_upn), its UPN in this directory, before any login
 api_call('PUT', '/access/domains/assigned', { 'allow-guests' => 1 });
-($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both');
+($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
+is($rc, 0, 'sync with the guest allowed') or diag($out);
+ok(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'guest_fabrikam.example#ext#@contoso.example@assigned'},
+    'the guest synced under its UPN, the name its logins get');
+# by `preferred_username`, its home tenant's sign-in name, which the directory does not hold:
+# synced once a login (here the administrator) has pinned its name
+api_call('POST', '/access/domains', {
+    realm => 'guests', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'sync-users' => 'assigned', 'allow-guests' => 1, 'username-claim' => 'preferred_username',
+});
+($rc, $out) = pveum('realm', 'sync', 'guests', '--scope', 'both');
 like($out, qr/^skipping Entra user $GUEST_OID: guest account that has not logged in yet/m, 'a guest without a pin is skipped')
     or diag($out);
-($rc, $out) = run_entraid_cli('pin', 'assigned', 'guest@fabrikam.example@assigned', '--tid', $TENANT, '--oid', $GUEST_OID);
+($rc, $out) = run_entraid_cli('pin', 'guests', 'guest@fabrikam.example@guests', '--tid', $TENANT, '--oid', $GUEST_OID);
 is($rc, 0, "the guest's pin, as its first login makes it") or diag($out);
-($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--enable-new', '1');
+($rc, $out) = pveum('realm', 'sync', 'guests', '--scope', 'both', '--enable-new', '1');
 is($rc, 0, 'sync with the guest pinned') or diag($out);
-ok(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'guest@fabrikam.example@assigned'}, 'the guest synced under its login name');
+ok(PVE::Cluster::cfs_read_file('user.cfg')->{users}->{'guest@fabrikam.example@guests'}, 'the guest synced under its login name');
 
 # an app that lets unassigned users log in as well: the assigned ones are not all who may log in,
 # so the sync refuses instead of removing the others
 stop_emulator();
-$url = start_emulator(config => directory_with_frank(1, 0));
+$url = start_emulator(config => directory_with_frank(1, 0, optional_claims => \@OPTIONAL_CLAIMS));
 $before = slurp('/etc/pve/user.cfg');
 ($rc, $out) = pveum('realm', 'sync', 'assigned', '--scope', 'both', '--remove-vanished', 'acl;entry');
 like($out, qr/does not require assignment.*\(config\.invalid\)/, 'refused when the app does not require assignment') or diag($out);

@@ -28,7 +28,7 @@ spew($emu_config, encode_json({ users => [
       email => 'comma@contoso.example', groups => [], generated_groups => 0, roles => [], acct => 0,
       idp => undef, tid => $TENANT },
 ]}));
-start_emulator(config => $emu_config);
+start_emulator(config => $emu_config, optional_claims => \@OPTIONAL_CLAIMS);
 
 
 my $redirect = 'https://pve1.example.com:8006';

@@ -20,7 +20,7 @@ use Test::More;
 
 setup_etc_pve();
 load_pve();
-start_emulator();
+start_emulator(optional_claims => \@OPTIONAL_CLAIMS);
 
 my $redirect = 'https://pve1.example.com:8006';
 my $KEY = 'QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI';
