@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use crate::error::{pve_entraid_result, Code, Error, Result};
 use crate::http::UreqTransport;
-use crate::request::{typed, Env, Request};
+use crate::request::{Env, Request};
+use crate::typed::typed;
 
 /// Larger requests are refused with `request.too_large`.
 pub const MAX_REQUEST: usize = 256 * 1024;
