@@ -227,11 +227,13 @@ fn an_unwritable_cache_dir_fails_closed_without_crashing() {
 #[test]
 fn stray_files_in_the_consumed_state_store_do_not_block_logins() {
     let realm = Realm::new("consumed");
-    assert_eq!(realm.full_login(), "ok");
+    // Planted before the logins: a process that found the store clean reads it again only in
+    // the next minute (see state/replay.rs).
     let root = realm.cache_dir().join("consumed");
-    std::fs::write(root.join("garbage"), b"{\"truncated").unwrap();
     std::fs::create_dir_all(root.join("123")).unwrap();
+    std::fs::write(root.join("garbage"), b"{\"truncated").unwrap();
     std::fs::write(root.join("123").join("not-a-fingerprint"), b"x").unwrap();
+    assert_eq!(realm.full_login(), "ok");
     let req = realm.login_request();
     assert_eq!(code_of(&realm.login(&req).1), "ok");
     assert_eq!(code_of(&realm.login(&req).1), "state.replayed", "single use still recorded");
