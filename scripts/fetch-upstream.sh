@@ -6,7 +6,8 @@
 # the harness looks). Nothing of it is copied into this repository.
 #   scripts/fetch-upstream.sh [DEST]
 # Environment: PVE_ENTRAID_GIT_BASE (default https://github.com/proxmox; the same repositories
-# are at https://git.proxmox.com/git, append .git there).
+# are at https://git.proxmox.com/git, append .git there), or a directory of bare mirrors
+# <repo>.git such as ../shared/git (read-only copies without refs/ are used through a scratch copy).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${1:-$root/../shared/upstream}"
@@ -28,6 +29,12 @@ while read -r pve repo branch commit _; do
     git="$work/$pve-$repo.git"
     git init -q --bare "$git"
     url="$base/$repo"
+    mirror="${base#file://}/$repo.git"
+    if [ -d "$mirror/objects" ]; then
+        # a local mirror: git needs refs/ (an empty directory a copy may have lost) and write access
+        url="$work/mirror-$repo.git"
+        [ -d "$url" ] || { cp -a "$mirror" "$url" && chmod -R u+w "$url" && mkdir -p "$url/refs/heads" "$url/refs/tags"; }
+    fi
     # a commit fetched by id (GitHub allows it); else the branch it is pinned from
     if ! git -C "$git" fetch -q --depth 1 "$url" "$commit" 2>/dev/null; then
         git -C "$git" fetch -q "$url" "$branch"
