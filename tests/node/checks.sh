@@ -1,10 +1,11 @@
 #!/bin/bash
 # The checks inside the test node (tests/node/node.sh copies this into the root and runs it
 # there, with the daemons started). Prints "ok - ..." / "not ok - ..." lines.
-#   checks.sh NODE
+#   checks.sh NODE [SOAK]     SOAK: that many more logins, 8 at a time, with the daemons' RSS
 set -uo pipefail
 
 node="$1"
+soak="${2:-0}"
 base="https://$node:8006/api2/json"
 ok() { echo "ok - $1"; }
 not_ok() { echo "not ok - $1"; shift; for l in "$@"; do printf '#   %s\n' "$l"; done; }
@@ -50,10 +51,10 @@ check "the node trusts the emulator as login.microsoftonline.com (system trust s
 # through): auth-url, the emulator's authorize (signs HINT in, redirects with code and state),
 # login. Prints login's answer.
 api_login() {
-    local hint="$1" src="$2" key hash url location code state
+    local hint="$1" src="$2" realm="${3:-entra}" key hash url location code state
     key="$(perl -MMIME::Base64=encode_base64url -e 'open my $r, "<", "/dev/urandom" or die; read($r, my $b, 32) == 32 or die; my $k = encode_base64url($b); print $k')"
-    hash="$(perl -MMIME::Base64=encode_base64url,decode_base64url -MDigest::SHA=sha256 -e 'print encode_base64url(sha256(decode_base64url($ARGV[0])))' "$key")"
-    url="$(curl -s --interface "$src" --cacert /etc/pve/pve-root-ca.pem --data-urlencode realm=entra \
+    hash="$(perl -MMIME::Base64=encode_base64url,decode_base64url -MDigest::SHA=sha256 -e 'print encode_base64url(sha256(decode_base64url($ARGV[0])))' -- "$key")"
+    url="$(curl -s --interface "$src" --cacert /etc/pve/pve-root-ca.pem --data-urlencode "realm=$realm" \
         --data-urlencode "redirect-url=https://$node:8006" --data-urlencode "binding-hash=$hash" \
         "$base/access/entraid/auth-url" | json data)" || return 1
     [ -n "$url" ] || { echo "auth-url gave no URL" >&2; return 1; }
@@ -62,7 +63,7 @@ api_login() {
     state="$(perl -MURI -e 'my %q = URI->new($ARGV[0])->query_form; print $q{state} // ""' "$location")"
     [ -n "$code" ] || { echo "authorize redirected to '$location'" >&2; return 1; }
     curl -s --interface "$src" --cacert /etc/pve/pve-root-ca.pem --data-urlencode "code=$code" \
-        --data-urlencode "state=$state" --data-urlencode realm=entra \
+        --data-urlencode "state=$state" --data-urlencode "realm=$realm" \
         --data-urlencode "redirect-url=https://$node:8006" --data-urlencode "binding-key=$key" \
         "$base/access/entraid/login"
 }
@@ -79,3 +80,53 @@ check "GET /access/permissions with the ticket answers for the user" \
     bash -c 'curl -sf --cacert /etc/pve/pve-root-ca.pem -b "PVEAuthCookie=$1" "$2/access/permissions" | grep -q "\"data\""' _ "$ticket" "$base"
 check "user.cfg: alice@contoso.example@entra created, in group admins" \
     bash -c 'grep -q "^user:alice@contoso.example@entra:" /etc/pve/user.cfg && grep -q "^group:admins:.*alice@contoso.example@entra" /etc/pve/user.cfg'
+
+# --- soak: SOAK logins through pveproxy, 8 concurrent; pvedaemon's workers before/after. The
+# product's anonymous budgets (30 logins per client address and realm at once, 300 per realm)
+# hold on a node: the soak spreads its logins over realms soak0.. (250 each) and the addresses
+# 192.0.2.100-199 (10 each), as many users of several realms would come ---
+[ "$soak" -gt 0 ] || exit 0
+realms=$(( (soak + 249) / 250 ))
+for r in $(seq 0 $((realms - 1))); do
+    pveum realm add "soak$r" --type entraid --tenant-id "$tenant" --client-id "$client" --autocreate 1 >/dev/null \
+        && printf '%s\n' "s3cr~et.Value_with~tilde" | pve-entraid set-secret "soak$r" >/dev/null \
+        || not_ok "soak realm soak$r added"
+done
+rss_of() { # "pid:rss_kB" of each process whose command line is $1
+    local p
+    for p in $(pgrep -x -f "$1"); do echo "$p:$(awk '/^VmRSS/ {print $2}' /proc/$p/status)"; done
+}
+cpu_of() { # utime+stime ticks of the daemons' processes (masters and workers)
+    local p t=0
+    for p in $(pgrep -f '^(pvedaemon|pveproxy)'); do
+        t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat)))
+    done
+    echo "$t"
+}
+export -f api_login json
+export base node
+for i in $(seq 8); do api_login alice@contoso.example "$client_ip" >/dev/null 2>&1; done  # warm every worker
+before="$(rss_of 'pvedaemon worker')"
+cpu0="$(cpu_of)"
+t0="$(date +%s.%N)"
+# one line per login: 1 with a ticket, else 0 (the answer goes to /tmp/soak-failures)
+answers="$(seq 0 $((soak - 1)) | xargs -P 8 -I{} bash -c 'a="$(api_login alice@contoso.example "192.0.2.$((100 + $1 % 100))" "soak$(($1 % $0))" 2>&1)"
+    if grep -q "\"ticket\":\"PVE:" <<<"$a"; then echo 1; else echo "$a" >>/tmp/soak-failures; echo 0; fi' "$realms" {})"
+t1="$(date +%s.%N)"
+cpu1="$(cpu_of)"
+after="$(rss_of 'pvedaemon worker')"
+good="$(grep -cx 1 <<<"$answers")"
+hz="$(getconf CLK_TCK)"
+echo "# soak: $soak logins ($realms realms) at 8 concurrent in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s" \
+    "($(awk "BEGIN{printf \"%.1f\", $soak / ($t1 - $t0)}")/s), pvedaemon+pveproxy CPU" \
+    "$(awk "BEGIN{printf \"%.1f\", ($cpu1 - $cpu0) * 1000 / $hz / $soak}") ms per login (curl's own work not counted)"
+echo "# pvedaemon workers pid:RSS kB before: $(echo $before) after: $(echo $after)"
+check "soak: all $soak logins through pveproxy got a ticket" \
+    bash -c '[ "$1" = "$2" ] || { echo "$1 of $2"; head -c 2000 /tmp/soak-failures; exit 1; }' _ "$good" "$soak"
+check "soak: no daemon worker died or was killed (syslog)" \
+    bash -c '! grep -E "(pvedaemon|pveproxy)\[[0-9]+\]: .*(died|exit status [1-9]|killed|signal)" /var/log/syslog'
+# a leak shows as growth per login in a worker that served the whole soak (same pid)
+check "soak: no pvedaemon worker that served the soak grew by more than 16 MB" \
+    perl -e 'my %b = map { split /:/ } split " ", $ARGV[0]; my %a = map { split /:/ } split " ", $ARGV[1];
+        my @same = grep { exists $a{$_} } keys %b; @same or die "no worker lived through the soak\n";
+        for (@same) { die "worker $_ grew from $b{$_} to $a{$_} kB\n" if $a{$_} - $b{$_} > 16384 }' "$before" "$after"

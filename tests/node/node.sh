@@ -48,6 +48,8 @@ ip link set node0 up
 ip link set node0-peer up
 # the "browser" of the checks: a second address, so that rhost proves PVEClientIP
 ip addr add 192.0.2.11/24 dev node0
+# the soak's clients (tests/node/checks.sh): one address per ten logins
+for i in $(seq 100 199); do ip addr add "192.0.2.$i/24" dev node0; done
 
 # --- the root's own /dev (the host's device nodes bound one by one: nothing the node does, such
 # as syslogd's /dev/log, reaches the host's /dev), /proc, /sys, /run, /tmp ---
@@ -142,7 +144,7 @@ wait_for 30 in_root curl -skf -o /dev/null "https://$NODE:8006/" \
 echo "ok - pvedaemon and pveproxy started (pve-manager's service code), https://$NODE:8006 answers"
 
 cp "$here/checks.sh" "$root/root/checks.sh"
-in_root bash /root/checks.sh "$NODE"
+in_root bash /root/checks.sh "$NODE" "${PVE_ENTRAID_NODE_SOAK:-0}"
 
 # --- a browser on the real login window (Chromium of the host, in this namespace) ---
 node "$here/browser.js" "https://$NODE:8006" "$NODE_IP" 'Contoso (Entra ID)'
