@@ -52,7 +52,7 @@ test-deb:
 	bash tests/deb/run.sh
 
 # a Proxmox VE node in a network namespace: pmxcfs, pvedaemon, pveproxy from the pinned sources,
-# the package installed with apt, logins through pveproxy (tests/node; not yet part of `test`)
+# the package installed with apt, logins through pveproxy, PVE 9 and 8 (tests/node; not yet part of `test`)
 test-node: build
 	bash tests/node/run.sh
 

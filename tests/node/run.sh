@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test node (`make test-node`): per distribution (DISTS, default "trixie": Proxmox VE 9),
+# The test node (`make test-node`): per distribution (DISTS, default "trixie bookworm": Proxmox VE 9, 8),
 # a fresh copy of the node root (tests/node/node-root.sh, cached per day), the project's .deb
 # (debian/build-deb.sh --reuse), then tests/node/node.sh in a private mount + PID + UTS +
 # network namespace: nothing of the node is reachable from outside or reaches out.
@@ -67,7 +67,7 @@ test_dist() {
     [ -n "${PVE_ENTRAID_KEEP_NODE:-}" ] || rm -rf "$root"
 }
 
-for dist in ${DISTS:-trixie}; do
+for dist in ${DISTS:-trixie bookworm}; do
     deb_root_dist_check "$dist"
     test_dist "$dist"
 done
