@@ -42,10 +42,11 @@ test_dist() {
     echo "# [$dist] node root: $tarball ($((SECONDS - t0)) s)"
     t0=$SECONDS
     deb="build/deb/$dist/pve-entraid_$version+${pve}_$arch.deb"
-    # PVE_ENTRAID_NODE_DEB: a package built before (build-deb --reuse rebuilds on any change of
-    # the working tree)
-    if [ -n "${PVE_ENTRAID_NODE_DEB:-}" ]; then
-        deb="$(realpath --relative-to="$repo" "$PVE_ENTRAID_NODE_DEB")"
+    # PVE_ENTRAID_NODE_DEBS: a directory with the packages built before (build-deb --reuse
+    # rebuilds on any change of the working tree)
+    if [ -n "${PVE_ENTRAID_NODE_DEBS:-}" ]; then
+        deb="$PVE_ENTRAID_NODE_DEBS/$(basename "$deb")"
+        [ -f "$deb" ] || { not_ok "[$dist] package $deb there"; return; }
     elif ! bash debian/build-deb.sh --reuse "$dist" >"$out/build-deb.log" 2>&1; then
         not_ok "[$dist] package builds" "$(tail -n 20 "$out/build-deb.log")"
         return
