@@ -81,6 +81,28 @@ check "GET /access/permissions with the ticket answers for the user" \
 check "user.cfg: alice@contoso.example@entra created, in group admins" \
     bash -c 'grep -q "^user:alice@contoso.example@entra:" /etc/pve/user.cfg && grep -q "^group:admins:.*alice@contoso.example@entra" /etc/pve/user.cfg'
 
+# --- latency of a full login through pveproxy (auth-url, the emulator's authorize, login;
+# discovery and keys already cached by the logins above), median of 5, with the emulator's
+# round trips at 0 and 50 ms (its latency_ms control) ---
+login_ms() {
+    local i t0 t1 all=()
+    for i in 1 2 3 4 5; do
+        t0="$(date +%s%N)"
+        api_login alice@contoso.example "$client_ip" | grep -q '"ticket":"PVE:' || { echo failed; return; }
+        t1="$(date +%s%N)"
+        all+=($(((t1 - t0) / 1000000)))
+    done
+    printf '%s\n' "${all[@]}" | sort -n | sed -n 3p
+}
+emu_latency() {
+    curl -sf -o /dev/null -H 'Content-Type: application/json' -d "{\"latency_ms\": $1}" \
+        https://login.microsoftonline.com/_emu/control
+}
+emu_latency 0 && fast="$(login_ms)" && emu_latency 50 && slow="$(login_ms)" && emu_latency 0
+echo "# full login through pveproxy (median of 5): $fast ms at 0 ms IdP latency, $slow ms at 50 ms"
+check "logins through pveproxy with 0 and 50 ms IdP latency succeed" \
+    bash -c '[ "$1" -gt 0 ] && [ "$2" -gt "$1" ]' _ "${fast:-0}" "${slow:-0}"
+
 # --- soak: SOAK logins through pveproxy, 8 concurrent; pvedaemon's workers before/after. The
 # product's anonymous budgets (30 logins per client address and realm at once, 300 per realm)
 # hold on a node: the soak spreads its logins over realms soak0.. (250 each) and the addresses
