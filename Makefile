@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps build demo test test-rust test-header test-perl test-upstream test-integrate test-browser test-load test-deb test-fuzz bench deb clean
+.PHONY: deps build demo test test-rust test-header test-perl test-upstream test-integrate test-browser test-load test-fresh test-deb test-node test-fuzz bench deb clean
 
 # Installs everything on a fresh Debian 12 machine (idempotent, fast when done).
 deps:
@@ -18,7 +18,7 @@ demo: build
 
 # Every test.
 test: deps
-	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fresh test-fuzz test-deb
+	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fresh test-fuzz test-deb test-node
 	@echo "make test: all suites passed"
 
 test-header:
@@ -54,6 +54,12 @@ test-fuzz:
 # both packages (trixie/PVE 9, bookworm/PVE 8): built, linted and install-tested in clean roots
 test-deb:
 	bash tests/deb/run.sh
+
+# a Proxmox VE node in a network namespace: pmxcfs, pvedaemon, pveproxy from the pinned sources,
+# the package installed with apt, logins through pveproxy, PVE 9 and 8 (tests/node; after test-deb,
+# whose packages it reuses)
+test-node: build
+	bash tests/node/run.sh
 
 bench: build
 	bash bench/run.sh

@@ -170,6 +170,9 @@ standins_into_root() {
     rm -rf "$debs" "$root/root/standins"
 }
 
+# sourced by tests/node/node-root.sh for the functions above
+[ -z "${PVE_ROOT_FUNCTIONS_ONLY:-}" ] || return 0
+
 case "${1:-}" in
     --standin)
         shift

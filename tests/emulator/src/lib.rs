@@ -65,11 +65,27 @@ pub fn start_on(listen: &str, cfg: EmulatorConfig) -> std::io::Result<Emulator> 
 
 /// Starts an emulator on `listen`, over TLS when `tls_dir` is given (see [`start_tls`]).
 pub fn start_with(listen: &str, cfg: EmulatorConfig, tls_dir: Option<&Path>) -> std::io::Result<Emulator> {
-    let tls = tls_dir.map(tls::server_config).transpose()?;
+    start_named(listen, cfg, tls_dir, &[])
+}
+
+/// [`start_with`], its TLS certificate also for `names` and its URLs (issuer, endpoints) on the
+/// first of them: the test node resolves Microsoft's host names to it (tests/node).
+pub fn start_named(
+    listen: &str,
+    cfg: EmulatorConfig,
+    tls_dir: Option<&Path>,
+    names: &[String],
+) -> std::io::Result<Emulator> {
+    let tls = tls_dir.map(|dir| tls::server_config(dir, names)).transpose()?;
     let listener = TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let shared = Arc::new(Shared::new(cfg, format!("{scheme}://{addr}")));
+    let base_url = match names.first() {
+        Some(name) if addr.port() == 443 => format!("{scheme}://{name}"),
+        Some(name) => format!("{scheme}://{name}:{}", addr.port()),
+        None => format!("{scheme}://{addr}"),
+    };
+    let shared = Arc::new(Shared::new(cfg, base_url));
     let shutdown = Arc::new(AtomicBool::new(false));
     let handler: Arc<http::Handler> = {
         let shared = shared.clone();

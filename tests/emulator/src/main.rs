@@ -1,13 +1,15 @@
-//! `entra-emulator --listen 127.0.0.1:0 [--config FILE.json] [--port-file PATH] [--tls-dir DIR]`
+//! `entra-emulator --listen 127.0.0.1:0 [--config FILE.json] [--port-file PATH] [--tls-dir DIR]
+//! [--tls-name HOST]...`
 //! Prints "listening on http://127.0.0.1:PORT" first (https with `--tls-dir`, after writing the
-//! throw-away CA to DIR/ca.pem), then serves until killed.
+//! throw-away CA to DIR/ca.pem; https://HOST[:PORT] with `--tls-name`, the first one: its
+//! certificate names every HOST), then serves until killed.
 
 use entra_emulator::EmulatorConfig;
 use std::io::Write;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: entra-emulator [--listen 127.0.0.1:0] [--config FILE.json] [--port-file PATH] [--tls-dir DIR]";
+    "usage: entra-emulator [--listen 127.0.0.1:0] [--config FILE.json] [--port-file PATH] [--tls-dir DIR] [--tls-name HOST]...";
 
 fn main() -> ExitCode {
     match run() {
@@ -24,6 +26,7 @@ fn run() -> Result<(), String> {
     let mut config = None;
     let mut port_file = None;
     let mut tls_dir: Option<String> = None;
+    let mut tls_names = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value\n{USAGE}"));
@@ -32,6 +35,7 @@ fn run() -> Result<(), String> {
             "--config" => config = Some(value()?),
             "--port-file" => port_file = Some(value()?),
             "--tls-dir" => tls_dir = Some(value()?),
+            "--tls-name" => tls_names.push(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -48,6 +52,9 @@ fn run() -> Result<(), String> {
             "--listen {listen}: only loopback addresses are allowed"
         ));
     }
+    if !tls_names.is_empty() && tls_dir.is_none() {
+        return Err(format!("--tls-name needs --tls-dir\n{USAGE}"));
+    }
     let cfg = match config {
         None => EmulatorConfig::default(),
         Some(path) => {
@@ -55,7 +62,8 @@ fn run() -> Result<(), String> {
             serde_json::from_str(&text).map_err(|e| format!("config {path}: {e}"))?
         }
     };
-    let emulator = entra_emulator::start_with(&listen, cfg, tls_dir.as_deref().map(std::path::Path::new))
+    let tls_dir = tls_dir.as_deref().map(std::path::Path::new);
+    let emulator = entra_emulator::start_named(&listen, cfg, tls_dir, &tls_names)
         .map_err(|e| format!("listen on {listen}: {e}"))?;
     let url = emulator.url();
     if let Some(path) = port_file {

@@ -1,6 +1,6 @@
 //! TLS mode: a throw-away CA made at start (its certificate written to `<dir>/ca.pem` for the
 //! client to trust through the system trust path, e.g. SSL_CERT_FILE) and a server certificate
-//! for 127.0.0.1 and localhost signed by it.
+//! for 127.0.0.1, localhost and the given host names (the test node's Microsoft names) signed by it.
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -37,9 +37,9 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Makes a CA and a server certificate, writes `<dir>/ca.pem` (atomically), returns the server
-/// configuration.
-pub fn server_config(dir: &Path) -> io::Result<Arc<ServerConfig>> {
+/// Makes a CA and a server certificate (also for `names`), writes `<dir>/ca.pem` (atomically),
+/// returns the server configuration.
+pub fn server_config(dir: &Path, names: &[String]) -> io::Result<Arc<ServerConfig>> {
     let ca_key = KeyPair::generate().map_err(other)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(other)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -52,7 +52,10 @@ pub fn server_config(dir: &Path) -> io::Result<Arc<ServerConfig>> {
     let ca_cert = ca.self_signed(&ca_key).map_err(other)?;
 
     let key = KeyPair::generate().map_err(other)?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).map_err(other)?;
+    let mut leaf = CertificateParams::new(
+        std::iter::once("localhost".to_string()).chain(names.iter().cloned()).collect::<Vec<_>>(),
+    )
+    .map_err(other)?;
     leaf.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     leaf.distinguished_name.push(DnType::CommonName, "entra-emulator");
     let cert = leaf.signed_by(&key, &ca_cert, &ca_key).map_err(other)?;

@@ -260,3 +260,33 @@ fn refuses_non_loopback_listen_addresses() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only loopback"));
 }
+
+#[test]
+fn tls_name_is_the_url_and_needs_tls_dir() {
+    let dir = std::env::temp_dir().join(format!("emu-bin-name-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_entra-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--tls-dir", dir.to_str().unwrap()])
+        .args(["--tls-name", "login.microsoftonline.com", "--tls-name", "graph.microsoft.com"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn entra-emulator");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("listening on https://login.microsoftonline.com:"),
+        "{line:?}"
+    );
+    assert!(dir.join("ca.pem").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_entra-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--tls-name", "login.microsoftonline.com"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--tls-name needs --tls-dir"));
+}
