@@ -11,6 +11,7 @@ use crate::claims::Claims;
 use crate::config::{is_guid, normalize_group_key, RealmConfig, Tenant};
 use crate::error::{Code, Error, Result};
 use crate::request::{invalid, MapMembers, Request};
+use crate::username::{self, Account};
 
 /// Characters a user name from Entra may not carry into PVE, beyond whitespace, control and
 /// non-ASCII characters: `:` separates user.cfg fields and ticket parts, `,` the members of a
@@ -69,8 +70,8 @@ pub fn map_identity(cfg: &RealmConfig, realm: &str, claims: &Claims, groups: Vec
         return Err(invalid("`claims.tid` and `claims.oid` must be GUIDs"));
     }
 
-    // Guests: B2B accounts (acct 1) or users whose identity provider is not this issuer.
-    let is_guest = claims.acct == Some(1) || claims.idp.as_deref().is_some_and(|i| i != claims.iss);
+    // the rule realm sync applies too (username::is_guest)
+    let is_guest = username::is_guest(Account::Token { acct: claims.acct, idp: claims.idp.as_deref(), iss: &claims.iss });
     if is_guest && !cfg.allow_guests {
         return Err(Error::new(Code::AccessGuest, "guest accounts are not allowed in this realm (allow-guests)"));
     }

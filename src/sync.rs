@@ -29,7 +29,7 @@ use crate::graph::app_token;
 use crate::http::{display_url, GraphResponse, Transport};
 use crate::mapping::check_user_name;
 use crate::request::{Env, Request, SyncMembers};
-use crate::username::Source;
+use crate::username::{self, Account, Source};
 
 /// Graph's largest page.
 const PAGE_SIZE: u32 = 999;
@@ -78,7 +78,8 @@ fn member_of(v: &Value) -> Option<Member> {
         surname: text("surname"),
         // Graph leaves out what it does not know; only an explicit false disables
         enabled: v.get("accountEnabled").and_then(Value::as_bool) != Some(false),
-        guest: text("userType").is_some_and(|t| t.eq_ignore_ascii_case("guest")),
+        // the rule a login applies too
+        guest: username::is_guest(Account::Directory { user_type: text("userType").as_deref(), upn: text("userPrincipalName").as_deref() }),
     })
 }
 
@@ -959,6 +960,25 @@ mod tests {
         // username-claim oid: no pin needed
         let (res, _) = run_with(json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1, "username-claim": "oid"}), pages(), Duration::ZERO);
         assert_eq!(res.unwrap()["users"].as_array().unwrap().len(), 2);
+    }
+
+    /// An external member (cross-tenant sync: userType Member, `#EXT#` UPN) is a guest at login
+    /// (its token's `idp` is its home tenant): sync names it by the pin its login made, not by
+    /// its UPN, and skips it unless guests are allowed, as the login refuses it.
+    #[test]
+    fn external_members_are_named_as_their_login_names_them() {
+        const EXT: &str = "0e0e0e0e-0000-4000-8000-000000000e0e";
+        let ext = json!({"id": EXT, "userPrincipalName": "bob_fabrikam.example#EXT#@contoso.example",
+            "mail": "bob@fabrikam.example", "accountEnabled": true, "userType": "Member"});
+        let pages = || vec![(url(G1), vec![(200, json!({"value": [ext.clone()]}))])];
+        let pins = || json!({"pins": {"bob@fabrikam.example": {"tid": TID, "oid": EXT}}});
+        let cfg = json!({"groups-map": format!("{G1}=ops"), "allow-guests": 1, "username-claim": "preferred_username"});
+        let (res, _) = run_request(pins(), cfg, pages(), Duration::ZERO);
+        assert_eq!(res.unwrap()["groups"]["ops"], json!(["bob@fabrikam.example@entra"]));
+        let (res, _) = run_request(pins(), json!({"groups-map": format!("{G1}=ops")}), pages(), Duration::ZERO);
+        let v = res.unwrap();
+        assert_eq!(v["groups"]["ops"], json!([]), "{v}");
+        assert!(v["skipped"][0]["reason"].as_str().unwrap().contains("allow-guests"), "{v}");
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! A guest's `preferred_username` and `email` are its home tenant's sign-in name and address,
 //! which its entry in this directory does not hold: realm sync names it by the pin its first
 //! login made.
+//!
+//! Guests. An account is a guest (`allow-guests`; named by its pin above) when its home is
+//! another directory — a B2B guest, or an external *member* as cross-tenant sync makes them. A
+//! login and realm sync decide it by the same fact, each from what it sees (`is_guest`): the
+//! token's `acct` is 1 (userType Guest) or its `idp` is not the issuer, and in the directory
+//! `userType` is Guest or the userPrincipalName has `#EXT#`, which Entra gives every account
+//! it signs in elsewhere.
 
 use crate::claims::Claims;
 use crate::config::UsernameClaim;
@@ -87,6 +94,28 @@ impl UsernameClaim {
     }
 }
 
+/// What marks an account as a guest, for a login and for realm sync alike.
+pub enum Account<'a> {
+    /// An ID token's `acct`, `idp` and `iss` claims.
+    Token { acct: Option<i64>, idp: Option<&'a str>, iss: &'a str },
+    /// Graph's `userType` and `userPrincipalName`.
+    Directory { user_type: Option<&'a str>, upn: Option<&'a str> },
+}
+
+/// The `#EXT#` of an external account's UPN in the directory it is a guest or member of.
+const EXTERNAL_UPN_MARK: &str = "#ext#@";
+
+/// Whether the account's home is another directory (see the module's guests paragraph).
+pub fn is_guest(a: Account) -> bool {
+    match a {
+        Account::Token { acct, idp, iss } => acct == Some(1) || idp.is_some_and(|i| i != iss),
+        Account::Directory { user_type, upn } => {
+            user_type.is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+                || upn.is_some_and(|u| u.to_ascii_lowercase().contains(EXTERNAL_UPN_MARK))
+        }
+    }
+}
+
 /// The PVE user name of a login: the claim `which` of the token, lower-cased (names, not the
 /// oid, are case-insensitive in Entra while PVE user ids are case-sensitive).
 pub fn from_token(c: &Claims, which: UsernameClaim) -> Result<String> {
@@ -137,6 +166,28 @@ mod tests {
             let e = from_token(&empty, which).unwrap_err();
             assert_eq!(e.code, Code::TokenMissingClaim, "{which:?}");
             assert!(e.message.contains(which.claim()) && e.hint.is_some(), "{which:?}");
+        }
+    }
+
+    /// An external member (cross-tenant sync: userType Member, `#EXT#` UPN, `idp` its home
+    /// tenant) is a guest for a login and for sync, as a B2B guest is; a member is neither.
+    #[test]
+    fn login_and_sync_classify_alike() {
+        let iss = "https://login.microsoftonline.com/t/v2.0";
+        let home = Some("https://sts.windows.net/home/");
+        let ext_upn = Some("bob_fabrikam.example#EXT#@contoso.example");
+        // (token acct, token idp, directory userType, directory UPN, guest)
+        let cases = [
+            (Some(1), home, Some("Guest"), ext_upn, true),          // B2B guest
+            (Some(0), home, Some("Member"), ext_upn, true),         // external member
+            (None, home, None, ext_upn, true),                      // no acct claim, nothing selected
+            (Some(1), None, Some("guest"), Some("g@contoso.example"), true), // local guest
+            (Some(0), None, Some("Member"), Some("a@contoso.example"), false),
+            (None, Some(iss), None, Some("a@contoso.example"), false),
+        ];
+        for (acct, idp, user_type, upn, guest) in cases {
+            assert_eq!(is_guest(Account::Token { acct, idp, iss }), guest, "{acct:?} {idp:?}");
+            assert_eq!(is_guest(Account::Directory { user_type, upn }), guest, "{user_type:?} {upn:?}");
         }
     }
 

@@ -133,7 +133,8 @@ pub struct User {
     /// 0 member, 1 guest (Entra's optional `acct` claim).
     #[serde(default)]
     pub acct: u8,
-    /// Identity provider for guests, e.g. "https://sts.windows.net/<home tid>/".
+    /// Identity provider of an external account (a guest, or with `acct` 0 an external member as
+    /// cross-tenant sync makes them), e.g. "https://sts.windows.net/<home tid>/".
     #[serde(default)]
     pub idp: Option<String>,
     /// Tenant the user signs in to (the `tid` of their tokens); default: the first tenant.

@@ -140,7 +140,8 @@ pub fn claims(shared: &Shared, grant: &CodeGrant, user: &User, version: Version)
     let t = now();
     let tid = &grant.tid;
     let optional = shared.optional_claims(&grant.client_id);
-    let ctx = Context { version, guest: user.acct == 1, scope: &grant.scope, optional: &optional };
+    // an external account (B2B guest, or a member made by cross-tenant sync) gets a guest's claims
+    let ctx = Context { version, guest: user.acct == 1 || user.idp.is_some(), scope: &grant.scope, optional: &optional };
     let groups = shared.cfg.groups_of(user);
     let overage = groups.len() > shared.cfg.groups_overage_limit;
     let text = |s: &str| (!s.is_empty()).then(|| Value::from(s));

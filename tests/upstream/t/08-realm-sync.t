@@ -9,6 +9,8 @@ use warnings;
 
 use File::Temp;
 use JSON::PP;
+use Digest::SHA qw(sha256);
+use MIME::Base64 qw(encode_base64url);
 
 use UpstreamTest;
 use Test::More;
@@ -74,7 +76,7 @@ like($out, qr/^not adding user 'erin\@contoso\.example\@entra': its Entra accoun
 like($out, qr/^purge users 'gone\@entra' ACL entries$/m, 'and its ACLs');
 like($out, qr/^updating group 'admins'$/m, 'would update the mapped group');
 like($out, qr/^adding group 'ops'$/m, 'would create the mapped group ops');
-unlike($out, qr/guest|carol/i, 'guest and other-tenant users are not synced');
+unlike($out, qr/guest[_\@]fabrikam|carol\@/i, 'guest and other-tenant users are not synced');
 unlike($out, qr/remove group/, 'no group removed');
 like($out, qr/NOTE: Dry test run, changes were NOT written/, 'says nothing was written');
 is(slurp('/etc/pve/user.cfg'), $before, 'user.cfg unchanged');
@@ -402,5 +404,41 @@ $before = slurp('/etc/pve/user.cfg');
 ($rc, $out) = pveum('realm', 'sync', 'multi', '--scope', 'both');
 like($out, qr/realm for `organizations` names none.*\(config\.invalid\)/, 'organizations realm: refused with the reason') or diag($out);
 is(slurp('/etc/pve/user.cfg'), $before, 'nothing changed');
+
+# an external member (cross-tenant sync: userType Member, a #EXT# UPN, its token's idp its home
+# tenant) is a guest for its login and for sync alike: its login names and pins it by its home
+# sign-in name, and sync keeps that user instead of removing it for its #EXT# UPN
+my $EXT_OID = '0e0e0e0e-0000-4000-8000-000000000e0e';
+my $xfile = "$tmp/external-member.json";
+spew($xfile, encode_json({
+    apps => [{ client_id => $CLIENT_ID, secret => $SECRET, assigned => [$EXT_OID], assignment_required => \1 }],
+    users => [{ upn => 'bob_fabrikam.example#EXT#@contoso.example', oid => $EXT_OID,
+        preferred_username => 'bob@fabrikam.example', email => 'bob@fabrikam.example',
+        acct => 0, idp => "https://sts.windows.net/22222222-3333-4444-5555-666666666666/" }],
+}));
+stop_emulator();
+$url = start_emulator(config => $xfile);
+api_call('POST', '/access/domains', {
+    realm => 'xmember', type => 'entraid', 'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID,
+    'client-key' => $SECRET, 'sync-users' => 'assigned', 'allow-guests' => 1, 'username-claim' => 'preferred_username',
+    autocreate => 1,
+});
+my $REDIRECT = 'https://pve1.example.com:8006';
+# the browser binding of the login state, sent when the API has it (as 06-login.t)
+my $props = sub { PVE::API2::EntraID->map_method_by_name($_[0])->{parameters}->{properties} };
+my $key = join('', map { chr(int(rand(256))) } 1 .. 32);
+my %bind_hash = $props->('auth_url')->{'binding-hash'} ? ('binding-hash' => encode_base64url(sha256($key))) : ();
+my %bind_key = $props->('login')->{'binding-key'} ? ('binding-key' => encode_base64url($key)) : ();
+my $r = http_request('POST', '/access/entraid/auth-url', { realm => 'xmember', 'redirect-url' => $REDIRECT, %bind_hash });
+diag("auth-url: $r->{status} $r->{message}") if $r->{status} != 200;
+my ($code, $state) = browser_authorize($r->{data}, 'bob@fabrikam.example');
+$r = http_request('POST', '/access/entraid/login', { code => $code, state => $state, 'redirect-url' => $REDIRECT, realm => 'xmember', %bind_key });
+is($r->{data}->{username}, 'bob@fabrikam.example@xmember', 'the external member logs in under its home sign-in name')
+    or diag($r->{status}, ' ', $r->{message});
+($rc, $out) = pveum('realm', 'sync', 'xmember', '--scope', 'both', '--enable-new', '1', '--remove-vanished', 'acl;entry;properties');
+is($rc, 0, 'sync after its login') or diag($out);
+unlike($out, qr/^remove user/m, 'removes nothing') or diag($out);
+is_deeply([sort grep { m/fabrikam.*\@xmember$/ } keys %{ PVE::Cluster::cfs_read_file('user.cfg')->{users} }],
+    ['bob@fabrikam.example@xmember'], "sync keeps the login's user, no second one for its #EXT# UPN");
 
 done_testing();
