@@ -37,6 +37,12 @@ check "GET /access/domains lists pam and pve" \
 tenant=11111111-2222-3333-4444-555555555555
 client=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
 admins=6f7e8d9c-1111-4111-8111-000000000001
+# the app registration's ID token optional claims (README, step 5): `upn` for the default
+# username-claim, the names for PVE's first and last name; Entra issues none unless configured
+check "the app registration issues the optional claims upn, given_name, family_name" \
+    curl -sf -o /dev/null -H 'Content-Type: application/json' -d '{"optional_claims": {"idToken": [
+        {"name": "upn", "additionalProperties": ["include_externally_authenticated_upn"]},
+        {"name": "given_name"}, {"name": "family_name"}]}}' https://login.microsoftonline.com/_emu/control
 check "pveum realm add entra --type entraid (autocreate, groups map)" \
     pveum realm add entra --type entraid --tenant-id "$tenant" --client-id "$client" \
         --autocreate 1 --groups-map "$admins=admins" --groups-autocreate 1 --groups-sync 1 \

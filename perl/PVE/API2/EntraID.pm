@@ -68,12 +68,14 @@ my $generic_message = {
     'request.rate_limited' => 'too many sign-in attempts; try again in a minute',
 };
 
-# Refusals that cost a caller nothing (by the rate limit, and of a realm that is not an entraid
-# realm) are logged once per code, client address and minute (per process): a flood would
+# Refusals that cost a caller nothing (those before any request with the app's credential: the
+# families below, and names that are no entraid realm) are logged once per code, client address
+# and minute (per process): a flood would
 # otherwise trip journald's rate limit for pvedaemon and drop unrelated lines. The rest are
 # counted and reported in one line when the minute is over; at most $THROTTLED_ADDRESSES
 # (code, address) pairs a minute are logged individually.
 my $THROTTLED_ADDRESSES = 256;
+my $THROTTLED_FAMILIES = { request => 1, state => 1 };
 my $throttled = { minute => -1, addresses => {}, unlogged => {} };
 
 my sub throttled_is_logged {
@@ -122,10 +124,10 @@ my sub anonymous_failure {
     $line .= " correlation_id=$lib->{correlation_id}" if defined($lib->{correlation_id});
     $line .= " trace_id=$lib->{trace_id}" if defined($lib->{trace_id});
     $line .= " msg=$detail";
-    syslog('err', '%s', $line) if !($code eq 'request.rate_limited' || $ctx->{not_entraid})
+    my ($family) = $code =~ m/^([a-z]+)\./;
+    syslog('err', '%s', $line) if !($THROTTLED_FAMILIES->{$family // ''} || $ctx->{not_entraid})
         || throttled_is_logged($code, $ctx->{rhost} // '-');
 
-    my ($family) = $code =~ m/^([a-z]+)\./;
     my $message = $generic_message->{$code} // $generic_message->{$family // ''} // 'login failed';
     my $status = $lib->{api_status} // 500;
     return PVE::Exception->new("$message ($code, reference $reference)\n", code => $status,

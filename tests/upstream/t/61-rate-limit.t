@@ -173,6 +173,7 @@ like($realm_line // '', qr/too many token requests of realm flood from all clien
 # 400 logins from 5 addresses with states of the attacker's own making and any binding key: far
 # more are admitted by their addresses than the realm's budget holds, none is charged to it
 my %forged;
+@SYSLOG = ();
 for my $i (1 .. 400) {
     my $ip = '198.51.100.' . (100 + $i % 5);
     my $res = http_request('POST', '/access/entraid/login', { realm => 'forged', code => 'c',
@@ -183,6 +184,11 @@ for my $i (1 .. 400) {
 is($forged{429}, 400 - 5 * $ADDRESS_BURST, 'forged logins: each address got its own budget, no more')
     or diag explain \%forged;
 is($forged{400}, 5 * $ADDRESS_BURST, '... the rest were refused as invalid states') or diag explain \%forged;
+# refusals before the token request are throttled like the 429s: one line per code, address and
+# minute, so the journal does not grow with the number of addresses an attacker has
+my @forged_lines = grep { m/realm=forged / } @SYSLOG;
+ok(@forged_lines >= 5 && @forged_lines <= 2 * 5 * slack(),
+    scalar(@forged_lines) . " journal lines for 400 forged logins from 5 addresses (one per code and address)");
 ($url, $res) = full_login('forged', '192.0.2.50');
 ok($url->{status} == 200 && $res && $res->{status} == 200 && $res->{data}->{ticket},
     'a real login through the emulator still succeeds: the realm\'s budget is whole')
