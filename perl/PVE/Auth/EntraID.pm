@@ -12,6 +12,7 @@ use Hash::Util::FieldHash qw(fieldhash);
 use JSON::PP ();
 
 use PVE::Cluster;
+use PVE::INotify;
 use PVE::JSONSchema;
 use PVE::Tools;
 use PVE::Auth::Plugin;
@@ -279,7 +280,10 @@ sub identities_path { return "$PRIV_DIR/$_[0].identities.json"; }
 sub state_key_path { return "$PRIV_DIR/state.key"; }
 
 # Nodes without the package parse domains.cfg without the 'entraid' type and drop the realm
-# on their next realm write, so realm changes wait until every node has it.
+# on their next realm write, so realm changes wait until every node has it. A node where
+# pve-entraid-integrate could not apply its hooks keeps only the realm type registered (marker
+# "not-integrated"): it keeps entraid realms, but without the realm-api hook a change made there
+# would not be checked or carried out in full (a deleted credential's file would stay).
 sub assert_all_nodes_have_plugin {
     opendir(my $dh, $NODES_DIR)
         or die "unable to list cluster nodes in $NODES_DIR - $!\n";
@@ -289,11 +293,18 @@ sub assert_all_nodes_have_plugin {
         push @missing, $node if !-e "$NODES_DIR/$node/$NODE_MARKER";
     }
     closedir($dh);
-    return if !@missing;
-    my $list = join(', ', @missing);
-    die "pve-entraid is not installed on node(s) $list: their PVE daemons would drop every"
-        . " entraid realm from domains.cfg. Install pve-entraid there (it runs"
-        . " 'pve-entraid-integrate apply') before adding or changing an entraid realm.\n";
+    if (@missing) {
+        my $list = join(', ', @missing);
+        die "pve-entraid is not installed on node(s) $list: their PVE daemons would drop every"
+            . " entraid realm from domains.cfg. Install pve-entraid there (it runs"
+            . " 'pve-entraid-integrate apply') before adding or changing an entraid realm.\n";
+    }
+    my $here = PVE::INotify::nodename();
+    my $marker = PVE::Tools::file_read_firstline("$NODES_DIR/$here/$NODE_MARKER") // '';
+    die "pve-entraid is not integrated on this node ($here): its hooks could not be applied to"
+        . " this Proxmox VE version (see 'pve-entraid-integrate status'). entraid realms are kept,"
+        . " but are not changed here: upgrade pve-entraid, or change the realm on another node.\n"
+        if $marker =~ m/ not-integrated$/;
 }
 
 my sub write_private_file {

@@ -60,26 +60,43 @@ is($rc, 0, 'revert exits 0') or diag($out);
 is(slurp("$root$_"), $pristine{$_}, "revert: $_ byte-identical to upstream $PVE") for @FILES;
 
 # an upstream release that moved one anchor of the realm-api hook (here the update check's,
-# rewritten with the same meaning): apply leaves that hook out (exit 2), and an update is still
-# checked, by on_update_hook (review 1: nothing fails open)
-setup_etc_pve();
+# rewritten with the same meaning): apply applies no hook but the realm type registration
+# (exit 2, node marker "not-integrated"). The entraid realms stay in domains.cfg through other
+# realm writes on this node, entraid realms are not changed here, and nothing of the login is
+# reachable (review 1: nothing fails open; issue 21: no partial hook set)
+setup_etc_pve(domains => "pam: pam\n\tcomment Linux PAM standard authentication\n\n"
+    . "pve: pve\n\tcomment Proxmox VE authentication server\n\n"
+    . "entraid: corp\n\ttenant-id $TENANT\n\tclient-id $CLIENT_ID\n\n");
 ($root) = install_hooks(apply => 0);
 my $domains_pm = "$root/usr/share/perl5/PVE/API2/Domains.pm";
 my $moved = slurp($domains_pm) =~ s/if \(\$delete_pw \|\| defined\(\$password\)\) \{/if (defined(\$password) || \$delete_pw) {/r;
 isnt($moved, slurp($domains_pm), 'the update check\'s anchor rewritten');
 spew($domains_pm, $moved);
 ($rc, $out) = UpstreamTest::run_integrate($root, 'apply', '--node', $NODE);
-is($rc, 2, 'apply exits 2: realm-api left out') or diag($out);
+is($rc, 2, 'apply exits 2: not integrated') or diag($out);
+like($out, qr/^pve-entraid: NOT INTEGRATED: \/usr\/share\/perl5\/PVE\/API2\/Domains\.pm: anchor 'if \(\$delete_pw \|\| defined\(\$password\)\) \{' not found\.$/m,
+    'the message names the file and the anchor');
+is(slurp("$root$_"), $_ eq '/usr/share/perl5/PVE/API2/Domains.pm' ? $moved : $pristine{$_}, "$_: no hook")
+    for grep { $_ ne '/usr/share/perl5/PVE/AccessControl.pm' } @FILES;
+# what the tool wrote into the root's /etc/pve, in the one PVE reads here
+spew("/etc/pve/nodes/$NODE/pve-entraid", slurp("$root/etc/pve/nodes/$NODE/pve-entraid"));
 load_pve(root => $root);
 my ($ticket, $csrf) = login_ticket('root@pam');
-my $res = http_request('POST', '/access/domains', { type => 'entraid', realm => 'moved', 'tenant-id' => $TENANT,
+my $res = http_request('PUT', '/access/domains/pve', { comment => 'changed here' }, ticket => $ticket, csrf => $csrf);
+is($res->{status}, 200, 'another realm is changed on this node') or diag($res->{message});
+like(slurp('/etc/pve/domains.cfg'), qr/comment changed here/, 'domains.cfg written');
+like(section_of(slurp('/etc/pve/domains.cfg'), 'entraid', 'corp'), qr/^\ttenant-id \Q$TENANT\E$/m,
+    'the entraid realm is still in domains.cfg after that write');
+$res = http_request('PUT', '/access/domains/corp', { comment => 'x' }, ticket => $ticket, csrf => $csrf);
+isnt($res->{status}, 200, 'an entraid realm is not changed on this node');
+like($res->{message}, qr/not integrated on this node/, 'saying why');
+$res = http_request('POST', '/access/domains', { type => 'entraid', realm => 'moved', 'tenant-id' => $TENANT,
     'client-id' => $CLIENT_ID, 'client-key' => $SECRET }, ticket => $ticket, csrf => $csrf);
-is($res->{status}, 200, 'a realm is created') or diag($res->{message});
-$res = http_request('PUT', '/access/domains/moved', { 'tenant-id' => 'common' }, ticket => $ticket, csrf => $csrf);
-isnt($res->{status}, 200, 'an update to common without allowed-tenants is refused without the hook');
-like($res->{message}, qr/allowed-tenants/, 'naming allowed-tenants');
-like(slurp('/etc/pve/domains.cfg'), qr/^\ttenant-id \Q$TENANT\E$/m, 'the tenant stays');
-$res = http_request('PUT', '/access/domains/moved', { comment => 'x' }, ticket => $ticket, csrf => $csrf);
-is($res->{status}, 200, 'a valid update passes') or diag($res->{message});
+isnt($res->{status}, 200, 'nor added');
+ok(!-e '/etc/pve/priv/entraid/moved.secret', 'no secret stored');
+$res = http_request('POST', '/access/entraid/auth-url', { realm => 'corp', 'redirect-url' => 'https://pve1:8006' });
+isnt($res->{status}, 200, 'the login path is not there');
+$res = http_request('DELETE', '/access/domains/corp', {}, ticket => $ticket, csrf => $csrf);
+is($res->{status}, 200, 'an entraid realm can still be deleted') or diag($res->{message});
 
 done_testing();
