@@ -405,11 +405,20 @@ sub on_add_hook {
     store_credentials($realm, $credentials);
 }
 
-# Upstream calls this after check_update, with the changed settings only.
+# Upstream calls this after check_update, with the changed settings only. A PVE with the
+# realm plugin interface (contrib/upstream) passes the deleted options instead: this then does
+# what the realm-api hook's delete_requested and check_update do.
 sub on_update_hook {
     my ($class, $realm, $config, %param) = @_;
     my $credentials = delete($request_credentials{$config}) // {};
     assert_all_nodes_have_plugin();
+    if (my $deleted = $param{delete}) {
+        $credentials->{delete} = 1 if grep { $is_credential{$_} } @$deleted;
+        my $stored = PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{$realm} // {};
+        my %section = %$stored;
+        delete @section{@$deleted};
+        $class->check_update($realm, { %section, %$config }, $config);
+    }
     # without the realm-api hook (an upstream change moved its anchor, an upgrade under way)
     # the update is checked here, as the stored section with the changes (delete= unseen)
     if (!delete($update_checked{$config})) {
@@ -434,6 +443,28 @@ sub check_update {
     }
     check_realm_settings($realm, $section);
     $update_checked{$config} = 1 if ref($config);
+}
+
+# The realm plugin interface of a PVE with the upstream patches (contrib/upstream), which load
+# this module through the drop-in PVE/Auth/Custom/EntraID.pm of pve-entraid-integrate instead
+# of its hooks; the calls below do what the hooks do there.
+sub api { return 1; }
+
+sub api_subclass {
+    require PVE::API2::EntraID;
+    return 'PVE::API2::EntraID';
+}
+
+# the calls the http-unauthenticated hook of pve-entraid-integrate allows (a test checks both)
+sub unauthenticated_api_calls {
+    return [['POST', 'login'], ['POST', 'auth-url']];
+}
+
+sub can_sync { return 1; }
+
+sub on_sync_hook {
+    my ($class, $realm, $config, $usercfg, $synced, $scope) = @_;
+    $class->finish_sync($realm, $synced, $usercfg, $scope);
 }
 
 # The identity pins stay, like PVE keeps the realm's users: a realm added again under the same

@@ -286,6 +286,12 @@ sub load_pve {
         die "pve-entraid-integrate apply failed ($rc):\n$out" if $rc;
     }
     $root = untaint($root, 'path');
+    # PVE's realm plugin loader (contrib/upstream) looks for drop-ins at the absolute path
+    # /usr/share/perl5/PVE/Auth/Custom: the root's perl5 over the host's, in this namespace only
+    if (-d "$root/usr/share/perl5/PVE/Auth/Custom") {
+        system('mount', '-t', 'overlay', 'overlay', '-o', "lowerdir=$root/usr/share/perl5:/usr/share/perl5",
+            '/usr/share/perl5') == 0 or die "UpstreamTest: unable to mount the root's perl5 over /usr/share/perl5\n";
+    }
     # just before the upstream trees, after stand-ins and project code
     my $first_upstream = $UPSTREAM_LIB[0];
     my ($pos) = grep { !ref($INC[$_]) && $INC[$_] eq $first_upstream } 0 .. $#INC;

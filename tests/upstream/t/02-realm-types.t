@@ -15,10 +15,14 @@ load_pve();
 is_deeply(\@warnings, [], "hooked PVE::AccessControl ($PVE) loads without a warning") or diag(@warnings);
 
 my $pdata = PVE::Auth::Plugin->private();
+# with the upstream realm plugin interface (contrib/upstream, tests/upstream/native) PVE's loader
+# registers the drop-in PVE::Auth::Custom::EntraID, a subclass of the module
+my $entraid = $UpstreamTest::TREE =~ m{/upstream-native/} ? 'PVE::Auth::Custom::EntraID' : 'PVE::Auth::EntraID';
 is_deeply({ map { $_ => $pdata->{plugins}->{$_} } keys %{ $pdata->{plugins} } }, {
     ad => 'PVE::Auth::AD', ldap => 'PVE::Auth::LDAP', openid => 'PVE::Auth::OpenId',
-    pam => 'PVE::Auth::PAM', pve => 'PVE::Auth::PVE', entraid => 'PVE::Auth::EntraID',
+    pam => 'PVE::Auth::PAM', pve => 'PVE::Auth::PVE', entraid => $entraid,
 }, 'realm types after init(): the upstream five and entraid');
+ok($entraid->isa('PVE::Auth::EntraID'), "entraid: $entraid");
 is_deeply($pdata->{propertyList}->{type}->{enum}, [qw(ad entraid ldap openid pam pve)],
     'init() put entraid into the type enum');
 
