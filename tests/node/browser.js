@@ -190,9 +190,26 @@ function totp(key, now = Date.now()) {
         await signIn();
         await backFromMicrosoft();
         await page.locator('.x-window-header-title', { hasText: 'Second login factor required' }).waitFor({ timeout: 60000 });
-        const pending = (await context.cookies(nodeUrl)).find((c) => c.name === 'PVEAuthCookie');
-        if (pending && decodeURIComponent(pending.value).startsWith(`PVE:${USER}:`)) throw new Error('a full ticket before the second factor');
+        const noTicket = async (when) => {
+            const c = (await context.cookies(nodeUrl)).find((e) => e.name === 'PVEAuthCookie');
+            if (c && decodeURIComponent(c.value).startsWith(`PVE:${USER}:`)) throw new Error(`a full ticket ${when}`);
+        };
+        await noTicket('before the second factor');
         ok('after the emulator, PVE\'s own TFA window asks for the second factor (no ticket yet)');
+        // a code the node must refuse: none of the three it accepts (the previous, this, the next step)
+        const valid = [-30000, 0, 30000].map((d) => totp(key, Date.now() + d));
+        let wrong = valid[1];
+        while (valid.includes(wrong)) wrong = String((Number(wrong) + 1) % 1000000).padStart(6, '0');
+        await page.locator('input[name=totp]').fill(wrong);
+        await page.getByRole('button', { name: 'Confirm Second Factor' }).click();
+        const refused = page.locator('.x-message-box:visible', { hasText: 'Login failed' });
+        await refused.waitFor({ timeout: 30000 });
+        await noTicket('after a wrong code');
+        ok('a wrong TOTP code in PVE\'s TFA window is refused ("Login failed", no ticket)');
+        await refused.getByRole('button', { name: 'OK' }).click();
+        await signIn();
+        await backFromMicrosoft();
+        await page.locator('.x-window-header-title', { hasText: 'Second login factor required' }).waitFor({ timeout: 60000 });
         await page.locator('input[name=totp]').fill(totp(key));
         await page.getByRole('button', { name: 'Confirm Second Factor' }).click();
         await expectMainScreen('the TOTP code in PVE\'s TFA window');
