@@ -61,9 +61,12 @@ test-deb:
 test-node: build
 	bash tests/node/run.sh
 
+# in-process figures, the project's size, then a real node's (tests/node; skipped with a line
+# saying how when there is no package or node root yet)
 bench: build
 	bash bench/run.sh
 	bash scripts/project-figures.sh
+	bash bench/node.sh
 
 # DIST=trixie (Proxmox VE 9, default) or DIST=bookworm (Proxmox VE 8) -> build/deb/$(DIST)/
 DIST ?= trixie

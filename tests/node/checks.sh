@@ -105,7 +105,9 @@ emu_latency() {
         https://login.microsoftonline.com/_emu/control
 }
 emu_latency 0 && fast="$(login_ms)" && emu_latency 50 && slow="$(login_ms)" && emu_latency 0
-echo "# full login through pveproxy (median of 5): $fast ms at 0 ms IdP latency, $slow ms at 50 ms"
+# "# figure: WHAT: VALUE" lines are what `make bench` prints of the node (bench/node.sh)
+echo "# figure: full login through pveproxy, IdP latency 0 ms (median of 5): $fast ms"
+echo "# figure: full login through pveproxy, IdP latency 50 ms (median of 5): $slow ms"
 check "logins through pveproxy with 0 and 50 ms IdP latency succeed" \
     bash -c '[ "$1" -gt 0 ] && [ "$2" -gt "$1" ]' _ "${fast:-0}" "${slow:-0}"
 
@@ -145,9 +147,11 @@ cpu1="$(cpu_of)"
 after="$(rss_of 'pvedaemon worker')"
 good="$(grep -cx 1 <<<"$answers")"
 hz="$(getconf CLK_TCK)"
-echo "# soak: $soak logins ($realms realms) at 8 concurrent in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s" \
-    "($(awk "BEGIN{printf \"%.1f\", $soak / ($t1 - $t0)}")/s), pvedaemon+pveproxy CPU" \
-    "$(awk "BEGIN{printf \"%.1f\", ($cpu1 - $cpu0) * 1000 / $hz / $soak}") ms per login (curl's own work not counted)"
+echo "# soak: $soak logins ($realms realms) at 8 concurrent in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+echo "# figure: logins through pveproxy at 8 concurrent ($soak logins): $(awk "BEGIN{printf \"%.1f\", $soak / ($t1 - $t0)}")/s"
+echo "# figure: pvedaemon + pveproxy CPU per login (their utime+stime over the soak; curl's own not counted): $(awk "BEGIN{printf \"%.1f\", ($cpu1 - $cpu0) * 1000 / $hz / $soak}") ms"
+echo "# figure: pvedaemon workers' RSS growth over the soak (same pid): $(perl -e 'my %b = map { split /:/ } split " ", $ARGV[0]; my %a = map { split /:/ } split " ", $ARGV[1];
+    my @d = map { sprintf("%+.1f", ($a{$_} - $b{$_}) / 1024) } grep { exists $a{$_} } sort keys %b; print @d ? join(", ", @d) . " MB" : "no worker lived through it"' "$before" "$after")"
 echo "# pvedaemon workers pid:RSS kB before: $(echo $before) after: $(echo $after)"
 check "soak: all $soak logins through pveproxy got a ticket" \
     bash -c '[ "$1" = "$2" ] || { echo "$1 of $2"; head -c 2000 /tmp/soak-failures; exit 1; }' _ "$good" "$soak"

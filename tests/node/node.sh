@@ -106,6 +106,40 @@ echo "ok - pvecm updatecerts made the node certificate"
 # --- root@pam's password (PAM of the root) ---
 echo 'root:node-test-root' | in_root chpasswd
 
+# --- pve-manager's reload of the daemons on its dpkg trigger, on a node without systemd: a
+# stand-in package with pve-manager's own debian/triggers (interest in pve-api-updates and in
+# /usr/share/perl5/PVE) and its postinst's "triggered" branch (both from the pinned source),
+# pvedaemon's and pveproxy's unit files, and tests/node/systemctl for systemd's reload (the real
+# systemctl diverted: in a root without systemd it ignores every command) ---
+reload_standin() {
+    local mgr="$PVE_ENTRAID_UPSTREAM/$pve/pve-manager" pkg="$root/root/reload-standin"
+    mkdir -p "$pkg/DEBIAN" "$pkg/usr/lib/systemd/system" "$pkg/usr/bin"
+    cp "$mgr/services/pvedaemon.service" "$mgr/services/pveproxy.service" "$pkg/usr/lib/systemd/system/"
+    cp "$here/systemctl" "$pkg/usr/bin/systemctl"
+    printf '%s\n' '#!/bin/sh' 'set -e' \
+        'dpkg-divert --package pve-entraid-test-reload --rename --divert /usr/bin/systemctl.real --add /usr/bin/systemctl >/dev/null' \
+        > "$pkg/DEBIAN/preinst"
+    cp "$mgr/debian/triggers" "$pkg/DEBIAN/triggers"
+    {
+        printf '#!/bin/sh\n# pve-manager'"'"'s debian/postinst (%s), its "triggered" branch\ncase "$1" in\n' "$pve"
+        sed -n '/^  triggered)/,/exit 0;;/p' "$mgr/debian/postinst"
+        printf 'esac\nexit 0\n'
+    } > "$pkg/DEBIAN/postinst"
+    grep -q 'deb-systemd-invoke reload-or-try-restart pvedaemon.service' "$pkg/DEBIAN/postinst" \
+        || die "no \"triggered\" branch reloading pvedaemon in $mgr/debian/postinst"
+    chmod 0755 "$pkg/DEBIAN/preinst" "$pkg/DEBIAN/postinst" "$pkg/usr/bin/systemctl"
+    printf '%s\n' "Package: pve-entraid-test-reload" "Version: 1.0" "Architecture: all" \
+        "Maintainer: pve-entraid tests <tests@invalid>" \
+        "Description: TEST STAND-IN for pve-manager's reload on its trigger (tests/node/node.sh)" \
+        > "$pkg/DEBIAN/control"
+    dpkg-deb -b --root-owner-group "$pkg" "$root/root/pve-entraid-test-reload.deb" >/dev/null || die "dpkg-deb of the reload stand-in failed"
+    rm -rf "$pkg"
+    in_root apt-get install -y -q --no-install-recommends /root/pve-entraid-test-reload.deb >"$root/var/log/apt-reload.out" 2>&1 \
+        || { tail -n 30 "$root/var/log/apt-reload.out" >&2; die "apt install of the reload stand-in failed"; }
+}
+reload_standin
+echo "ok - pve-manager's trigger (its debian/triggers, its postinst's reload) installed as a stand-in package"
+
 # --- the project's package, with apt ---
 cp "$deb" "$root/root/"
 in_root apt-get install -y -q --no-install-recommends "/root/$(basename "$deb")" >"$root/var/log/apt-entraid.out" 2>&1 \
@@ -146,5 +180,7 @@ echo "ok - pvedaemon and pveproxy started (pve-manager's service code), https://
 cp "$here/checks.sh" "$root/root/checks.sh"
 in_root bash /root/checks.sh "$NODE" "${PVE_ENTRAID_NODE_SOAK:-0}"
 
-# --- a browser on the real login window (Chromium of the host, in this namespace) ---
-node "$here/browser.js" "https://$NODE:8006" "$NODE_IP" 'Contoso (Entra ID)'
+# --- a browser on the real login window (Chromium of the host, in this namespace); between its
+# sign-ins it runs tests/node/cases.sh in the root: the upgrade and the TFA cases ---
+cp "$here/cases.sh" "$root/root/cases.sh"
+node "$here/browser.js" "https://$NODE:8006" "$NODE_IP" 'Contoso (Entra ID)' "$root"
