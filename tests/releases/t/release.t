@@ -4,8 +4,9 @@
 # module passes `perl -T -c`, the realm type registers, a realm is added, edited and deleted
 # through its real Domains API, a user logs in through PVE::API2::EntraID against the emulator,
 # and a realm sync runs through its real pveum and the sync hook.
-# Where a hook's anchor is not in that release, the tool must refuse the whole integration:
-# that is checked instead (no file changed, the message names the file, no entraid realm type).
+# Where a hook's anchor is not in that release, the tool must refuse the integration: that is
+# checked instead (the message names the file, no hook but the realm type registration, marker
+# "not-integrated", entraid realms kept and not changed on this node).
 # The last line says what the release got: "# verdict: pass" or "# verdict: refused".
 
 use strict;
@@ -34,7 +35,9 @@ if (%missing) {
 }
 done_testing();
 
-# --- a release whose files lack an anchor: nothing is changed, and PVE runs without entraid
+# --- a release whose files lack an anchor: no hook is applied, except the realm type
+# registration (so that this node keeps entraid realms in domains.cfg), marked
+# "not-integrated", and no entraid realm is changed here
 sub refused {
     my ($rc, $out) = @_;
     isnt($rc, 0, "apply on $release fails: an anchor is missing");
@@ -42,16 +45,46 @@ sub refused {
     # (status, run before, listed every file whose anchor is missing)
     my $named = join('|', map { quotemeta } sort keys %missing);
     like($out, qr/$named/, 'the message names a file whose anchor is missing');
-    ok(slurp("$root$_") eq $pristine{$_}, "$_ left byte-identical (no hook applied)") for @FILES;
-    ok(!-e "$root/var/lib/pve-entraid/backup/usr", 'no backup made (nothing changed)');
-    # the marker tells the cluster this node keeps entraid realms: without the type it would drop them
-    ok(!-e "$root/etc/pve/nodes/$NODE/pve-entraid", 'no node marker written');
+    my $registration = '/usr/share/perl5/PVE/AccessControl.pm';
+    my $kept = slurp("$root$registration") ne $pristine{$registration};
+    for my $file (@FILES) {
+        my $data = slurp("$root$file");
+        if ($file eq $registration && $kept) {
+            my $blocks = () = $data =~ m/pve-entraid hook begin/g;
+            ok($blocks == 1 && $data =~ m/PVE::Auth::EntraID->register\(\)/
+                && ($data =~ s/^[ \t]*# pve-entraid hook begin.*?pve-entraid hook end.*?\n//msr) eq $pristine{$file},
+                "$file: only the realm type registration");
+        } else {
+            ok($data eq $pristine{$file}, "$file left byte-identical");
+        }
+    }
+    my $marker = slurp("$root/etc/pve/nodes/$NODE/pve-entraid");
+    if ($kept) {
+        like($marker // '', qr/ not-integrated$/m, 'node marker: not-integrated');
+    } else {
+        ok(!defined($marker), 'no node marker: this node does not know the realm type');
+    }
+    # this node's /etc/pve as the tool left it, with an entraid realm made on another node
+    # (data read from files is tainted, and taints the whole statement that uses it)
+    my ($line) = ($marker // '') =~ m/^(pve-entraid [^\n]*\n)$/;
+    my ($domains) = slurp('/etc/pve/domains.cfg') =~ m/^(.*)$/s;
+    unlink("/etc/pve/nodes/$NODE/pve-entraid");
+    spew("/etc/pve/nodes/$NODE/pve-entraid", $line) if defined($line);
+    spew('/etc/pve/domains.cfg', "${domains}entraid: entra\n\tclient-id $CLIENT_ID\n\ttenant-id $TENANT\n\n");
     load_pve(root => $root);
-    ok(!PVE::Auth::Plugin->private()->{plugins}->{entraid}, 'realm type entraid absent');
+    my ($handler) = PVE::API2::AccessControl->find_handler('POST', '/entraid/login', {});
+    isnt($handler // '', 'PVE::API2::EntraID', 'no /access/entraid API');
+    if ($kept) {
+        is(PVE::Auth::Plugin->private()->{plugins}->{entraid}, 'PVE::Auth::EntraID',
+            'the kept registration registers the realm type');
+        ok(PVE::Cluster::cfs_read_file('domains.cfg')->{ids}->{entra}, 'the entraid realm is kept');
+    }
     my ($ticket, $csrf) = login_ticket('root@pam');
-    my $res = http_request('POST', '/access/domains', { realm => 'entra', type => 'entraid',
-        'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID }, ticket => $ticket, csrf => $csrf);
-    isnt($res->{status}, 200, 'an entraid realm cannot be added');
+    my $req = sub { my ($m, $p, $param) = @_; http_request($m, $p, $param, ticket => $ticket, csrf => $csrf) };
+    isnt($req->('PUT', '/access/domains/entra', { comment => 'x' })->{status}, 200, 'it is not changed here');
+    isnt($req->('POST', '/access/domains', { realm => 'other', type => 'entraid', 'tenant-id' => $TENANT,
+        'client-id' => $CLIENT_ID })->{status}, 200, 'no entraid realm is added here');
+    like(slurp('/etc/pve/domains.cfg'), qr/^entraid: entra$/m, 'domains.cfg still holds it');
     note('verdict: refused');
 }
 
