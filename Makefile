@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps build demo test test-rust test-header test-perl test-upstream test-integrate test-browser test-load test-fresh test-deb test-node test-fuzz bench deb clean
+.PHONY: deps build demo test test-rust test-header test-perl test-upstream test-integrate test-browser test-load test-releases test-releases-sample test-fresh test-deb test-node test-fuzz bench deb clean
 
 # Installs everything on a fresh Debian 12 machine (idempotent, fast when done).
 deps:
@@ -18,7 +18,7 @@ demo: build
 
 # Every test.
 test: deps
-	$(MAKE) test-header test-rust test-perl test-upstream test-integrate test-browser test-load test-fresh test-fuzz test-deb test-node
+	$(MAKE) test-header test-rust test-perl test-upstream test-releases-sample test-integrate test-browser test-load test-fresh test-fuzz test-deb test-node
 	@echo "make test: all suites passed"
 
 test-header:
@@ -33,6 +33,15 @@ test-perl: build
 # contract tests on the real upstream Proxmox VE Perl, PVE 9 and PVE 8 (tests/upstream)
 test-upstream: build
 	bash tests/upstream/run.sh all
+
+# every Proxmox VE release since 8.0 (tests/releases/RELEASES), one row at a time; RECORD=1
+# writes the outcomes to tests/releases/RESULTS and the table into README.md
+test-releases: build
+	bash tests/releases/run.sh --all $(if $(RECORD),--record)
+
+# the oldest and the newest release of each major (part of make test)
+test-releases-sample: build
+	bash tests/releases/run.sh --sample
 
 test-integrate: build
 	bash tests/integrate/run.sh

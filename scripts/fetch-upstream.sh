@@ -12,6 +12,14 @@
 #      full-history mirrors in ../shared/git beside the checkout where they exist, else
 #      https://github.com/proxmox (the same repositories are at https://git.proxmox.com/git).
 #      Size: about 10 MB of sources per PVE version; a shallow fetch of one commit per repository.
+#
+#   scripts/fetch-upstream.sh --releases [DEST [RELEASE...]]    default DEST: build/releases
+# fetches the rows of tests/releases/RELEASES (PVE_ENTRAID_RELEASES_FILE; all rows, or the
+# releases named) instead: DEST/<release>/<pveN>/<repo> is the tree of that row's commit, a
+# symlink into DEST/.trees/<repo>/<commit> (rows share the trees of their common commits), so
+# PVE_ENTRAID_UPSTREAM=DEST/<release> PVE_ENTRAID_PVE=<pveN> runs the harness on that release.
+# From git only (3. above); from a public host one fetch per repository: all the commits by
+# id, else its whole history.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${1:-$root/build/upstream}"
@@ -32,6 +40,75 @@ git_base() {
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+# a bare repository in $work that reads (or has fetched) the given commits of a repository
+repo_git() {
+    local repo="$1"; shift
+    local base git local_dir
+    base="$(git_base "$repo")"
+    git="$work/releases-$repo.git"
+    if [ ! -d "$git" ]; then
+        git init -q --bare "$git"
+        local_dir="${base#file://}"
+        local_dir="$(ls -d "$local_dir/$repo.git" "$local_dir/$repo" 2>/dev/null | head -n1 || true)"
+        if [ "$base" != "${base#file://}" ] && [ -d "$local_dir/objects" ]; then
+            echo "$local_dir/objects" > "$git/objects/info/alternates"
+        fi
+    fi
+    local missing=()
+    for c in "$@"; do git -C "$git" cat-file -e "$c^{commit}" 2>/dev/null || missing+=("$c"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "$repo: ${#missing[@]} commit(s) from $base/$repo" >&2
+        git -C "$git" fetch -q --depth 1 "$base/$repo" "${missing[@]}" 2>/dev/null \
+            || git -C "$git" fetch -q "$base/$repo" '+refs/heads/*:refs/heads/*'
+    fi
+    echo "$git"
+}
+
+if [ "${1:-}" = "--releases" ]; then
+    shift
+    list="${PVE_ENTRAID_RELEASES_FILE:-$root/tests/releases/RELEASES}"
+    dest="${1:-$root/build/releases}"
+    [ $# -gt 0 ] && shift
+    mkdir -p "$dest/.trees"
+    dest="$(cd "$dest" && pwd)"
+    want=" $* "
+    rows="$work/rows"
+    # one "<release> <pveN> <repo> <commit>" line per cell of the selected rows
+    while read -r release line _ cells; do
+        [ -n "$release" ] && [ "${release#\#}" = "$release" ] || continue
+        [ $# -eq 0 ] || [ "${want#* $release }" != "$want" ] || continue
+        for cell in $cells; do
+            repo="${cell%%=*}"
+            echo "$release $line $repo ${cell##*@}"
+        done
+    done < "$list" > "$rows"
+    for release in "$@"; do
+        grep -q "^$release " "$rows" || { echo "$0: no release $release in $list" >&2; exit 1; }
+    done
+    for repo in $(cut -d' ' -f3 "$rows" | sort -u); do
+        commits=()
+        for commit in $(awk -v r="$repo" '$3 == r { print $4 }' "$rows" | sort -u); do
+            [ -f "$dest/.trees/$repo/$commit/.pve-entraid-commit" ] || commits+=("$commit")
+        done
+        [ ${#commits[@]} -gt 0 ] || continue
+        git="$(repo_git "$repo" "${commits[@]}")"
+        for commit in "${commits[@]}"; do
+            tree="$dest/.trees/$repo/$commit"
+            rm -rf "$tree"
+            mkdir -p "$tree"
+            git -C "$git" archive "$commit" | tar -x -C "$tree"
+            echo "$commit" > "$tree/.pve-entraid-commit"
+        done
+    done
+    while read -r release line repo commit; do
+        mkdir -p "$dest/$release/$line"
+        ln -sfn "../../.trees/$repo/$commit" "$dest/$release/$line/$repo"
+    done < "$rows"
+    echo "$dest"
+    exit 0
+fi
+
 mkdir -p "$dest"
 dest="$(cd "$dest" && pwd)"
 while read -r pve repo branch commit _; do

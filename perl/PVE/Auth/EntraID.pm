@@ -155,6 +155,19 @@ sub properties {
     };
 }
 
+# Plugin->init() dies on an option no realm type declares, taking PVE::AccessControl and every
+# daemon with it: where this PVE's types lack one of the borrowed options (openid's
+# groups-autocreate came with libpve-access-control 8.2.1), the type is refused here instead,
+# which the auth-plugin hook turns into a warning.
+sub register {
+    my ($class) = @_;
+    my $declared = { %{ $class->properties() } };
+    %$declared = (%$declared, %{ $_->properties() }) for values %{ $class->private()->{plugins} // {} };
+    my @missing = grep { !$declared->{$_} } sort keys %{ $class->options() };
+    die "this Proxmox VE's realm types lack the properties @missing\n" if @missing;
+    return $class->SUPER::register();
+}
+
 sub options {
     return {
         'tenant-id' => {},
