@@ -44,6 +44,7 @@ git -C "$repo" rev-parse --is-inside-work-tree >/dev/null 2>&1 \
 # Every input the package installs; a missing one is an error, never a silently smaller package.
 required=(
     Cargo.toml Cargo.lock src/lib.rs include/pve_entraid.h
+    cli/Cargo.toml cli/src/main.rs cli/pve-entraid-login.pod
     perl/xs/Makefile.PL
     perl/PVE/Auth/EntraID.pm perl/PVE/API2/EntraID.pm perl/PVE/EntraID/Lib.pm
     perl/bin/pve-entraid

@@ -52,10 +52,10 @@ pub fn check(req: &Request<CheckMembers>, env: &Env) -> Value {
         ));
     }
     let redirect = req.body.redirect_url.as_deref().unwrap_or("");
-    steps.push(match check_redirect_url(redirect) {
+    steps.push(match check_redirect_url(redirect, req.cfg.allow_loopback_redirect) {
         Ok(()) => json!({"step": "redirect_url", "ok": true,
                          "detail": format!("register {redirect} as a Web redirect URI of the app registration")}),
-        Err(msg) => json!({"step": "redirect_url", "ok": false, "detail": msg,
+        Err((_, msg)) => json!({"step": "redirect_url", "ok": false, "detail": msg,
                            "fix": "use the https URL users open PVE at, e.g. https://pve.example.com:8006"}),
     });
     // What Entra must issue for the realm's user names (the token's optional claims are not

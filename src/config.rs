@@ -102,6 +102,9 @@ pub struct RealmConfig {
     pub groups_map: BTreeMap<String, String>,
     pub required_groups: Vec<String>,
     pub allow_guests: bool,
+    /// The realm accepts `http://localhost` / `http://127.0.0.1` redirect URLs (the loopback
+    /// listener of a command-line client, see `request::check_redirect_url`).
+    pub allow_loopback_redirect: bool,
     pub sync_users: SyncUsers,
 }
 
@@ -136,6 +139,8 @@ pub struct Section {
     required_groups: Option<String>,
     #[serde(default)]
     allow_guests: PveBool,
+    #[serde(default)]
+    allow_loopback_redirect: PveBool,
     #[serde(default)]
     sync_users: SyncUsers,
     prompt: Option<String>,
@@ -414,6 +419,7 @@ impl RealmConfig {
             groups_map,
             required_groups: pve_list(&s.required_groups).map(normalize_group_key).collect(),
             allow_guests: s.allow_guests.0,
+            allow_loopback_redirect: s.allow_loopback_redirect.0,
             sync_users: s.sync_users,
         })
     }
@@ -465,6 +471,7 @@ mod tests {
         assert_eq!(c.username_claim, UsernameClaim::Upn);
         assert_eq!(c.timeout, Duration::from_secs(15));
         assert!(!c.allow_guests);
+        assert!(!c.allow_loopback_redirect);
         assert_eq!(
             c.discovery_url(),
             "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555/v2.0/.well-known/openid-configuration"
@@ -576,5 +583,6 @@ mod tests {
         assert_eq!(with(json!({})).unwrap().sync_users, SyncUsers::Mapped);
         assert_eq!(with(json!({"sync-users": "assigned"})).unwrap().sync_users, SyncUsers::Assigned);
         assert!(with(json!({"allow-guests": true})).unwrap().allow_guests);
+        assert!(with(json!({"allow-loopback-redirect": 1})).unwrap().allow_loopback_redirect);
     }
 }

@@ -40,7 +40,7 @@ fn state_key(path: &str) -> Result<[u8; 32]> {
 pub fn auth_url(req: &Request<AuthUrlMembers>, env: &Env) -> Result<Value> {
     // anonymous: the client's budget first, before any other work (see ratelimit)
     ratelimit::admit(&req.body.caller(), Bucket::Address { realm: &req.realm })?;
-    let redirect_url = redirect_url(&req.body.redirect_url)?;
+    let redirect_url = redirect_url(&req.body.redirect_url, &req.cfg)?;
     let login_hint = req.body.login_hint.as_deref();
     // A sign-in name (UPN or e-mail): short and printable, it goes into the URL.
     if login_hint.is_some_and(|h| h.len() > 256 || !h.chars().all(|c| c.is_ascii_graphic())) {
@@ -109,6 +109,8 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     let binding_key = binding(&req.body.binding_key, "binding_key")?;
     let key = state_key(&req.body.state_key_file)?;
     let login = state::open(&key, state_text, &req.realm, env.now)?;
+    // A loopback login started before the realm stopped allowing them ends here.
+    redirect_url(&login.redirect_url, &req.cfg)?;
     // Before consuming and before any request to Entra: an attacker's code and state planted in
     // a victim's browser (login CSRF) fail here at no cost.
     state::verify_binding(&login, &binding_key)?;

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{is_loopback_url, RealmConfig};
+use crate::config::RealmConfig;
 use crate::error::{Code, Error, Result};
 use crate::http::Transport;
 use crate::typed::typed;
@@ -189,23 +189,129 @@ pub fn required<'a>(value: &'a str, name: &str) -> Result<&'a str> {
     Ok(value)
 }
 
-/// The URL PVE is reached at, which Entra redirects the browser back to.
-pub fn redirect_url(url: &str) -> Result<String> {
-    check_redirect_url(url).map_err(invalid)?;
+/// The URL Entra redirects the browser back to: the one PVE is reached at, or, when the realm
+/// allows it, the loopback listener of a command-line client (`pve-entraid-login`).
+pub fn redirect_url(url: &str, cfg: &RealmConfig) -> Result<String> {
+    check_redirect_url(url, cfg.allow_loopback_redirect).map_err(|(code, msg)| Error::new(code, msg))?;
     Ok(url.to_string())
 }
 
-/// `https://host[:port][/path]` without query, fragment or credentials (http only for loopback).
-pub fn check_redirect_url(url: &str) -> std::result::Result<(), String> {
-    let rest = if let Some(r) = url.strip_prefix("https://") {
-        r
-    } else if url.starts_with("http://") && is_loopback_url(url) {
-        &url[7..]
-    } else {
-        return Err("`redirect_url` must be an https URL (Entra requires https except for localhost)".into());
+/// `https://host[:port][/path]` without query, fragment or credentials; or, only with
+/// `allow_loopback` (the realm's `allow-loopback-redirect`), a loopback redirect
+/// ([`is_loopback_redirect`]). Any other `http://` URL is refused, a loopback one with
+/// `request.redirect_not_allowed` (the code a client can explain).
+pub fn check_redirect_url(url: &str, allow_loopback: bool) -> std::result::Result<(), (Code, String)> {
+    if is_loopback_redirect(url) {
+        if !allow_loopback {
+            return Err((Code::RequestRedirectNotAllowed, "`redirect_url` is a loopback URL, which this realm does not accept (allow-loopback-redirect)".into()));
+        }
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("https://") else {
+        return Err((Code::RequestInvalid, "`redirect_url` must be an https URL (Entra requires https except for localhost)".into()));
     };
     if url.len() > 2048 || rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', '@']) || !url.chars().all(|c| c.is_ascii_graphic()) {
-        return Err("`redirect_url` must be like https://host:8006 (no query, fragment or user info)".into());
+        return Err((Code::RequestInvalid, "`redirect_url` must be like https://host:8006 (no query, fragment or user info)".into()));
     }
     Ok(())
+}
+
+/// The redirect URL of a command-line client's loopback listener: exactly `http://localhost`
+/// or `http://127.0.0.1`, any port, path `/` or none; no user info, query or fragment. (Entra
+/// matches a registered `http://localhost` whatever the port; RFC 8252 7.3.)
+pub fn is_loopback_redirect(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
+    });
+    matches!(host, "localhost" | "127.0.0.1") && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCEPTED: &[&str] = &[
+        "http://localhost",
+        "http://localhost/",
+        "http://localhost:1",
+        "http://localhost:49152",
+        "http://localhost:65535/",
+        "http://127.0.0.1",
+        "http://127.0.0.1/",
+        "http://127.0.0.1:8400",
+    ];
+
+    const REFUSED: &[&str] = &[
+        "http://localhost:0",
+        "http://localhost:65536",
+        "http://localhost:123456",
+        "http://localhost:",
+        "http://localhost:+80",
+        "http://localhost:80x",
+        "http://localhost/cb",
+        "http://localhost//",
+        "http://localhost:8080/callback",
+        "http://localhost?x=1",
+        "http://localhost/?code=1",
+        "http://localhost#f",
+        "http://localhost:8080/#",
+        "http://user@localhost:8080",
+        "http://localhost@evil.example",
+        "http://localhost.evil.example",
+        "http://localhost:8080.evil.example",
+        "http://evil.example/localhost",
+        "http://LOCALHOST:8080",
+        "http://127.0.0.2:8080",
+        "http://127.1:8080",
+        "http://0.0.0.0:8080",
+        "http://[::1]:8080",
+        "http://127.0.0.1.nip.io",
+        "http://localhost\\@evil.example",
+        "http://localhost:8080 ",
+        "http:/localhost",
+        "http//localhost",
+        "https://localhost:8080",
+        "ftp://localhost",
+        "localhost:8080",
+        "",
+    ];
+
+    #[test]
+    fn loopback_redirects_accepted_and_refused() {
+        for url in ACCEPTED {
+            assert!(is_loopback_redirect(url), "{url} must be a loopback redirect");
+            assert_eq!(check_redirect_url(url, true), Ok(()), "{url}");
+            let (code, msg) = check_redirect_url(url, false).unwrap_err();
+            assert_eq!(code, Code::RequestRedirectNotAllowed, "{url}: {msg}");
+        }
+        for url in REFUSED {
+            assert!(!is_loopback_redirect(url), "{url} must not be a loopback redirect");
+            if !url.starts_with("https://") {
+                for allow in [true, false] {
+                    let (code, msg) = check_redirect_url(url, allow).unwrap_err();
+                    assert_eq!(code, Code::RequestInvalid, "{url} (allow {allow}): {msg}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn https_redirects_do_not_depend_on_the_option() {
+        for allow in [true, false] {
+            assert_eq!(check_redirect_url("https://pve1.example.com:8006", allow), Ok(()));
+            assert_eq!(check_redirect_url("https://localhost:8006", allow), Ok(()));
+            assert_eq!(check_redirect_url("https://pve1:8006?x", allow).unwrap_err().0, Code::RequestInvalid);
+            // plain http to a host that is not loopback, or a loopback form not allowed above
+            assert_eq!(check_redirect_url("http://pve1.example.com:8006", allow).unwrap_err().0, Code::RequestInvalid);
+            assert_eq!(check_redirect_url("http://[::1]:8006", allow).unwrap_err().0, Code::RequestInvalid);
+        }
+    }
 }

@@ -75,6 +75,11 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
             "Entra group object IDs or app roles, separated by ','. Only members of at least one may log in.",
         ),
         'allow-guests': gettext('Allow guest (B2B) accounts of other tenants to log in.'),
+        'allow-loopback-redirect': gettext(
+            'Allow sign-in from command-line clients such as pve-entraid-login, which receive the ' +
+                'answer of Microsoft on http://localhost. The app registration needs the redirect URI ' +
+                'http://localhost (platform Web) too.',
+        ),
         prompt: gettext(
             "Sign-in prompt at Microsoft: 'select_account' lets users pick one of several accounts, " +
                 "'login' always asks for credentials.",
@@ -296,6 +301,13 @@ Ext.define('PVE.panel.EntraIDInputPanel', {
         let pemBlock = (text, label) =>
             text.match(new RegExp(`-----BEGIN ${label}-----[^-]+-----END ${label}-----\\r?\\n?`))?.[0];
         me.advancedColumnB = [
+            {
+                xtype: 'proxmoxcheckbox',
+                name: 'allow-loopback-redirect',
+                fieldLabel: gettext('Allow Command-Line Sign-In'),
+                value: 0,
+                deleteEmpty: !me.isCreate,
+            },
             pemField('client-cert', gettext('Certificate (PEM)'), '-----BEGIN CERTIFICATE-----'),
             pemField('client-cert-key', gettext('Private Key (PEM)'), '-----BEGIN PRIVATE KEY-----'),
             {

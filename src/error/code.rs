@@ -16,6 +16,7 @@ pub enum pve_entraid_result {
     ConfigInvalid = 3,
     ConfigSecret = 4,
     RequestRateLimited = 5,
+    RequestRedirectNotAllowed = 6,
     StateInvalid = 10,
     StateExpired = 11,
     StateReplayed = 12,
@@ -83,6 +84,7 @@ code_table! {
     ConfigInvalid => "config.invalid", 500;
     ConfigSecret => "config.secret", 500;
     RequestRateLimited => "request.rate_limited", 429;
+    RequestRedirectNotAllowed => "request.redirect_not_allowed", 400;
     StateInvalid => "state.invalid", 400;
     StateExpired => "state.expired", 400;
     StateReplayed => "state.replayed", 400;

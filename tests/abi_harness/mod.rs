@@ -83,7 +83,7 @@ pub fn code_of(answer: &Value) -> String {
 /// here on purpose (not derived from the library) so that a changed code fails tests/codes.rs.
 pub const CODE_TABLE: &[(&str, u32)] = &[
     ("ok", 0), ("request.invalid", 1), ("request.too_large", 2), ("config.invalid", 3),
-    ("config.secret", 4), ("request.rate_limited", 5), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
+    ("config.secret", 4), ("request.rate_limited", 5), ("request.redirect_not_allowed", 6), ("state.invalid", 10), ("state.expired", 11), ("state.replayed", 12),
     ("state.realm_mismatch", 13), ("state.key", 14), ("state.binding_mismatch", 15), ("idp.unreachable", 20),
     ("idp.timeout", 21), ("idp.bad_response", 22), ("idp.error", 23), ("discovery.invalid", 24),
     ("jwks.invalid", 25), ("idp.tls", 26), ("token.malformed", 30), ("token.unsupported_alg", 31),

@@ -98,6 +98,7 @@ test_dist() {
         /usr/share/perl5/PVE/EntraID/Lib.pm "/usr/lib/x86_64-linux-gnu/perl5/$perl_version/PVE/EntraID/XS.pm" "$xs_so" \
         /usr/share/pve-manager/js/pve-entraid.js /usr/sbin/pve-entraid /usr/sbin/pve-entraid-integrate \
         /usr/share/man/man8/pve-entraid.8.gz /usr/share/man/man8/pve-entraid-integrate.8.gz \
+        /usr/bin/pve-entraid-login /usr/share/man/man1/pve-entraid-login.1.gz \
         /usr/share/doc/pve-entraid/copyright /var/cache/pve-entraid/; do
         check "[$dist] package contains $f" grep -qxF "$f" <<<"$listing"
     done

@@ -130,6 +130,15 @@ sub properties {
             default => 0,
             optional => 1,
         },
+        'allow-loopback-redirect' => {
+            description => "Accept the loopback redirect URL (http://localhost or"
+                . " http://127.0.0.1, any port) of a command-line client such as"
+                . " pve-entraid-login; the app registration needs the redirect URI"
+                . " http://localhost.",
+            type => 'boolean',
+            default => 0,
+            optional => 1,
+        },
         'sync-users' => {
             description => "Users that realm sync reads: the holders of the mapped or required"
                 . " groups and roles, or every user assigned to the app in Entra.",
@@ -185,6 +194,7 @@ sub options {
         'groups-sync' => { optional => 1 },
         'required-groups' => { optional => 1 },
         'allow-guests' => { optional => 1 },
+        'allow-loopback-redirect' => { optional => 1 },
         prompt => { optional => 1 },
         'acr-values' => { optional => 1 },
         scopes => { optional => 1 },

@@ -548,6 +548,10 @@ for (const version of VERSIONS) {
             // the certificate fields are under PVE's "Advanced" switch of the dialog
             assert.equal(await page.locator('textarea[name=client-cert]').isVisible(), false);
             await page.getByText('Advanced', { exact: true }).click();
+            // beside them: command-line sign-in (pve-entraid-login), with its help
+            await page.locator('input[name=allow-loopback-redirect]').click();
+            const loopbackHelp = await page.evaluate(() => Ext.ComponentQuery.query('pveAuthEntraIDPanel field[name=allow-loopback-redirect]')[0].getEl().dom.getAttribute('data-qtip'));
+            assert.match(loopbackHelp, /http:\/\/localhost/);
             await page.locator('textarea[name=client-cert]').fill(certPem);
             await page.waitForFunction(() => Ext.ComponentQuery.query('textarea[name=client-cert]')[0].getActiveError());
             assert.equal(await addEnabled(), false, 'certificate without its key');
@@ -567,6 +571,7 @@ for (const version of VERSIONS) {
             assert.equal(post.params['client-cert'], certPem);
             assert.equal(post.params['client-cert-key'], keyPem);
             assert.ok(!('client-key' in post.params), 'no secret sent');
+            assert.equal(post.params['allow-loopback-redirect'], '1');
             noProblems();
         });
 
@@ -736,7 +741,7 @@ for (const version of VERSIONS) {
             // 'port': PVE.panel.AuthBase deletes it on every edit of any realm type; the API ignores it.
             // 'sync-defaults-options': the dialog's Sync Options tab (the LDAP sync panel) left empty
             // 'sync-users': the Sync Options tab's Users to sync left at its default
-            assert.deepEqual(deleted, ['acr-values', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'sync-defaults-options', 'sync-users', 'tfa']);
+            assert.deepEqual(deleted, ['acr-values', 'allow-loopback-redirect', 'allowed-tenants', 'groups-autocreate', 'groups-map', 'groups-sync', 'port', 'required-groups', 'scopes', 'sync-defaults-options', 'sync-users', 'tfa']);
             assert.ok(!('client-key' in sent), 'the stored secret is kept');
             noProblems();
         });

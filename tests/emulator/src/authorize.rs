@@ -39,7 +39,7 @@ pub fn authorize(shared: &Shared, tenant: &TenantPath, req: &Request) -> Respons
     let Some(redirect_uri) = get("redirect_uri") else {
         return AadError::missing_param("redirect_uri").page();
     };
-    if !app.redirect_uris.is_empty() && !app.redirect_uris.iter().any(|r| r == redirect_uri) {
+    if !app.redirect_uris.is_empty() && !app.redirect_uris.iter().any(|r| redirect_uri_matches(r, redirect_uri)) {
         return AadError::new(400, "invalid_request", 50011, format!(
             "The redirect URI '{redirect_uri}' specified in the request does not match the redirect URIs configured for the application '{client_id}'."
         ))
@@ -145,4 +145,18 @@ pub fn authorize(shared: &Shared, tenant: &TenantPath, req: &Request) -> Respons
     let sep = if redirect_uri.contains('?') { '&' } else { '?' };
     Response::new(302, "text/html; charset=utf-8", "")
         .with_header("Location", &format!("{redirect_uri}{sep}{query}"))
+}
+
+/// Whether a requested redirect URI matches a registered one: exactly, or, as Entra matches
+/// `http://localhost` and `http://127.0.0.1` registrations, whatever the requested port (a path
+/// of `/` is the empty path).
+pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    fn loopback(uri: &str) -> Option<(&str, &str)> {
+        let rest = uri.strip_prefix("http://")?;
+        let (authority, path) = rest.find('/').map_or((rest, ""), |i| (&rest[..i], &rest[i..]));
+        let host = authority.split_once(':').map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { "" });
+        let path = if path == "/" { "" } else { path };
+        matches!(host, "localhost" | "127.0.0.1").then_some((host, path))
+    }
+    registered == requested || loopback(registered).is_some_and(|r| loopback(requested) == Some(r))
 }

@@ -369,6 +369,25 @@ fn registered_redirect_uris_are_enforced() {
     assert!(err.contains("AADSTS50011"), "{err}");
 }
 
+/// A registered `http://localhost` matches any port of localhost (Entra ignores the port of
+/// localhost redirect URIs), nothing else.
+#[test]
+fn registered_localhost_matches_any_port() {
+    let cfg: EmulatorConfig = serde_json::from_value(json!({"apps": [{
+        "client_id": CLIENT_ID, "secret": CLIENT_SECRET, "redirect_uris": ["http://localhost"]
+    }]}))
+    .unwrap();
+    let emu = start(cfg);
+    let (_, challenge) = pkce();
+    for uri in ["http://localhost", "http://localhost/", "http://localhost:49152", "http://localhost:8/"] {
+        authorize(&auth_url(&emu, TENANT, &challenge, &[("redirect_uri", uri)]), None).unwrap_or_else(|e| panic!("{uri}: {e}"));
+    }
+    for uri in ["http://localhost:49152/cb", "http://127.0.0.1:49152", "https://localhost:49152", "http://localhost.evil.example:80"] {
+        let err = authorize_error(&emu, &[("redirect_uri", uri)], None);
+        assert!(err.contains("AADSTS50011"), "{uri}: {err}");
+    }
+}
+
 #[test]
 fn config_file_adds_users_and_keeps_defaults() {
     let cfg: EmulatorConfig = serde_json::from_value(json!({"users": [{

@@ -93,6 +93,7 @@ our %ENTRAID_SAMPLE = (
     'groups-sync' => 1,
     'required-groups' => "$ALICE_GROUP,PVE.Admin",
     'allow-guests' => 1,
+    'allow-loopback-redirect' => 1,
     prompt => 'select_account',
     'acr-values' => 'urn:contoso:mfa',
     scopes => 'openid profile email',
