@@ -323,11 +323,17 @@ sub assert_all_nodes_have_plugin {
             . " 'pve-entraid-integrate apply') before adding or changing an entraid realm.\n";
     }
     my $here = PVE::INotify::nodename();
-    my $marker = PVE::Tools::file_read_firstline("$NODES_DIR/$here/$NODE_MARKER") // '';
     die "pve-entraid is not integrated on this node ($here): its hooks could not be applied to"
         . " this Proxmox VE version (see 'pve-entraid-integrate status'). entraid realms are kept,"
         . " but are not changed here: upgrade pve-entraid, or change the realm on another node.\n"
-        if $marker =~ m/ not-integrated$/;
+        if !node_integrated();
+}
+
+# False on a node whose marker says "not-integrated" (pve-entraid-integrate's fail-safe).
+sub node_integrated {
+    my $here = PVE::INotify::nodename();
+    my $marker = PVE::Tools::file_read_firstline("$NODES_DIR/$here/$NODE_MARKER") // '';
+    return $marker !~ m/ not-integrated$/;
 }
 
 my sub write_private_file {
@@ -473,17 +479,22 @@ sub check_update {
 # of its hooks; the calls below do what the hooks do there.
 sub api { return 1; }
 
+# On a not-integrated node only the realm type is registered, also where the registration
+# hook (not the fail-safe drop-in) registered this class on a PVE with the interface in
+# only some of its files: no API, no anonymous call, no sync there.
 sub api_subclass {
+    return undef if !node_integrated();
     require PVE::API2::EntraID;
     return 'PVE::API2::EntraID';
 }
 
 # the calls the http-unauthenticated hook of pve-entraid-integrate allows (a test checks both)
 sub unauthenticated_api_calls {
+    return [] if !node_integrated();
     return [['POST', 'login'], ['POST', 'auth-url']];
 }
 
-sub can_sync { return 1; }
+sub can_sync { return node_integrated() ? 1 : 0; }
 
 sub on_sync_hook {
     my ($class, $realm, $config, $usercfg, $synced, $scope) = @_;
