@@ -19,14 +19,17 @@ use crate::state;
 
 /// Entra's access tokens are 1.5 to 3 KB; a generous bound on work and memory.
 pub const MAX_ACCESS_TOKEN: usize = 16 * 1024;
-/// A refused token is remembered until it expires, at most this long (its `exp` is Entra's).
-const MAX_REFUSED_SECS: u64 = 24 * 3600;
+/// A refused token is remembered until it expires; Entra's tokens live a day at most (managed
+/// identities'), so a later `exp` is not remembered past this.
+const MAX_REFUSED_SECS: u64 = 7 * 24 * 3600;
 
-/// How long a refusal of a token that expires at `exp` is remembered: past its expiry plus the
-/// clock skew, bounded.
-fn refused_until(exp: Option<i64>, now: u64) -> u64 {
-    let until = exp.map_or(now + MAX_REFUSED_SECS, |e| u64::try_from(e.saturating_add(CLOCK_SKEW_SECS)).unwrap_or(0));
-    until.clamp(now + 1, now + MAX_REFUSED_SECS)
+/// Until when a refusal of a token that expires at `exp` is remembered: its expiry plus the
+/// clock skew (the same for every presentation of the token: the store files it by that minute).
+/// None when there is nothing to remember: no `exp` (refused for that, always), already expired
+/// (refused as expired, always), or beyond any lifetime Entra gives.
+fn refused_until(exp: Option<i64>, now: u64) -> Option<u64> {
+    let until = u64::try_from(exp?.saturating_add(CLOCK_SKEW_SECS)).ok()?;
+    (now < until && until <= now + MAX_REFUSED_SECS).then_some(until)
 }
 
 /// `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
@@ -52,8 +55,10 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     let id = state::token_fingerprint(jws.signing_input());
     let until = refused_until(claims::expiry_of(&jws), env.now);
     let cache_dir = req.cache_dir.as_deref();
-    if state::token_was_refused(cache_dir, &id, until, env.now)? {
-        return Err(Error::new(Code::TokenRefusedBefore, "this access token was refused before; it stays refused until it expires: get a new one"));
+    if let Some(u) = until {
+        if state::token_was_refused(cache_dir, &id, u, env.now)? {
+            return Err(Error::new(Code::TokenRefusedBefore, "this access token was refused before; it stays refused until it expires: get a new one"));
+        }
     }
     let expected = AppExpected { audiences: &req.cfg.workload_audiences, issuer: &provider.issuer, tenant: &req.cfg.tenant, now: env.now };
     let mapped = claims::validate_app_token(&jws, &jwk, &expected).and_then(|c| {
@@ -64,7 +69,9 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     let mut mapped = match mapped {
         Ok(m) => m,
         Err(e) => {
-            state::refuse_token(cache_dir, &id, until, env.now)?;
+            if let Some(until) = until {
+                state::refuse_token(cache_dir, &id, until, env.now)?;
+            }
             return Err(e);
         }
     };
@@ -72,6 +79,7 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     // does next (user.cfg under its lock, an RSA-signed ticket), and junk cannot spend it.
     ratelimit::admit(&caller, Bucket::Realm(&req.realm))?;
     mapped["token_id"] = json!(id);
+    // (a valid token has an `exp` within Entra's lifetimes: `until` is known)
     mapped["refused_until"] = json!(until);
     Ok(mapped)
 }
@@ -83,7 +91,23 @@ pub fn refuse_token(req: &Request<RefuseTokenMembers>, env: &Env) -> Result<Valu
     if m.token_id.len() != 32 || !m.token_id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(invalid("`token_id` must be the token_id of a workload_token answer"));
     }
-    let until = m.refused_until.clamp(env.now + 1, env.now + MAX_REFUSED_SECS);
-    state::refuse_token(req.cache_dir.as_deref(), &m.token_id, until, env.now)?;
+    if m.refused_until <= env.now || m.refused_until > env.now + MAX_REFUSED_SECS {
+        return Err(invalid("`refused_until` must be the refused_until of a workload_token answer"));
+    }
+    state::refuse_token(req.cache_dir.as_deref(), &m.token_id, m.refused_until, env.now)?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_remembered_until_the_token_expires() {
+        assert_eq!(refused_until(Some(1000), 900), Some(1000 + CLOCK_SKEW_SECS as u64));
+        assert_eq!(refused_until(Some(1000), 1000 + CLOCK_SKEW_SECS as u64), None, "expired: refused as such");
+        assert_eq!(refused_until(None, 900), None);
+        assert_eq!(refused_until(Some(-5), 900), None);
+        assert_eq!(refused_until(Some(900 + 8 * 24 * 3600), 900), None, "beyond Entra's lifetimes");
+    }
 }
