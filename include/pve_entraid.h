@@ -53,6 +53,8 @@ enum pve_entraid_result
   PVE_ENTRAID_TOKEN_TENANT_NOT_ALLOWED = 43,
   PVE_ENTRAID_TOKEN_MISSING_CLAIM = 44,
   PVE_ENTRAID_TOKEN_UNKNOWN_KID = 45,
+  PVE_ENTRAID_TOKEN_NOT_APP_ONLY = 46,
+  PVE_ENTRAID_TOKEN_REFUSED_BEFORE = 47,
   PVE_ENTRAID_ACCESS_DENIED = 50,
   PVE_ENTRAID_ACCESS_GUEST = 51,
   PVE_ENTRAID_IDENTITY_PIN_MISMATCH = 52,
@@ -165,6 +167,34 @@ pve_entraid_result pve_entraid_check(const uint8_t *req, size_t req_len, char **
 // # Safety
 // As for `pve_entraid_auth_url`.
 pve_entraid_result pve_entraid_sync_directory(const uint8_t *req, size_t req_len, char **out);
+
+// Exchanges a workload's Entra access token (client credentials grant: managed identity,
+// service principal, federated credential) for the PVE user its app role maps to: the client's
+// budget first, then the token validated as strictly as an ID token (tenant's keys, issuer,
+// tenant, audience = the app's client id or Application ID URI, times, v2.0, app-only), a
+// token refused before refused again (`token.refused_before`), the role mapped by the realm's
+// `workload-map`, and the realm's budget last. The pin is compared by the caller.
+//
+// Request: `{"realm", "config", "cache_dir"?, "access_token", "run_dir"?, "client_address"?, "rate_limits"?}`.
+// Result: `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+// "token_id", "refused_until"}`.
+// Memory and ownership as for `pve_entraid_auth_url`.
+//
+// # Safety
+// As for `pve_entraid_auth_url`.
+pve_entraid_result pve_entraid_workload_token(const uint8_t *req, size_t req_len, char **out);
+
+// Records a workload token that `pve_entraid_workload_token` accepted and the caller refused
+// (identity pin, disabled user): it stays refused until it expires.
+//
+// Request: `{"realm", "config", "cache_dir"?, "token_id", "refused_until"}` (both from the
+// workload_token answer).
+// Result: `{}`.
+// Memory and ownership as for `pve_entraid_auth_url`.
+//
+// # Safety
+// As for `pve_entraid_auth_url`.
+pve_entraid_result pve_entraid_refuse_token(const uint8_t *req, size_t req_len, char **out);
 
 // Releases an answer returned through `out`. NULL is fine. Never pass anything else.
 //

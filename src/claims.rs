@@ -103,6 +103,11 @@ struct Payload<'a> {
     idp: Member<'a>,
     #[serde(default, borrow, rename = "_claim_names")]
     claim_names: Member<'a>,
+    // access tokens (`validate_app_token`)
+    #[serde(default, borrow)]
+    scp: Member<'a>,
+    #[serde(default, borrow)]
+    idtyp: Member<'a>,
 }
 
 fn text(m: &Member) -> Option<String> {
@@ -154,9 +159,9 @@ pub fn validate(token: &str, expected: &Expected, key_for: &dyn Fn(&str) -> Resu
     let jwk = verify_signature(&jws, key_for)?;
     let p: Payload = jws.payload()?;
     check_version(&p)?;
-    let (tid, iss) = check_issuer(&p, &jwk, expected).map(|(t, i)| (t.to_string(), i.to_string()))?;
+    let (tid, iss) = check_issuer(&p, &jwk, expected.issuer, expected.tenant).map(|(t, i)| (t.to_string(), i.to_string()))?;
     check_audience(&p, expected)?;
-    check_times(&p, expected.now as i64)?;
+    check_times(&p, expected.now as i64, "ID token")?;
     check_nonce(&p, expected)?;
     claims_of(p, tid, iss)
 }
@@ -190,11 +195,11 @@ fn check_version(p: &Payload) -> Result<()> {
 
 /// The issuer (template, the tenant in its path, the key's own issuer) and the tenant
 /// allow-list: the token's `tid` and `iss`.
-fn check_issuer<'p>(p: &'p Payload, jwk: &Jwk, expected: &Expected) -> Result<(&'p str, &'p str)> {
+fn check_issuer<'p>(p: &'p Payload, jwk: &Jwk, issuer: &str, tenant: &Tenant) -> Result<(&'p str, &'p str)> {
     let tid = p.tid.as_str().ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `tid` claim"))?;
     let iss = p.iss.as_str().unwrap_or_default();
-    if !issuer_matches(expected.issuer, tid, iss) {
-        let expected_iss = expected.issuer.replace(TENANT_TEMPLATE, tid);
+    if !issuer_matches(issuer, tid, iss) {
+        let expected_iss = issuer.replace(TENANT_TEMPLATE, tid);
         return Err(err(
             Code::TokenIssuerMismatch,
             format!("ID token issuer '{}' is not the expected '{}'", sanitize(iss), sanitize(&expected_iss)),
@@ -210,7 +215,7 @@ fn check_issuer<'p>(p: &'p Payload, jwk: &Jwk, expected: &Expected) -> Result<(&
             return Err(err(Code::TokenIssuerMismatch, "ID token was signed by a key of another issuer"));
         }
     }
-    if let Tenant::Multi { allowed, .. } = expected.tenant {
+    if let Tenant::Multi { allowed, .. } = tenant {
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(tid)) {
             return Err(err(
                 Code::TokenTenantNotAllowed,
@@ -239,19 +244,19 @@ fn check_audience(p: &Payload, expected: &Expected) -> Result<()> {
 }
 
 /// `exp`, `nbf` and `iat` against this node's clock, with [`CLOCK_SKEW_SECS`] either way.
-fn check_times(p: &Payload, now: i64) -> Result<()> {
-    let exp = number(&p.exp, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `exp` claim"))?;
+fn check_times(p: &Payload, now: i64, kind: &str) -> Result<()> {
+    let exp = number(&p.exp, "exp")?.ok_or_else(|| err(Code::TokenMissingClaim, format!("{kind} has no `exp` claim")))?;
     if now > exp.saturating_add(CLOCK_SKEW_SECS) {
-        return Err(err(Code::TokenExpired, "ID token has expired (check this node's clock if this repeats)"));
+        return Err(err(Code::TokenExpired, format!("{kind} has expired (check this node's clock if this repeats)")));
     }
     if let Some(nbf) = number(&p.nbf, "nbf")? {
         if now + CLOCK_SKEW_SECS < nbf {
-            return Err(err(Code::TokenNotYetValid, "ID token is not valid yet (check this node's clock)"));
+            return Err(err(Code::TokenNotYetValid, format!("{kind} is not valid yet (check this node's clock)")));
         }
     }
-    let iat = number(&p.iat, "iat")?.ok_or_else(|| err(Code::TokenMissingClaim, "ID token has no `iat` claim"))?;
+    let iat = number(&p.iat, "iat")?.ok_or_else(|| err(Code::TokenMissingClaim, format!("{kind} has no `iat` claim")))?;
     if iat > now + CLOCK_SKEW_SECS {
-        return Err(err(Code::TokenIssuedInFuture, "ID token was issued in the future (check this node's clock)"));
+        return Err(err(Code::TokenIssuedInFuture, format!("{kind} was issued in the future (check this node's clock)")));
     }
     Ok(())
 }
@@ -263,6 +268,87 @@ fn check_nonce(p: &Payload, expected: &Expected) -> Result<()> {
         Some(n) if n != expected.nonce => Err(err(Code::TokenNonceMismatch, "ID token nonce does not match this login")),
         Some(_) => Ok(()),
     }
+}
+
+/// What a workload's access token must match (`validate_app_token`).
+pub struct AppExpected<'a> {
+    /// The realm's client id, `api://<client id>` and the configured `app-id-uri`, lower case.
+    pub audiences: &'a [String],
+    /// Issuer from discovery, possibly the `{tenantid}` template.
+    pub issuer: &'a str,
+    pub tenant: &'a Tenant,
+    pub now: u64,
+}
+
+/// The claims of a validated app-only access token: the service principal (`oid`) of tenant
+/// `tid`, the client app that asked for the token (`azp`), its app roles, and its expiry.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AppClaims {
+    pub tid: String,
+    pub oid: String,
+    pub azp: String,
+    pub roles: Vec<String>,
+    pub exp: i64,
+}
+
+/// The part of an access token's validation that needs no key: its structure, `alg` and `kid`.
+/// Then [`validate_app_token`] with the key.
+pub fn parse_app_token(token: &str) -> Result<Jws<'_>> {
+    let jws = Jws::parse(token)?;
+    if jws.alg() != Some("RS256") {
+        return Err(err(Code::TokenUnsupportedAlg, "access token algorithm is not RS256"));
+    }
+    if jws.kid().is_none() {
+        return Err(err(Code::TokenMalformed, "access token header has no key id (kid)"));
+    }
+    Ok(jws)
+}
+
+/// The access token's expiry as it says (for the store of refused tokens; read only after the
+/// signature verified).
+pub fn expiry_of(jws: &Jws) -> Option<i64> {
+    let p: Payload = jws.payload().ok()?;
+    number(&p.exp, "exp").ok().flatten()
+}
+
+/// The signature of `jws` by `jwk` (the tenant's key named by its `kid`): nothing of the
+/// payload is read before.
+pub fn verify_app_token_signature(jws: &Jws, jwk: &Jwk) -> Result<()> {
+    jws.verify_rs256(&jwk.key).map_err(|_| err(Code::TokenBadSignature, "access token signature does not verify"))
+}
+
+/// Validates a workload's access token as strictly as an ID token (same keys, issuer rules,
+/// tenant allow-list and clock skew): a v2.0 token for this app (`aud`: one of `audiences`),
+/// app-only (no `scp`, `idtyp` absent or `app`, `sub` = `oid`: a service principal), naming
+/// the client app (`azp`). v1.0 tokens (issuer sts.windows.net, `appid`) are refused: the app's
+/// manifest sets which version Entra issues for it (`requestedAccessTokenVersion`).
+/// Call it only after [`verify_app_token_signature`] succeeded with the same key.
+pub fn validate_app_token(jws: &Jws, jwk: &Jwk, expected: &AppExpected) -> Result<AppClaims> {
+    let p: Payload = jws.payload()?;
+    if p.ver.as_str() != Some("2.0") {
+        return Err(err(Code::TokenVersion, "access token is not a v2.0 token (a v1.0 token from sts.windows.net with `appid`?)")
+            .with_hint("set requestedAccessTokenVersion to 2 in the manifest of the realm's app registration (API: api.requestedAccessTokenVersion)"));
+    }
+    let (tid, _) = check_issuer(&p, jwk, expected.issuer, expected.tenant)?;
+    let aud_ok = match &p.aud {
+        Member::Str(a) => expected.audiences.iter().any(|x| a.eq_ignore_ascii_case(x)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(err(Code::TokenAudienceMismatch, "access token audience is not this realm's app (client id or Application ID URI)"));
+    }
+    check_times(&p, expected.now as i64, "access token")?;
+    let oid = text(&p.oid).ok_or_else(|| err(Code::TokenMissingClaim, "access token has no `oid` claim"))?;
+    let app_only = matches!(p.scp, Member::Absent)
+        && p.idtyp.as_str().is_none_or(|t| t == "app")
+        && matches!(p.idtyp, Member::Absent | Member::Str(_))
+        && p.sub.as_str() == Some(oid.as_str());
+    if !app_only {
+        return Err(err(Code::TokenNotAppOnly, "access token is a delegated (user) token, not an app-only one of the client credentials grant"));
+    }
+    let azp = text(&p.azp).ok_or_else(|| err(Code::TokenMissingClaim, "access token has no `azp` claim"))?;
+    let exp = number(&p.exp, "exp")?.unwrap_or_default();
+    Ok(AppClaims { tid: tid.to_string(), oid, azp, roles: string_list(p.roles), exp })
 }
 
 /// The validated claims, owned; `oid` and `sub` are required.
@@ -473,6 +559,58 @@ pub(crate) mod tests {
         let claims = check(&sign(&c)).unwrap();
         assert_eq!(claims.preferred_username.as_deref(), Some("al\"ice\u{e9}"));
         assert_eq!(claims.groups, vec!["g1", "g2"]);
+    }
+
+    const SP: &str = "5e5e5e5e-0000-4000-8000-000000000001";
+
+    fn app_claims() -> Value {
+        json!({"aud": format!("api://{CLIENT}"), "iss": format!("https://login.microsoftonline.com/{TID}/v2.0"),
+               "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3600, "ver": "2.0", "tid": TID, "oid": SP, "sub": SP,
+               "azp": "cccccccc-0000-4000-8000-00000000c1c1", "azpacr": "1", "idtyp": "app", "roles": ["Deploy.Pve"],
+               "uti": "u", "rh": "r", "aio": "a"})
+    }
+
+    fn check_app(c: &Value) -> Result<AppClaims> {
+        let tenant = multi();
+        let audiences = [CLIENT.to_string(), format!("api://{CLIENT}")];
+        let e = AppExpected { audiences: &audiences, issuer: "https://login.microsoftonline.com/{tenantid}/v2.0", tenant: &tenant, now: NOW };
+        let jws = parse_app_token(Box::leak(sign(c).into_boxed_str()))?;
+        let jwk = keys(jws.kid().unwrap())?;
+        verify_app_token_signature(&jws, &jwk)?;
+        validate_app_token(&jws, &jwk, &e)
+    }
+
+    #[test]
+    fn an_app_only_access_token_gives_its_service_principal_and_roles() {
+        let c = check_app(&app_claims()).unwrap();
+        assert_eq!((c.tid.as_str(), c.oid.as_str(), c.roles.as_slice()), (TID, SP, &["Deploy.Pve".to_string()][..]));
+        let mut bare = app_claims();
+        bare.as_object_mut().unwrap().remove("idtyp"); // an optional claim in Entra
+        bare["aud"] = json!(CLIENT);
+        check_app(&bare).unwrap();
+        let other = "99999999-2222-3333-4444-555555555555";
+        for (patch, code) in [
+            (json!({"aud": "api://other"}), Code::TokenAudienceMismatch),
+            (json!({"aud": [format!("api://{CLIENT}")]}), Code::TokenAudienceMismatch),
+            (json!({"scp": "user_impersonation"}), Code::TokenNotAppOnly),
+            (json!({"idtyp": "user"}), Code::TokenNotAppOnly),
+            (json!({"sub": "pairwise"}), Code::TokenNotAppOnly),
+            (json!({"ver": "1.0", "iss": format!("https://sts.windows.net/{TID}/"), "appid": "c"}), Code::TokenVersion),
+            (json!({"exp": NOW - 301}), Code::TokenExpired),
+            (json!({"nbf": NOW + 301}), Code::TokenNotYetValid),
+            (json!({"tid": other, "iss": format!("https://login.microsoftonline.com/{other}/v2.0")}), Code::TokenTenantNotAllowed),
+            (json!({"iss": format!("https://login.microsoftonline.com/{other}/v2.0")}), Code::TokenIssuerMismatch),
+            (json!({"azp": null}), Code::TokenMissingClaim),
+            (json!({"oid": null}), Code::TokenMissingClaim),
+        ] {
+            let mut c = app_claims();
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() { c.as_object_mut().unwrap().remove(k); } else { c[k] = v.clone(); }
+            }
+            assert_eq!(check_app(&c).unwrap_err().code, code, "{patch}");
+        }
+        let e = check_app(&json!({"ver": "1.0", "iss": format!("https://sts.windows.net/{TID}/")})).unwrap_err();
+        assert!(e.hint.unwrap().contains("requestedAccessTokenVersion"));
     }
 
     #[test]

@@ -106,6 +106,18 @@ pub struct RealmConfig {
     /// listener of a command-line client, see `request::check_redirect_url`).
     pub allow_loopback_redirect: bool,
     pub sync_users: SyncUsers,
+    /// App role (normalized like a `groups-map` key) → what a workload holding it becomes.
+    pub workload_map: BTreeMap<String, WorkloadTarget>,
+    /// The audiences a workload's access token may name: the client id, `api://<client id>`,
+    /// and the configured `app-id-uri` (the app's Application ID URI), lower case.
+    pub workload_audiences: Vec<String>,
+}
+
+/// The PVE user (name without `@realm`) and groups of a workload holding a `workload-map` role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadTarget {
+    pub user: String,
+    pub groups: Vec<String>,
 }
 
 impl RealmConfig {
@@ -143,6 +155,8 @@ pub struct Section {
     allow_loopback_redirect: PveBool,
     #[serde(default)]
     sync_users: SyncUsers,
+    workload_map: Option<String>,
+    app_id_uri: Option<String>,
     prompt: Option<String>,
     acr_values: Option<String>,
     scopes: Option<String>,
@@ -399,13 +413,37 @@ impl RealmConfig {
             };
         }
 
+        // `<app role>=<PVE user>[:<PVE group>...]` entries (format `pve-entraid-workload-map`),
+        // the key as a groups-map key (tenant-scoped `<tenant GUID>:<role>` too)
+        let mut workload_map = BTreeMap::new();
+        for entry in pve_list(&s.workload_map) {
+            let bad = || invalid("workload-map", "must be '<app role>=<PVE user>[:<PVE group>...]' entries separated by ';'");
+            let (k, v) = entry.split_once('=').ok_or_else(bad)?;
+            let mut parts = v.split(':');
+            let user = parts.next().filter(|u| !u.is_empty()).ok_or_else(bad)?.to_string();
+            let groups: Vec<String> = parts.map(str::to_string).collect();
+            if k.is_empty() || groups.iter().any(String::is_empty) {
+                return Err(bad());
+            }
+            if workload_map.insert(normalize_group_key(k), WorkloadTarget { user, groups }).is_some() {
+                return Err(invalid("workload-map", "names an app role twice"));
+            }
+        }
+        let client_id = s.client_id.to_ascii_lowercase();
+        let mut workload_audiences = vec![client_id.clone(), format!("api://{client_id}")];
+        match set(&s.app_id_uri) {
+            Some(u) if u.contains("://") && is_token_text(u) && u.len() <= 256 => workload_audiences.push(u.to_ascii_lowercase()),
+            Some(_) => return Err(invalid("app-id-uri", "must be the app's Application ID URI, e.g. api://pve.contoso.example")),
+            None => {}
+        }
+
         let ms = |field: &str, v: Option<u64>, default: u64, max: u64| match v.unwrap_or(default) {
             ms @ 100.. if ms <= max => Ok(Duration::from_millis(ms)),
             _ => Err(invalid(field, &format!("must be between 100 and {max} ms"))),
         };
         Ok(RealmConfig {
             tenant,
-            client_id: s.client_id.to_ascii_lowercase(),
+            client_id,
             credential,
             authority,
             graph_url,
@@ -421,6 +459,8 @@ impl RealmConfig {
             allow_guests: s.allow_guests.0,
             allow_loopback_redirect: s.allow_loopback_redirect.0,
             sync_users: s.sync_users,
+            workload_map,
+            workload_audiences,
         })
     }
 }
@@ -516,6 +556,11 @@ mod tests {
             (json!({"allowed-tenants": ["11111111-2222-3333-4444-555555555555"]}), "`config.allowed-tenants` must be a string"),
             (json!({"groups-map": {"g": "admins"}}), "`config.groups-map` must be a string"),
             (json!({"sync-users": "all"}), "`config.sync-users` must be `mapped` or `assigned`"),
+            (json!({"workload-map": "Deploy.Pve"}), "`workload-map`"),
+            (json!({"workload-map": "Deploy.Pve=:ci"}), "`workload-map`"),
+            (json!({"workload-map": "Deploy.Pve=ci-deploy:"}), "`workload-map`"),
+            (json!({"workload-map": "A=u;A=v"}), "`workload-map`"),
+            (json!({"app-id-uri": "pve"}), "`app-id-uri`"),
         ];
         for (patch, field) in cases {
             let e = with(patch.clone()).unwrap_err();
@@ -584,5 +629,14 @@ mod tests {
         assert_eq!(with(json!({"sync-users": "assigned"})).unwrap().sync_users, SyncUsers::Assigned);
         assert!(with(json!({"allow-guests": true})).unwrap().allow_guests);
         assert!(with(json!({"allow-loopback-redirect": 1})).unwrap().allow_loopback_redirect);
+    }
+
+    #[test]
+    fn workload_map_and_audiences() {
+        let c = with(json!({"workload-map": "Deploy.Pve=ci-deploy:ci:ops; Backup.Read=backup", "app-id-uri": "api://PVE.contoso.example"})).unwrap();
+        assert_eq!(c.workload_map["Deploy.Pve"], WorkloadTarget { user: "ci-deploy".into(), groups: vec!["ci".into(), "ops".into()] });
+        assert!(c.workload_map["Backup.Read"].groups.is_empty());
+        assert_eq!(c.workload_audiences, ["aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "api://aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "api://pve.contoso.example"]);
+        assert!(with(json!({})).unwrap().workload_map.is_empty());
     }
 }

@@ -214,6 +214,40 @@ pub unsafe extern "C" fn pve_entraid_sync_directory(req: *const u8, req_len: usi
     panic_boundary!(out, unsafe { run(req, req_len, out, crate::sync::sync_directory) })
 }
 
+/// Exchanges a workload's Entra access token (client credentials grant: managed identity,
+/// service principal, federated credential) for the PVE user its app role maps to: the client's
+/// budget first, then the token validated as strictly as an ID token (tenant's keys, issuer,
+/// tenant, audience = the app's client id or Application ID URI, times, v2.0, app-only), a
+/// token refused before refused again (`token.refused_before`), the role mapped by the realm's
+/// `workload-map`, and the realm's budget last. The pin is compared by the caller.
+///
+/// Request: `{"realm", "config", "cache_dir"?, "access_token", "run_dir"?, "client_address"?, "rate_limits"?}`.
+/// Result: `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+/// "token_id", "refused_until"}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_workload_token(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, crate::workload::workload_token) })
+}
+
+/// Records a workload token that `pve_entraid_workload_token` accepted and the caller refused
+/// (identity pin, disabled user): it stays refused until it expires.
+///
+/// Request: `{"realm", "config", "cache_dir"?, "token_id", "refused_until"}` (both from the
+/// workload_token answer).
+/// Result: `{}`.
+/// Memory and ownership as for `pve_entraid_auth_url`.
+///
+/// # Safety
+/// As for `pve_entraid_auth_url`.
+#[no_mangle]
+pub unsafe extern "C" fn pve_entraid_refuse_token(req: *const u8, req_len: usize, out: *mut *mut c_char) -> pve_entraid_result {
+    panic_boundary!(out, unsafe { run(req, req_len, out, crate::workload::refuse_token) })
+}
+
 /// Releases an answer returned through `out`. NULL is fine. Never pass anything else.
 ///
 /// # Safety

@@ -213,6 +213,11 @@ impl<'a> Jws<'a> {
         self.kid.as_deref()
     }
 
+    /// `header.payload` as the token carries them: what the signature covers.
+    pub fn signing_input(&self) -> &str {
+        self.signing_input
+    }
+
     /// The payload read into `T` (borrowing from the token's decoded bytes); `token.malformed`
     /// if it is not a JSON object of that shape. Unverified until `verify_*` succeeded.
     pub fn payload<'p, T: Deserialize<'p>>(&'p self) -> Result<T> {

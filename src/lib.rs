@@ -21,6 +21,7 @@ pub mod request;
 mod credential;
 mod oidc;
 pub mod flow;
+mod workload;
 mod graph;
 mod mapping;
 mod sync;

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::claims::Claims;
+use crate::claims::{AppClaims, Claims};
 
-use crate::config::{is_guid, normalize_group_key, RealmConfig, Tenant};
+use crate::config::{is_guid, normalize_group_key, RealmConfig, Tenant, WorkloadTarget};
 use crate::error::{Code, Error, Result};
 use crate::request::{invalid, MapMembers, Request};
 use crate::username::{self, Account};
@@ -98,6 +98,35 @@ pub fn map_identity(cfg: &RealmConfig, realm: &str, claims: &Claims, groups: Vec
     }))
 }
 
+/// From a validated workload access token to the PVE user its app roles map to
+/// (`workload-map`), that user's groups and the service principal to pin:
+/// `{userid, username, pve_groups, identity: {tid, oid}, roles}`. The roles count as group-map
+/// keys do (`member_keys`: in a multi-tenant realm an unscoped role only from the home tenant).
+pub fn map_workload(cfg: &RealmConfig, realm: &str, claims: &AppClaims) -> Result<Value> {
+    let (tid, oid) = (claims.tid.to_ascii_lowercase(), claims.oid.to_ascii_lowercase());
+    if !is_guid(&tid) || !is_guid(&oid) {
+        return Err(Error::new(Code::TokenMissingClaim, "access token `tid` and `oid` must be GUIDs"));
+    }
+    let held = member_keys(cfg, &tid, claims.roles.iter().cloned());
+    let matched: Vec<(&String, &WorkloadTarget)> = cfg.workload_map.iter().filter(|(k, _)| held.contains(*k)).collect();
+    let Some((_, target)) = matched.first() else {
+        return Err(Error::new(Code::AccessDenied, "the token holds none of the app roles of the realm's workload-map"));
+    };
+    if matched.iter().any(|(_, t)| t.user != target.user) {
+        return Err(Error::new(Code::AccessDenied, "the token's app roles map to more than one PVE user in workload-map"));
+    }
+    let userid = check_user_name(&target.user, realm)?;
+    let groups: BTreeSet<&String> = matched.iter().flat_map(|(_, t)| &t.groups).collect();
+    let roles: Vec<&String> = matched.iter().map(|(k, _)| *k).collect();
+    Ok(json!({
+        "userid": userid,
+        "username": target.user,
+        "pve_groups": groups,
+        "identity": {"tid": tid, "oid": oid},
+        "roles": roles,
+    }))
+}
+
 /// The `map` entry point: `map_identity` on a login answer's `claims`, `groups` and `username`.
 /// The identity pin is compared by the Perl side alone, under PVE's user-config lock.
 pub fn map(req: &Request<MapMembers>) -> Result<Value> {
@@ -133,6 +162,23 @@ mod tests {
             }
         }
         Request::parse(r).unwrap()
+    }
+
+    #[test]
+    fn workload_roles_map_to_one_user() {
+        const SP: &str = "5e5e5e5e-0000-4000-8000-000000000001";
+        let cfg = |m: &str| Request::<MapMembers>::parse(json!({"realm": "entra", "username": "x", "claims": {},
+            "config": {"tenant-id": TID, "client-id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "client_secret": "x", "workload-map": m}})).unwrap().cfg;
+        let token = |roles: &[&str]| AppClaims { tid: TID.into(), oid: SP.to_uppercase(), azp: "c".into(), roles: roles.iter().map(|r| r.to_string()).collect(), exp: 0 };
+        let c = cfg("Deploy.Pve=ci-deploy:ci;Deploy.Read=ci-deploy:audit;Backup=backup");
+        let out = map_workload(&c, "entra", &token(&["Deploy.Pve", "Deploy.Read", "Other"])).unwrap();
+        assert_eq!(out["userid"], "ci-deploy@entra");
+        assert_eq!(out["pve_groups"], json!(["audit", "ci"]));
+        assert_eq!(out["identity"], json!({"tid": TID, "oid": SP}));
+        assert_eq!(map_workload(&c, "entra", &token(&["Other"])).unwrap_err().code, Code::AccessDenied);
+        assert_eq!(map_workload(&c, "entra", &token(&[])).unwrap_err().code, Code::AccessDenied);
+        assert_eq!(map_workload(&c, "entra", &token(&["Deploy.Pve", "Backup"])).unwrap_err().code, Code::AccessDenied, "two users");
+        assert_eq!(map_workload(&cfg("R=a:b"), "entra", &token(&["r"])).unwrap_err().code, Code::AccessDenied, "role values are case-sensitive");
     }
 
     #[test]

@@ -73,6 +73,29 @@ pub struct LoginMembers {
     rate_limits: Option<RateLimits>,
 }
 
+/// workload_token: a workload's Entra access token for this realm's app, to be exchanged for a
+/// PVE ticket.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadTokenMembers {
+    pub access_token: String,
+    // the anonymous budget (see `Caller`)
+    run_dir: Option<String>,
+    #[serde(default)]
+    client_address: String,
+    rate_limits: Option<RateLimits>,
+}
+
+/// refuse_token: a workload token the library accepted and PVE's side refused (pin, user).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefuseTokenMembers {
+    /// `token_id` of the workload_token answer.
+    pub token_id: String,
+    /// `refused_until` of the workload_token answer.
+    pub refused_until: u64,
+}
+
 /// refuse_realm: an anonymous call naming a realm that is not an entraid realm. Not a
 /// [`Request`]: there is no realm config to send, and the call is only charged and refused.
 #[derive(Deserialize)]
@@ -123,7 +146,7 @@ macro_rules! caller_of {
         }
     )*};
 }
-caller_of!(AuthUrlMembers, LoginMembers, RefuseRealmMembers);
+caller_of!(AuthUrlMembers, LoginMembers, RefuseRealmMembers, WorkloadTokenMembers);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

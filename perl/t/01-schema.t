@@ -20,7 +20,7 @@ my $opts = $pdata->{options}->{entraid};
 my @expected = qw(tenant-id client-id client-key cloud allowed-tenants username-claim autocreate
     groups-map groups-autocreate groups-sync required-groups allow-guests prompt acr-values scopes
     default comment client-cert client-cert-key tfa sync-defaults-options sync-users
-    allow-loopback-redirect);
+    allow-loopback-redirect workload-map app-id-uri);
 for my $p (@expected) {
     ok($opts->{$p}, "option $p");
     ok($pdata->{propertyList}->{$p}, "property $p is registered");

@@ -30,6 +30,10 @@ call_entry(const char *method, const uint8_t *req, size_t req_len, char **out, u
         *rc = (uint32_t)pve_entraid_sync_directory(req, req_len, out);
     else if (strcmp(method, "refuse_realm") == 0)
         *rc = (uint32_t)pve_entraid_refuse_realm(req, req_len, out);
+    else if (strcmp(method, "workload_token") == 0)
+        *rc = (uint32_t)pve_entraid_workload_token(req, req_len, out);
+    else if (strcmp(method, "refuse_token") == 0)
+        *rc = (uint32_t)pve_entraid_refuse_token(req, req_len, out);
     else
         return 0;
     return 1;

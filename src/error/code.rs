@@ -45,6 +45,8 @@ pub enum pve_entraid_result {
     TokenTenantNotAllowed = 43,
     TokenMissingClaim = 44,
     TokenUnknownKid = 45,
+    TokenNotAppOnly = 46,
+    TokenRefusedBefore = 47,
     AccessDenied = 50,
     AccessGuest = 51,
     IdentityPinMismatch = 52,
@@ -113,6 +115,8 @@ code_table! {
     TokenTenantNotAllowed => "token.tenant_not_allowed", 401;
     TokenMissingClaim => "token.missing_claim", 401;
     TokenUnknownKid => "token.unknown_kid", 401;
+    TokenNotAppOnly => "token.not_app_only", 401;
+    TokenRefusedBefore => "token.refused_before", 401;
     AccessDenied => "access.denied", 403;
     AccessGuest => "access.guest", 403;
     IdentityPinMismatch => "identity.pin_mismatch", 403;

@@ -15,7 +15,7 @@ pub use crate::jwt::random_bytes;
 use crate::jwt::{b64url, b64url_decode_canonical, sha256};
 pub use key::load_or_create_key;
 use key::KEY_LEN;
-pub use replay::consume;
+pub use replay::{consume, refuse_token, token_fingerprint, token_was_refused};
 
 pub const STATE_LIFETIME_SECS: u64 = 600;
 /// The text every sealed state starts with, before the base64url of nonce ‖ ciphertext ‖ tag.

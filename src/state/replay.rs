@@ -23,16 +23,14 @@ const SWEEP_BATCH: usize = 32;
 /// bits of SHA-256, in hex. The state itself is not stored.
 pub(super) fn fingerprint(state: &str) -> String {
     let raw = super::sealed_bytes(state);
-    let digest = sha256(raw.as_deref().unwrap_or(state.as_bytes()));
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    digest[..16].iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
+    fingerprint_of(raw.as_deref().unwrap_or(state.as_bytes()))
 }
 
 fn replayed() -> Error {
     Error::new(Code::StateReplayed, "this login response was already used; start the login again")
 }
 
-/// Memory-only consumed set, for callers without a cache directory.
+/// Memory-only sets (consumed states, refused tokens), for callers without a cache directory.
 static CONSUMED_IN_MEMORY: Mutex<Option<MemoryStore>> = Mutex::new(None);
 
 #[derive(Default)]
@@ -41,6 +39,10 @@ struct MemoryStore {
     /// Expired entries are dropped when the set has doubled since the last purge (amortised O(1)).
     purge_at: usize,
 }
+
+/// Workload access tokens refused after their signature verified, filed like consumed states
+/// (`<cache_dir>/refused/<exp / 60>/<fingerprint>`) until they expire.
+const REFUSED_DIR: &str = "refused";
 
 /// Marks `state` used; `state.replayed` when it was used before on this node.
 ///
@@ -51,7 +53,47 @@ struct MemoryStore {
 /// Nothing is fsynced: after a crash, a state could at most be replayed within its 10 minutes,
 /// and its authorization code is single use at Entra anyway.
 pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64) -> Result<()> {
-    let id = fingerprint(state);
+    if !record(cache_dir, CONSUMED_DIR, &fingerprint(state), expires_at, now)? {
+        return Err(replayed());
+    }
+    Ok(())
+}
+
+/// Records a workload token (by its fingerprint, `token_fingerprint`) as refused until
+/// `expires_at`; the same store as the consumed states, in its own directory.
+pub fn refuse_token(cache_dir: Option<&Path>, id: &str, expires_at: u64, now: u64) -> Result<()> {
+    record(cache_dir, REFUSED_DIR, id, expires_at, now).map(|_| ())
+}
+
+/// Whether a workload token (fingerprint `id`, expiring at `expires_at`) was refused before.
+pub fn token_was_refused(cache_dir: Option<&Path>, id: &str, expires_at: u64, now: u64) -> Result<bool> {
+    let Some(dir) = cache_dir else {
+        let guard = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
+        return Ok(guard.as_ref().is_some_and(|s| s.set.get(&format!("{REFUSED_DIR}/{id}")).is_some_and(|exp| *exp > now)));
+    };
+    let path = dir.join(REFUSED_DIR).join((expires_at / BUCKET_SECS).to_string()).join(id);
+    match std::fs::symlink_metadata(&path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::new(Code::CacheIo, format!("refused-token store: cannot read {}: {e}", dir.display()))),
+    }
+}
+
+/// The fingerprint of a token by what its signature covers (`header.payload`): one per token,
+/// whatever form its signature part takes.
+pub fn token_fingerprint(signing_input: &str) -> String {
+    fingerprint_of(signing_input.as_bytes())
+}
+
+fn fingerprint_of(bytes: &[u8]) -> String {
+    let digest = sha256(bytes);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    digest[..16].iter().flat_map(|b| [HEX[(b >> 4) as usize] as char, HEX[(b & 15) as usize] as char]).collect()
+}
+
+/// Adds `id` to the store `kind` until `expires_at`: true when it is new, false when it was
+/// there already (see `consume` for the layout and its guarantees).
+fn record(cache_dir: Option<&Path>, kind: &str, id: &str, expires_at: u64, now: u64) -> Result<bool> {
     let Some(dir) = cache_dir else {
         let mut guard = CONSUMED_IN_MEMORY.lock().unwrap_or_else(|p| p.into_inner());
         let store = guard.get_or_insert_with(MemoryStore::default);
@@ -59,16 +101,17 @@ pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64)
             store.set.retain(|_, exp| *exp > now);
             store.purge_at = (store.set.len() * 2).max(1024);
         }
-        if store.set.get(&id).is_some_and(|exp| *exp > now) {
-            return Err(replayed());
+        let key = format!("{kind}/{id}");
+        if store.set.get(&key).is_some_and(|exp| *exp > now) {
+            return Ok(false);
         }
-        store.set.insert(id, expires_at);
-        return Ok(());
+        store.set.insert(key, expires_at);
+        return Ok(true);
     };
-    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("consumed-state store: cannot {what} in {}: {e}", dir.display()));
-    let root = dir.join(CONSUMED_DIR);
+    let io = |what: &str, e: std::io::Error| Error::new(Code::CacheIo, format!("{kind} store: cannot {what} in {}: {e}", dir.display()));
+    let root = dir.join(kind);
     let bucket = root.join((expires_at / BUCKET_SECS).to_string());
-    let path = bucket.join(&id);
+    let path = bucket.join(id);
     let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
     let created = match create() {
         // First use of this minute (or a sweeper just removed it): make the bucket, try again.
@@ -80,13 +123,13 @@ pub fn consume(cache_dir: Option<&Path>, state: &str, expires_at: u64, now: u64)
     };
     match created {
         Ok(_) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(replayed()),
-        Err(e) => return Err(io("record a used state", e)),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io("record an entry", e)),
     }
     if !swept(&root, now) {
         sweep(&root, now, SWEEP_BATCH);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The store and the minute (`now / BUCKET_SECS`) in which this process last found nothing more
@@ -198,6 +241,22 @@ mod tests {
         assert!(old.exists());
         consume(Some(&dir), "third", now + 600, now + 60).unwrap();
         assert!(!old.exists(), "swept in the next minute");
+    }
+
+    #[test]
+    fn refused_tokens_are_remembered_until_they_expire() {
+        let dir = tmpdir("refused");
+        let id = token_fingerprint("h.p");
+        assert!(!token_was_refused(Some(&dir), &id, 2000, 1000).unwrap());
+        refuse_token(Some(&dir), &id, 2000, 1000).unwrap();
+        refuse_token(Some(&dir), &id, 2000, 1001).unwrap();
+        assert!(token_was_refused(Some(&dir), &id, 2000, 1001).unwrap());
+        assert!(!token_was_refused(Some(&dir), &token_fingerprint("h.q"), 2000, 1001).unwrap());
+        // a state of the same fingerprint is another store's
+        consume(Some(&dir), "h.p", 2000, 1000).unwrap();
+        refuse_token(None, &id, 2000, 1000).unwrap();
+        assert!(token_was_refused(None, &id, 2000, 1000).unwrap());
+        assert!(!token_was_refused(None, &id, 2000, 2001).unwrap(), "expired");
     }
 
     #[test]

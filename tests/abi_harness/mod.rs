@@ -91,6 +91,7 @@ pub const CODE_TABLE: &[(&str, u32)] = &[
     ("token.azp_mismatch", 36), ("token.expired", 37), ("token.not_yet_valid", 38), ("token.issued_in_future", 39),
     ("token.nonce_missing", 40), ("token.nonce_mismatch", 41), ("token.version", 42),
     ("token.tenant_not_allowed", 43), ("token.missing_claim", 44), ("token.unknown_kid", 45),
+    ("token.not_app_only", 46), ("token.refused_before", 47),
     ("access.denied", 50), ("access.guest", 51), ("identity.pin_mismatch", 52), ("graph.error", 60),
     ("cache.io", 70), ("internal.panic", 90), ("internal.error", 91),
 ];

@@ -10,6 +10,7 @@ use pve_entraid as _;
 extern "C" {
     fn pve_entraid_auth_url(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     fn pve_entraid_login(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
+    fn pve_entraid_workload_token(req: *const u8, req_len: usize, out: *mut *mut c_char) -> u32;
     fn pve_entraid_free(s: *mut c_char);
 }
 
@@ -18,6 +19,7 @@ extern "C" {
 pub enum Call {
     AuthUrl,
     Login,
+    WorkloadToken,
 }
 
 /// Calls an entry point; returns the result code and the parsed answer.
@@ -30,6 +32,7 @@ pub fn call(which: Call, req: &Value) -> (u32, Value) {
         let rc = match which {
             Call::AuthUrl => pve_entraid_auth_url(bytes.as_ptr(), bytes.len(), &mut out),
             Call::Login => pve_entraid_login(bytes.as_ptr(), bytes.len(), &mut out),
+            Call::WorkloadToken => pve_entraid_workload_token(bytes.as_ptr(), bytes.len(), &mut out),
         };
         assert!(!out.is_null(), "the ABI promises an answer document");
         let answer = CStr::from_ptr(out).to_bytes().to_vec();

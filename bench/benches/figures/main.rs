@@ -16,6 +16,7 @@ mod replay;
 mod requests;
 mod stats;
 mod validation;
+mod workload;
 
 fn main() {
     if child::run() {
@@ -29,10 +30,11 @@ fn main() {
     stats::row("load average at start (1/5/15 min)", &stats::loadavg(), "-");
     // BENCH_ONLY=validation,replay runs only those parts (for iterating on one figure).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    let parts: [(&str, fn()); 6] = [
+    let parts: [(&str, fn()); 7] = [
         ("requests", requests::run),
         ("validation", validation::run),
         ("latency", latency::run),
+        ("workload", workload::run),
         ("replay", replay::run),
         ("ratelimit", ratelimit::run),
         ("libload", libload::run),

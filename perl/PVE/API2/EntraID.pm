@@ -65,6 +65,7 @@ my $generic_message = {
     jwks => 'Entra ID could not complete the login',
     graph => 'Entra ID could not complete the login',
     request => 'invalid request',
+    'token.refused_before' => 'Entra ID returned an identity that was not accepted',
     'request.rate_limited' => 'too many sign-in attempts; try again in a minute',
 };
 
@@ -180,7 +181,7 @@ __PACKAGE__->register_method ({
         links => [ { rel => 'child', href => "{subdir}" } ],
     },
     code => sub {
-        return [ { subdir => 'auth-url' }, { subdir => 'login' } ];
+        return [ { subdir => 'auth-url' }, { subdir => 'login' }, { subdir => 'token' } ];
     }});
 
 __PACKAGE__->register_method ({
@@ -444,6 +445,142 @@ __PACKAGE__->register_method ({
             . ($res->{NeedTFA} ? ' tfa=challenge-issued' : ''));
         PVE::Cluster::log_msg('info', 'root@pam', "successful entraid auth for user '$res->{username}'")
             if !$res->{NeedTFA};
+        return $res;
+    }});
+
+# The workload's user under the user-config lock: its pin (first use pins the service principal,
+# as a login pins its user), the user made when missing, enabled and without second factors (a
+# workload has none: it is not a person), and the mapped groups joined. A refusal writes nothing.
+my sub apply_workload {
+    my ($realm, $section, $workload) = @_;
+
+    my $userid = $workload->{userid};
+    PVE::Auth::Plugin::verify_username($userid, 1)
+        or denied("'$userid' is not a valid PVE user id");
+    my $inner_err;
+    PVE::AccessControl::lock_user_config(sub {
+        eval {
+            my $usercfg = cfs_read_file('user.cfg');
+            my $pins = PVE::Auth::EntraID::read_identity_pins($realm);
+            my $exists = !!$usercfg->{users}->{$userid};
+            my $new_pin = check_pin($pins, $workload, $exists, $section);
+            my $changed = 0;
+            if (!$exists) {
+                $usercfg->{users}->{$userid} = { enable => 1, expire => 0,
+                    comment => "Entra ID workload (app $workload->{azp})" };
+                $changed = 1;
+            }
+            denied("user account disabled or expired")
+                if !PVE::AccessControl::check_user_enabled($usercfg, $userid, 1);
+            denied("'$userid' has second factors: a workload-map user must be a user of its own,"
+                . " not a person's") if grep { $_ eq $userid } cfs_read_file('priv/tfa.cfg')->users()->@*;
+            for my $group (@{ $workload->{pve_groups} // [] }) {
+                if (!$usercfg->{groups}->{$group}) {
+                    if (!$section->{'groups-autocreate'}) {
+                        syslog('warning', '%s', "entraid realm=$realm: mapped group '$group' does not"
+                            . " exist and groups-autocreate is off, not adding $userid");
+                        next;
+                    }
+                    $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
+                }
+                next if $usercfg->{groups}->{$group}->{users}->{$userid};
+                PVE::AccessControl::add_user_group($userid, $usercfg, $group);
+                $changed = 1;
+            }
+            if ($new_pin) {
+                $pins->{$workload->{username}} = $new_pin;
+                PVE::Auth::EntraID::write_identity_pins($realm, $pins);
+            }
+            cfs_write_file('user.cfg', $usercfg) if $changed;
+        };
+        $inner_err = $@;
+    }, "entraid token exchange failed");
+    die $inner_err if $inner_err;
+}
+
+__PACKAGE__->register_method ({
+    name => 'token',
+    path => 'token',
+    method => 'POST',
+    protected => 1,
+    description => "Exchange a workload's Microsoft Entra ID access token (client credentials"
+        . " grant: managed identity, service principal, federated credential) for a ticket of"
+        . " the PVE user the realm's 'workload-map' maps its app role to. No TFA.",
+    parameters => {
+        additionalProperties => 0,
+        properties => {
+            realm => get_standard_option('realm'),
+            'access-token' => {
+                description => "Entra access token for the realm's app (scope"
+                    . " '<client id or Application ID URI>/.default').",
+                type => 'string',
+                maxLength => 16384,
+            },
+        },
+    },
+    returns => {
+        properties => {
+            username => { type => 'string' },
+            ticket => { type => 'string' },
+            CSRFPreventionToken => { type => 'string' },
+            cap => { type => 'object', optional => 1 },
+            clustername => { type => 'string', optional => 1 },
+        },
+    },
+    permissions => { user => 'world' },
+    code => sub {
+        my ($param) = @_;
+
+        my $rpcenv = PVE::RPCEnvironment::get();
+        my $realm = $param->{realm};
+        my $ctx = { rhost => $rpcenv->get_client_ip(), realm => $realm };
+
+        my $res = eval {
+            my $section = entraid_section($realm, $ctx);
+            my $request = { PVE::Auth::EntraID::library_request($realm, $section)->%*,
+                caller_members()->%*, access_token => $param->{'access-token'} };
+            my $workload = PVE::EntraID::Lib::call('workload_token', $request);
+            $ctx->{username} = $workload->{userid};
+            $ctx->{oid} = $workload->{identity}->{oid};
+            $ctx->{tid} = $workload->{identity}->{tid};
+            eval { apply_workload($realm, $section, $workload) };
+            if (my $err = $@) {
+                # refused for who it is (pin, user): this token stays refused; a failure of
+                # the node (lock, pmxcfs) is no verdict on it
+                if (code_of($err) =~ m/^(?:access|identity)\./) {
+                    eval {
+                        PVE::EntraID::Lib::call('refuse_token', {
+                            PVE::Auth::EntraID::library_request($realm, $section)->%*,
+                            token_id => $workload->{token_id},
+                            refused_until => $workload->{refused_until},
+                        });
+                    };
+                    syslog('err', '%s', "entraid realm=$realm: recording a refused token failed: $@")
+                        if $@;
+                }
+                die $err;
+            }
+            my $userid = $workload->{userid};
+            my $res = {
+                username => $userid,
+                ticket => PVE::AccessControl::assemble_ticket($userid),
+                CSRFPreventionToken => PVE::AccessControl::assemble_csrf_prevention_token($userid),
+                cap => $rpcenv->compute_api_permission($userid),
+            };
+            my $clinfo = PVE::Cluster::get_clinfo();
+            if ($clinfo->{cluster}->{name} && $rpcenv->check($userid, '/', ['Sys.Audit'], 1)) {
+                $res->{clustername} = $clinfo->{cluster}->{name};
+            }
+            $res;
+        };
+        if (my $err = $@) {
+            die anonymous_failure('token', $err, $ctx);
+        }
+
+        syslog('info', '%s', "entraid workload token; realm=$realm user=$res->{username}"
+            . " oid=$ctx->{oid} tid=$ctx->{tid} rhost=" . ($ctx->{rhost} // '-'));
+        PVE::Cluster::log_msg('info', 'root@pam', "successful entraid workload auth for user"
+            . " '$res->{username}'");
         return $res;
     }});
 

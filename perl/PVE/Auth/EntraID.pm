@@ -70,6 +70,18 @@ PVE::JSONSchema::register_format('pve-entraid-groups-map', sub {
     return $value;
 });
 
+# '<app role>=<PVE user>[:<PVE group>...]' entries: the role as a groups-map key, the user a
+# PVE user name without realm (the library checks it as it checks login names)
+PVE::JSONSchema::register_format('pve-entraid-workload-map', sub {
+    my ($value, $noerr) = @_;
+    for my $entry (split(/[;,\s]+/, $value)) {
+        next if $entry eq '' || $entry =~ m/^$group_key_re=[^\s=;,:\/%!]+(?::$pve_group_re)*$/;
+        return undef if $noerr;
+        die "'$entry' is not '<app role>=<PVE user>[:<PVE group>...]'\n";
+    }
+    return $value;
+});
+
 sub type {
     return 'entraid';
 }
@@ -147,6 +159,23 @@ sub properties {
             default => 'mapped',
             optional => 1,
         },
+        'workload-map' => {
+            description => "Workload token exchange (POST /access/entraid/token): map an app role"
+                . " of the realm's app, held by a workload's service principal, to a PVE user and"
+                . " groups, as '<role>=<user>[:<group>...]' separated by ';'.",
+            type => 'string',
+            format => 'pve-entraid-workload-map',
+            maxLength => 8192,
+            optional => 1,
+        },
+        'app-id-uri' => {
+            description => "The app's Application ID URI, accepted as the audience of workload"
+                . " access tokens besides the client id and 'api://<client id>'.",
+            type => 'string',
+            pattern => '[a-zA-Z][a-zA-Z0-9+.-]*://[^\s]+',
+            maxLength => 256,
+            optional => 1,
+        },
         'client-cert' => {
             description => "PEM text of a certificate registered for the app, used instead of"
                 . " a client secret; stored in /etc/pve/priv/entraid, never in domains.cfg.",
@@ -204,6 +233,8 @@ sub options {
         # LDAP's property: defaults of realm sync (scope, remove-vanished, enable-new)
         'sync-defaults-options' => { optional => 1 },
         'sync-users' => { optional => 1 },
+        'workload-map' => { optional => 1 },
+        'app-id-uri' => { optional => 1 },
     };
 }
 
@@ -491,7 +522,7 @@ sub api_subclass {
 # the calls the http-unauthenticated hook of pve-entraid-integrate allows (a test checks both)
 sub unauthenticated_api_calls {
     return [] if !node_integrated();
-    return [['POST', 'login'], ['POST', 'auth-url']];
+    return [['POST', 'login'], ['POST', 'auth-url'], ['POST', 'token']];
 }
 
 sub can_sync { return node_integrated() ? 1 : 0; }

@@ -20,6 +20,21 @@ pub const CAROL_OID: &str = "0d0d0d0d-0000-4000-8000-000000000d0d";
 pub const ADMINS_GROUP: &str = "6f7e8d9c-1111-4111-8111-000000000001";
 /// A second well-known group Bob is in, so overage resolution can be checked against a mapping.
 pub const OPERATORS_GROUP: &str = "6f7e8d9c-1111-4111-8111-000000000002";
+/// Workloads: the client apps (and their service principals, in TENANT) that get access
+/// tokens for the realm's app with the client credentials grant. The deploy workload holds the
+/// app role `Deploy.Pve` and has a federated credential for the emulated "GitHub Actions" issuer
+/// (`/_gh`); the second also holds `Deploy.Pve` (another service principal); the third holds none.
+pub const WORKLOAD_CLIENT_ID: &str = "c1c1c1c1-0000-4000-8000-00000000c1c1";
+pub const WORKLOAD_SP_OID: &str = "5e5e5e5e-0000-4000-8000-0000000000c1";
+pub const WORKLOAD2_CLIENT_ID: &str = "c2c2c2c2-0000-4000-8000-00000000c2c2";
+pub const WORKLOAD2_SP_OID: &str = "5e5e5e5e-0000-4000-8000-0000000000c2";
+pub const NOROLE_CLIENT_ID: &str = "c3c3c3c3-0000-4000-8000-00000000c3c3";
+pub const WORKLOAD_SECRET: &str = "w0rkl0ad~secret";
+pub const DEPLOY_ROLE: &str = "Deploy.Pve";
+/// The subject of the deploy workload's federated credential (a GitHub Actions job on main).
+pub const GH_SUBJECT: &str = "repo:contoso/infra:ref:refs/heads/main";
+/// The audience Entra requires of a federated credential's token.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +75,34 @@ pub struct App {
     /// new registration, as in Entra. The groups claim (README step 5) is always configured.
     #[serde(default)]
     pub optional_claims: OptionalClaims,
+    /// Expose an API → Application ID URI (`identifierUris`).
+    #[serde(default)]
+    pub identifier_uris: Vec<String>,
+    /// The manifest's `api.requestedAccessTokenVersion` (null: v1.0, as Entra issues then).
+    #[serde(default)]
+    pub requested_access_token_version: Option<u8>,
+    /// App roles of this app assigned to service principals (of client apps): role value → SP
+    /// object ids (Enterprise application → Users and groups, or an admin-consented application permission).
+    #[serde(default)]
+    pub app_role_assignments: BTreeMap<String, Vec<String>>,
+    /// The object id of this app's service principal in its tenant (the `oid`/`sub` of its
+    /// app-only tokens); derived from the client id when not set.
+    #[serde(default)]
+    pub service_principal_oid: Option<String>,
+    /// Certificates & secrets → Federated credentials.
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential: a token of `issuer` with this `subject` and one of
+/// `audiences` is accepted as the app's client assertion. An issuer of `{emulator}/...` names a
+/// path of the emulator itself (its "GitHub Actions" issuer is `{emulator}/_gh`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
 }
 
 /// An app manifest's `optionalClaims`, in its own form; only the ID token part matters here.
@@ -101,6 +144,16 @@ impl OptionalClaims {
 }
 
 impl App {
+    /// The object id of the app's service principal.
+    pub fn sp_oid(&self) -> String {
+        self.service_principal_oid.clone().unwrap_or_else(|| crate::util::guid_from(&format!("sp:{}", self.client_id)))
+    }
+
+    /// The app roles of this app assigned to the service principal `sp_oid`.
+    pub fn roles_of_sp(&self, sp_oid: &str) -> Vec<String> {
+        self.app_role_assignments.iter().filter(|(_, sps)| sps.iter().any(|s| s.eq_ignore_ascii_case(sp_oid))).map(|(r, _)| r.clone()).collect()
+    }
+
     /// Users and groups assigned to the app, with Default Access or a role.
     pub fn principals(&self) -> impl Iterator<Item = &String> {
         self.assigned.iter().chain(self.group_roles.values().flatten())
@@ -197,6 +250,25 @@ fn member(upn: &str, oid: &str, given: &str, family: &str) -> User {
     }
 }
 
+/// A workload's app registration: a secret, no certificate, no redirect URIs.
+fn workload(client_id: &str, sp_oid: &str, federated_credentials: Vec<FederatedCredential>) -> App {
+    App {
+        client_id: client_id.into(),
+        secret: Some(WORKLOAD_SECRET.into()),
+        certificate: false,
+        redirect_uris: vec![],
+        group_roles: BTreeMap::new(),
+        assigned: vec![],
+        assignment_required: false,
+        optional_claims: OptionalClaims::default(),
+        identifier_uris: vec![],
+        requested_access_token_version: Some(2),
+        app_role_assignments: BTreeMap::new(),
+        service_principal_oid: Some(sp_oid.into()),
+        federated_credentials,
+    }
+}
+
 impl Default for EmulatorConfig {
     fn default() -> Self {
         let alice = User {
@@ -241,7 +313,20 @@ impl Default for EmulatorConfig {
                 assigned: vec![],
                 assignment_required: false,
                 optional_claims: OptionalClaims::default(),
-            }],
+                identifier_uris: vec![format!("api://{CLIENT_ID}")],
+                requested_access_token_version: Some(2),
+                app_role_assignments: BTreeMap::from([(DEPLOY_ROLE.into(), vec![WORKLOAD_SP_OID.into(), WORKLOAD2_SP_OID.into()])]),
+                service_principal_oid: None,
+                federated_credentials: vec![],
+            },
+            workload(WORKLOAD_CLIENT_ID, WORKLOAD_SP_OID, vec![FederatedCredential {
+                issuer: "{emulator}/_gh".into(),
+                subject: GH_SUBJECT.into(),
+                audiences: vec![TOKEN_EXCHANGE_AUDIENCE.into()],
+            }]),
+            workload(WORKLOAD2_CLIENT_ID, WORKLOAD2_SP_OID, vec![]),
+            workload(NOROLE_CLIENT_ID, "5e5e5e5e-0000-4000-8000-0000000000c3", vec![]),
+            ],
             users: vec![alice, bob, guest, carol],
             subgroups: BTreeMap::new(),
             groups_overage_limit: 200,
@@ -309,6 +394,13 @@ impl EmulatorConfig {
         self.tenants.iter().find(|t| {
             t.id.eq_ignore_ascii_case(segment)
                 || t.domains.iter().any(|d| d.eq_ignore_ascii_case(segment))
+        })
+    }
+
+    /// The app a client credentials `scope` (`<client id or Application ID URI>/.default`) names.
+    pub fn resource_app(&self, resource: &str) -> Option<&App> {
+        self.apps.iter().find(|a| {
+            a.client_id.eq_ignore_ascii_case(resource) || a.identifier_uris.iter().any(|u| u.eq_ignore_ascii_case(resource))
         })
     }
 

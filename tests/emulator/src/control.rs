@@ -10,7 +10,9 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
     let obj = doc
         .as_object()
         .ok_or("control document must be a JSON object")?;
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 8] = [
+        "access_token_time_offset",
+        "access_token_version",
         "latency_ms",
         "optional_claims",
         "fail_next",
@@ -40,6 +42,18 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
             Some(Tamper::parse(name).ok_or(format!("unknown tamper_next_id_token '{name}'"))?)
         }
     };
+    let access_token_version = match obj.get("access_token_version") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_u64() {
+            Some(n @ (1 | 2)) => Some(Some(n as u8)),
+            _ => return Err("access_token_version must be 1, 2 or null (requestedAccessTokenVersion)".into()),
+        },
+    };
+    let time_offset = match obj.get("access_token_time_offset") {
+        None => None,
+        Some(v) => Some(v.as_i64().ok_or("access_token_time_offset must be an integer (seconds)")?),
+    };
     let optional_claims = match obj.get("optional_claims") {
         None => None,
         Some(v) => Some(parse_optional_claims(shared, v)?),
@@ -67,6 +81,12 @@ pub fn apply(shared: &Shared, doc: &Value) -> Result<(), String> {
     }
     if rotate {
         rt.rotations += 1;
+    }
+    if let Some(o) = time_offset {
+        rt.access_token_time_offset = o;
+    }
+    if let Some(v) = access_token_version {
+        rt.access_token_version = Some(v);
     }
     if let Some((client_id, claims)) = optional_claims {
         rt.optional_claims.insert(client_id, claims);

@@ -24,6 +24,11 @@ pub struct SigningKey {
 }
 
 impl SigningKey {
+    /// The key of the emulated federated issuer (`/_gh`): the bundled client key, none of Entra's.
+    pub fn federated() -> Self {
+        SigningKey::load(CLIENT_KEY_PEM)
+    }
+
     fn load(pem: &str) -> Self {
         let signer = key_pair(pem);
         let der = spki_der(&signer);

@@ -6,6 +6,7 @@
 //! (or [`Emulator::control`] in-process). Contract: docs/DESIGN.md, "Entra emulator".
 
 mod aadsts;
+mod access_token;
 mod authorize;
 mod client;
 mod config;
@@ -30,6 +31,8 @@ pub use config::{
     App, EmulatorConfig, OptionalClaim, OptionalClaims, Tenant, User, ADMINS_GROUP, ALICE_OID, BOB_OID, CAROL_OID, CLIENT_ID,
     CLIENT_SECRET, FABRIKAM_TENANT, GUEST_OID, OPERATORS_GROUP, TENANT,
 };
+pub use access_token::{Issued as AccessIssued, CLAIMS as ACCESS_CLAIMS};
+pub use config::{DEPLOY_ROLE, GH_SUBJECT, NOROLE_CLIENT_ID, TOKEN_EXCHANGE_AUDIENCE, WORKLOAD2_CLIENT_ID, WORKLOAD2_SP_OID, WORKLOAD_CLIENT_ID, WORKLOAD_SECRET, WORKLOAD_SP_OID};
 pub use idtoken::{claim_names, pairwise_sub, Context as ClaimContext, Issued, Version, CLAIMS};
 
 use state::Shared;

@@ -15,6 +15,9 @@ pub fn route(shared: &Shared, req: &Request) -> Reply {
     if let Some(reply) = control::handle(shared, req) {
         return reply;
     }
+    if let Some(reply) = crate::access_token::federated::handle(shared, req) {
+        return reply;
+    }
     let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
     let (endpoint, tenant_segment, oid) = match segments.as_slice() {
         ["v1.0", "users", oid, "getMemberObjects"] => (Endpoint::Graph, "", *oid),

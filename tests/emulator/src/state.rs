@@ -153,6 +153,12 @@ pub struct Runtime {
     /// Optional claims set through the control endpoint: lower-case client id → claims, in
     /// place of the app's configured ones.
     pub optional_claims: HashMap<String, OptionalClaims>,
+    /// `requestedAccessTokenVersion` set through the control endpoint for every app, in place of
+    /// the configured one (`Some(None)`: null, i.e. v1.0).
+    pub access_token_version: Option<Option<u8>>,
+    /// Seconds added to the `iat`, `nbf` and `exp` of every access token (negative: issued in
+    /// the past, e.g. already expired).
+    pub access_token_time_offset: i64,
 }
 
 /// Redeemed or expired codes are kept this long (to answer reuse with AADSTS54005), then dropped.
@@ -187,6 +193,8 @@ pub struct Shared {
     pub base_url: String,
     pub keys: KeySet,
     pub client_cred: ClientCredential,
+    /// The signing key of the emulated federated ("GitHub Actions") issuer.
+    pub federated_key: crate::keys::SigningKey,
     runtime: Mutex<Runtime>,
     stats: [AtomicU64; 5],
     connections: AtomicU64,
@@ -204,6 +212,7 @@ impl Shared {
             base_url,
             keys: KeySet::load(),
             client_cred: ClientCredential::load(),
+            federated_key: crate::keys::SigningKey::federated(),
             runtime: Mutex::new(runtime),
             stats: Default::default(),
             connections: AtomicU64::new(0),

@@ -2,7 +2,8 @@
 //! client_credentials for Graph. Errors are Entra's AADSTS bodies.
 
 use crate::aadsts::AadError;
-use crate::config::App;
+use crate::access_token;
+use crate::config::{App, FederatedCredential};
 use crate::discovery::TenantPath;
 use crate::http::{Request, Response};
 use crate::idtoken;
@@ -75,7 +76,7 @@ fn handle(
     )?;
     match grant_type {
         "authorization_code" => redeem_code(shared, app, &form),
-        _ => client_credentials(shared, app, &form),
+        _ => client_credentials(shared, tenant, app, &form),
     }
 }
 
@@ -106,6 +107,9 @@ fn authenticate_client(
     basic_secret: Option<&str>,
 ) -> Result<(), AadError> {
     if let Some(assertion) = form.get("client_assertion") {
+        if let Some(cred) = federated_credential(shared, app, assertion) {
+            return verify_federated(shared, cred, form.get("client_assertion_type"), assertion);
+        }
         return verify_assertion(
             shared,
             tenant,
@@ -209,6 +213,44 @@ fn verify_assertion(
     Ok(())
 }
 
+/// The federated credential of `app` whose issuer the (not yet verified) assertion names.
+fn federated_credential<'a>(shared: &Shared, app: &'a App, assertion: &str) -> Option<&'a FederatedCredential> {
+    let iss = jwt::parse(assertion).ok()?.claims["iss"].as_str()?.to_string();
+    app.federated_credentials.iter().find(|c| c.issuer.replace("{emulator}", &shared.base_url) == iss)
+}
+
+/// A federated credential's token as Entra checks it (workload identity federation): signed by
+/// the issuer's key (its JWKS; here the emulated `/_gh` issuer's), `sub` = the credential's
+/// subject, `aud` one of its audiences (`api://AzureADTokenExchange`), unexpired.
+fn verify_federated(shared: &Shared, cred: &FederatedCredential, assertion_type: Option<&str>, assertion: &str) -> Result<(), AadError> {
+    let reject = |code: u32, why: String| AadError::new(400, "invalid_client", code, why);
+    if assertion_type != Some(JWT_BEARER) {
+        return Err(reject(700027, format!("Client assertion failed signature validation. [Reason - client_assertion_type must be '{JWT_BEARER}']")));
+    }
+    let parsed = jwt::parse(assertion).map_err(|e| reject(700027, e))?;
+    if parsed.header["kid"].as_str() != Some(shared.federated_key.kid.as_str()) {
+        return Err(reject(700027, "Client assertion failed signature validation. [Reason - The key was not found.]".into()));
+    }
+    jwt::verify_rsa(&parsed, &shared.federated_key.public).map_err(|e| reject(700027, e))?;
+    let c = &parsed.claims;
+    let sub = c["sub"].as_str().unwrap_or_default();
+    let aud_ok = match &c["aud"] {
+        serde_json::Value::String(a) => cred.audiences.contains(a),
+        serde_json::Value::Array(l) => l.iter().any(|a| a.as_str().is_some_and(|a| cred.audiences.iter().any(|x| x == a))),
+        _ => false,
+    };
+    if sub != cred.subject || !aud_ok {
+        return Err(reject(70021, format!(
+            "No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{sub}'. Assertion Audience: '{}'.",
+            c["iss"].as_str().unwrap_or_default(), c["aud"]
+        )));
+    }
+    if c["exp"].as_u64().is_none_or(|exp| exp <= now()) {
+        return Err(reject(700024, "Client assertion is not within its valid time range.".into()));
+    }
+    Ok(())
+}
+
 fn redeem_code(shared: &Shared, app: &App, form: &Form) -> Result<serde_json::Value, AadError> {
     let code = form
         .get("code")
@@ -252,18 +294,28 @@ fn redeem_code(shared: &Shared, app: &App, form: &Form) -> Result<serde_json::Va
         .user_by_oid(&grant.user_oid)
         .ok_or_else(|| AadError::known(50034))?;
     let id_token = idtoken::issue(shared, &grant, user, tamper, rotations);
+    // a scope of an app of the directory (`api://<app>/<scope>`): a delegated token for its API
+    let api_scope = grant.scope.split(' ').find_map(|s| access_token::resource_of(shared, s).map(|r| (r, s)));
+    let access = match api_scope {
+        Some(((resource, requested), s)) => {
+            let scp = s.rsplit_once('/').map_or("", |(_, n)| n);
+            access_token::issue(shared, resource, requested, app, &grant.tid, access_token::Principal::User { user, scope: scp })
+        }
+        None => random_token(64),
+    };
     Ok(json!({
         "token_type": "Bearer",
         "scope": grant.scope,
         "expires_in": ACCESS_TOKEN_LIFETIME,
         "ext_expires_in": ACCESS_TOKEN_LIFETIME,
-        "access_token": random_token(64),
+        "access_token": access,
         "id_token": id_token,
     }))
 }
 
 fn client_credentials(
     shared: &Shared,
+    tenant: &TenantPath,
     app: &App,
     form: &Form,
 ) -> Result<serde_json::Value, AadError> {
@@ -274,6 +326,21 @@ fn client_credentials(
         return Err(AadError::new(400, "invalid_scope", 70011, format!(
             "The provided value for the input parameter 'scope' isn't valid. The scope {scope} isn't valid: the client_credentials grant takes one scope ending in /.default."
         )));
+    }
+    // an app of the directory as the resource: a JWT for its API, with the roles of the
+    // client's service principal (else: an opaque token for Graph, as before)
+    if let Some((resource, requested)) = access_token::resource_of(shared, scope) {
+        let TenantPath::Tenant(tid) = tenant else {
+            return Err(AadError::new(400, "invalid_request", 700016, "The client credentials grant needs a tenant, not organizations or common."));
+        };
+        let principal = access_token::Principal::App { sp_oid: app.sp_oid() };
+        let token = access_token::issue(shared, resource, requested, app, tid, principal);
+        return Ok(json!({
+            "token_type": "Bearer",
+            "expires_in": access_token::LIFETIME,
+            "ext_expires_in": access_token::LIFETIME,
+            "access_token": token,
+        }));
     }
     let access_token = random_token(64);
     let mut rt = shared.rt();

@@ -102,6 +102,8 @@ our %ENTRAID_SAMPLE = (
     tfa => 'type=oath,step=30,digits=6',
     'sync-defaults-options' => 'enable-new=0,remove-vanished=acl;entry,scope=both',
     'sync-users' => 'assigned',
+    'workload-map' => 'Deploy.Pve=ci-deploy:ci;Backup.Read=backup-bot',
+    'app-id-uri' => 'api://pve.contoso.example',
 );
 
 # the upstream trees of one PVE version, as @INC directories (what the packages install
