@@ -114,6 +114,10 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     // Before consuming and before any request to Entra: an attacker's code and state planted in
     // a victim's browser (login CSRF) fail here at no cost.
     state::verify_binding(&login, &binding_key)?;
+    // While the realm's budget is spent the login is refused before its state is used up, so
+    // its user can retry with it: an attacker spending the budget cannot also burn other users'
+    // states. Only looked at here; it is taken right before the token request below.
+    ratelimit::peek(&caller, Bucket::Realm(&req.realm))?;
     // Consumed before the exchange, so two racing callbacks cannot both use it.
     state::consume(req.cache_dir.as_deref(), state_text, login.expires_at, env.now)?;
 
@@ -126,6 +130,8 @@ pub fn login(req: &Request<LoginMembers>, env: &Env) -> Result<Value> {
     // The realm's budget right before the one request with the app's credential: only a call
     // with a state of its own, bound to its browser and now used up, pays it, so calls that can
     // never get here (forged states, wrong binding keys, replays) cannot lock the realm out.
+    // When other logins took its last call since the peek above, this one is refused all the
+    // same (its state is then used up: the rare price of not locking the budget).
     ratelimit::admit(&caller, Bucket::Realm(&req.realm))?;
     let answer = oidc::token_request(env.http, "id_token", |http| {
         let mut exchange = client

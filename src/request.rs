@@ -122,11 +122,14 @@ pub struct Caller<'a> {
     pub rate_limits: Option<&'a RateLimits>,
 }
 
-/// `{"address": {"burst", "per_minute"}, "realm": {...}}`, each member optional.
+/// `{"address": {"burst", "per_minute"}, "ipv6_56": {...}, "ipv6_48": {...}, "realm": {...}}`,
+/// each member optional (`ratelimit::Limits`).
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
     pub address: Option<BudgetMembers>,
+    pub ipv6_56: Option<BudgetMembers>,
+    pub ipv6_48: Option<BudgetMembers>,
     pub realm: Option<BudgetMembers>,
 }
 

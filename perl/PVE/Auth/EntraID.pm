@@ -30,7 +30,7 @@ our $NODE_MARKER = 'pve-entraid';
 # Tests only: point the library at the emulator instead of the cloud's login host.
 our $AUTHORITY_OVERRIDE;
 our $GRAPH_OVERRIDE;
-# Tests only: other budgets than the library's defaults ({address|realm => {burst, per_minute}}).
+# Tests only: other budgets than the library's defaults ({address|ipv6_56|ipv6_48|realm => {burst, per_minute}}).
 our $RATE_LIMITS_OVERRIDE;
 
 my $guid_re = qr/[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}/;

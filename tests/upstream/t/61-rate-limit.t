@@ -4,8 +4,10 @@
 # address pvedaemon sees: a flood from one address, then from many addresses of one realm, is
 # answered 429 before any work, the app's credential reaches the token endpoint at most as often
 # as the budget allows, other addresses and realms still get through, calls that can never reach
-# the token endpoint do not spend the realm's budget, names that are no entraid realm are charged
-# and their journal lines throttled, and an unusable table refuses instead of failing open.
+# the token endpoint do not spend the realm's budget, a spent realm refuses a login before its
+# state is used up (review 2 F3), names that are no entraid realm are charged and their journal
+# lines throttled, an unusable table refuses instead of failing open, and one IPv6 customer (a
+# /56 or /48 of /64s) gets no more than its block's budget (review 2 F1).
 use strict;
 use warnings;
 
@@ -169,6 +171,34 @@ my ($realm_line) = grep { m/rhost=192\.0\.2\.99 code=request\.rate_limited/ } @S
 like($realm_line // '', qr/too many token requests of realm flood from all clients \(this one: 192\.0\.2\.99\): budget $REALM_BURST calls/,
     'the journal names the realm budget');
 
+# --- 2a. a spent realm refuses a login before its state is used up (review 2 F3) --------------
+my $cache = do { no warnings "once"; $PVE::Auth::EntraID::CACHE_DIR };
+my sub consumed_states { my $n = 0; $n += () = glob("$cache/consumed/*/*"); return $n; }
+# logins with states of their own and junk codes, from 10 more addresses: each refused without
+# a consumed-state file (the attacker's writes are bounded by the realm budget, not by addresses)
+my $consumed_before = consumed_states();
+my %spent;
+$spent{ junk_login('flood', "198.51.100.$_")->{status} }++ for 1 .. 10;
+is_deeply(\%spent, { 429 => 10 }, '10 logins with states of their own while the realm is spent: 429');
+is(consumed_states() - $consumed_before, 0, '... and none of their states was used up');
+ok((grep { m/rhost=198\.51\.100\.1 code=request\.rate_limited .*too many token requests of realm flood/ } @SYSLOG),
+    '... refused by the realm budget');
+# a user's real login while the realm is spent: refused, and its state still logs in afterwards
+my $user_url = auth_url('flood', '192.0.2.98');
+my ($user_code, $user_state) = browser_authorize($user_url->{data});
+is(login('flood', '192.0.2.98', $user_code, $user_state)->{status}, 429, "a user's login is refused while its realm is spent");
+{
+    # the realm's bucket refilled (here at once: 16,000 a minute)
+    no warnings 'once';
+    local $PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE = { %$PVE::Auth::EntraID::RATE_LIMITS_OVERRIDE,
+        realm => { burst => 0 + $REALM_BURST, per_minute => 16000 } };
+    select(undef, undef, undef, 0.1);
+    my $retry = login('flood', '192.0.2.98', $user_code, $user_state);
+    ok($retry->{status} == 200 && $retry->{data}->{ticket}, '... and logs in with the same state once it refilled')
+        or diag explain [$retry->{status}, $retry->{message}, grep { m/rhost=192\.0\.2\.98/ } @SYSLOG];
+    is(consumed_states() - $consumed_before, 1, '... which used it up (the count sees states used up)');
+}
+
 # --- 2b. calls that can never reach the token endpoint pay only their address (issue 19.3) ------
 # 400 logins from 5 addresses with states of the attacker's own making and any binding key: far
 # more are admitted by their addresses than the realm's budget holds, none is charged to it
@@ -225,15 +255,15 @@ ok($probe_summary =~ m/\d+ request\.invalid\b/ && $probe_summary =~ m/\d+ reques
 
 # --- 3. an unusable table refuses, it never lets calls through unlimited ----------------------
 # a file that is not the table (here too short; likewise one with group/other access)
-unlink('/run/pve-entraid/ratelimit.v2') or die "unlink: $!\n";
-spew('/run/pve-entraid/ratelimit.v2', 'not a table', 0600);
+unlink('/run/pve-entraid/ratelimit.v3') or die "unlink: $!\n";
+spew('/run/pve-entraid/ratelimit.v3', 'not a table', 0600);
 my $broken = auth_url('other', '192.0.2.123');
 is($broken->{status}, 500, 'a file that is not a table is not used: the call is refused');
 like($broken->{message}, qr/\(cache\.io, reference [0-9a-f]{8}\)/, '... as cache.io');
 ok((grep { m/code=cache\.io .*rate-limit table/ } @SYSLOG), '... and the journal says why');
-unlink('/run/pve-entraid/ratelimit.v2') or die "unlink: $!\n";
+unlink('/run/pve-entraid/ratelimit.v3') or die "unlink: $!\n";
 is(auth_url('other', '192.0.2.123')->{status}, 200, 'a removed table is made again');
-is((stat('/run/pve-entraid/ratelimit.v2'))[2] & 07777, 0600, '... root-only');
+is((stat('/run/pve-entraid/ratelimit.v3'))[2] & 07777, 0600, '... root-only');
 
 # --- 4. the defaults: one address gets 30 logins at once, then a call a second --------------
 {
@@ -249,6 +279,45 @@ is((stat('/run/pve-entraid/ratelimit.v2'))[2] & 07777, 0600, '... root-only');
     ok(($d{200} // 0) >= 60 && ($d{200} // 0) <= 60 + $seconds && $d{429},
         "default budget of an address: 60 calls, refilled one a second ($d{200} admitted in ${seconds}s)")
         or diag explain \%d;
+
+    # --- 5. one IPv6 customer cannot spend a realm's budget (review 2 F1) ---------------------
+    # one customer holds a /56 (256 /64s) or a /48 (65,536): 11 /64s of one /56, then 11 /56s of
+    # its /48, each /64 below its own budget (30 logins), send logins with states of their own and
+    # junk codes (each would cost a token request under the app's credential): together they get
+    # the /56's budget (60 logins), then the /48's (120), never the realm's 300
+    api_call('POST', '/access/domains', { realm => 'site', type => 'entraid', autocreate => 1,
+        'tenant-id' => $TENANT, 'client-id' => $CLIENT_ID, 'client-key' => $SECRET });
+    my $tokens_at = emulator_stats()->{token};
+    $t0 = time();
+    my %site;
+    for my $net (map({ sprintf('2001:db8:99:%x', $_) } 1 .. 11), map({ sprintf('2001:db8:99:%x00', $_) } 1 .. 11)) {
+        for my $i (1 .. 30) {
+            my $res = junk_login('site', "${net}::$i");
+            $site{ $res->{status} }++;
+        }
+    }
+    $seconds = time() - $t0 + 1;
+    my $site_tokens = emulator_stats()->{token} - $tokens_at;
+    diag("one /48, 22 /64s x 30 junk logins in ${seconds}s: " . join(', ', map { "$_=$site{$_}" } sort keys %site)
+        . "; token requests: $site_tokens");
+    # the /48 refills 4 calls (2 logins) a second
+    ok($site_tokens >= 120 && $site_tokens <= 120 + 2 * $seconds,
+        "token requests of one /48: $site_tokens, its budget of 120 logins (the realm's is 300)");
+    my $range_line = qr/code=request\.rate_limited msg=too many anonymous calls from clients in 2001:db8:99::\/(\d+) \(this one: 2001:db8:99:[0-9a-f]+::\/64\)/;
+    ok((grep { m/$range_line/ && $1 == 56 } @SYSLOG), 'the journal names the spent /56');
+    # (a minute later on the Perl side: the lines of the minute above stopped at 256 addresses)
+    $CLOCK_SKEW += 60;
+    # (it refills 4 calls a second: a few may get through first)
+    my @more = map { auth_url('site', '2001:db8:99:c00::1')->{status} } 1 .. 20;
+    ok((grep { $_ == 429 } @more) >= 10, "another /56 of the /48 is refused: @more");
+    my ($c00) = grep { m/rhost=2001:db8:99:c00::1 / } @SYSLOG;
+    like($c00 // '', $range_line, '... and the journal names the spent range');
+    like($c00 // '', qr/2001:db8:99::\/48 /, '... its /48');
+    my ($url, $res) = full_login('site', '192.0.2.202');
+    ok($url->{status} == 200 && $res && $res->{status} == 200 && $res->{data}->{ticket},
+        'a legitimate login from elsewhere is not locked out by one IPv6 customer')
+        or diag explain [$url->{status}, $res && $res->{status}, $res && $res->{message}];
+    is(auth_url('site', '2001:db8:98::1')->{status}, 200, 'another /48 has its own budget');
 }
 
 done_testing();
