@@ -120,11 +120,12 @@ static MEMORY: Mutex<Option<HashMap<String, Entry>>> = Mutex::new(None);
 fn with_entry<R>(key: &str, f: impl FnOnce(&mut Entry) -> R) -> R {
     let mut guard = MEMORY.lock().unwrap_or_else(|p| p.into_inner());
     let map = guard.get_or_insert_with(HashMap::new);
-    // The key is copied only the first time (this runs on every validation).
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), Entry::default());
+    // One hash of the key when it is there (this runs on every validation); copied only the
+    // first time.
+    if let Some(entry) = map.get_mut(key) {
+        return f(entry);
     }
-    f(map.get_mut(key).expect("inserted above"))
+    f(map.entry(key.to_string()).or_default())
 }
 
 /// Parses and checks a discovery document. `allow_http` only for loopback test authorities.

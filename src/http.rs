@@ -17,7 +17,8 @@ use ureq::http::Uri;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector, TcpConnector, Transport as UreqTransportLayer,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, LazyBuffers, NextTimeout, RustlsConnector, TcpConnector,
+    Transport as UreqTransportLayer,
 };
 use ureq::Agent;
 
@@ -132,6 +133,14 @@ fn process_agent() -> Agent {
 }
 
 fn new_agent() -> Agent {
+    agent_over(TcpConnector::default())
+}
+
+/// The agent with `tcp` as its TCP step (tests count the writes that reach it).
+fn agent_over<T>(tcp: T) -> Agent
+where
+    T: Connector<<ConnectProxyConnector as Connector>::Out>,
+{
     let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
     let config = Agent::config_builder()
         .tls_config(tls)
@@ -146,9 +155,142 @@ fn new_agent() -> Agent {
     // `http_proxy` is http:// only, see config.rs), with the TLS step made agent-level.
     let connector = ()
         .chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(AgentLevelTls(RustlsConnector::default()));
+        .chain(tcp)
+        .chain(AgentLevelTls(RustlsConnector::default()))
+        .chain(OneWritePerRequest);
     Agent::with_parts(config, connector, CachingResolver::default())
+}
+
+/// ureq hands a request's head and its body to the connection in two writes: over TLS two
+/// records and two system calls (on a node, two TCP segments to Entra). This outermost layer
+/// keeps what is written until the connection waits for the answer (or a buffer's worth has
+/// gathered), then passes it on in one write: one record, one `send` per request.
+#[derive(Debug)]
+struct OneWritePerRequest;
+
+impl<In: UreqTransportLayer> Connector<In> for OneWritePerRequest {
+    type Out = Coalescing<In>;
+
+    fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        let size = details.config.output_buffer_size();
+        Ok(chained.map(|inner| Coalescing {
+            inner,
+            // What ureq reads is copied here (the answer's few KB): `Buffers::input` takes
+            // `&self`, which cannot reach the inner layer's buffers. Its output side is unused.
+            input: LazyBuffers::new(details.config.input_buffer_size(), 1),
+            output: Vec::new(),
+            size,
+            pending: 0,
+        }))
+    }
+}
+
+/// See [`OneWritePerRequest`]. `output[..pending]` is written and not yet passed on; ureq
+/// writes at `output[pending..]`, which always has room for a whole head (`size`).
+#[derive(Debug)]
+struct Coalescing<T> {
+    inner: T,
+    input: LazyBuffers,
+    output: Vec<u8>,
+    size: usize,
+    pending: usize,
+}
+
+impl<T: UreqTransportLayer> Coalescing<T> {
+    /// Passes the pending output on, in pieces of the inner layer's buffer.
+    fn flush(&mut self, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        let mut sent = 0;
+        while sent < self.pending {
+            let out = self.inner.buffers().output();
+            let n = out.len().min(self.pending - sent);
+            out[..n].copy_from_slice(&self.output[sent..sent + n]);
+            self.inner.transmit_output(n, timeout)?;
+            sent += n;
+        }
+        self.pending = 0;
+        Ok(())
+    }
+}
+
+impl<T: UreqTransportLayer> Buffers for Coalescing<T> {
+    fn output(&mut self) -> &mut [u8] {
+        if self.output.is_empty() {
+            self.output = vec![0; 2 * self.size];
+        }
+        &mut self.output[self.pending..]
+    }
+
+    fn input(&self) -> &[u8] {
+        self.input.input()
+    }
+
+    fn input_append_buf(&mut self) -> &mut [u8] {
+        self.input.input_append_buf()
+    }
+
+    fn input_appended(&mut self, amount: usize) {
+        self.input.input_appended(amount)
+    }
+
+    fn input_consume(&mut self, amount: usize) {
+        self.input.input_consume(amount)
+    }
+
+    fn tmp_and_output(&mut self) -> (&mut [u8], &mut [u8]) {
+        if self.output.is_empty() {
+            self.output = vec![0; 2 * self.size];
+        }
+        (self.input.tmp_and_output().0, &mut self.output[self.pending..])
+    }
+
+    fn can_use_input(&self) -> bool {
+        self.input.can_use_input()
+    }
+}
+
+impl<T: UreqTransportLayer> UreqTransportLayer for Coalescing<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+        self.pending += amount;
+        if self.pending >= self.size {
+            self.flush(timeout)?;
+        }
+        Ok(())
+    }
+
+    /// Whatever waits for the answer sends the request first.
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        if self.input.can_use_input() {
+            return Ok(true);
+        }
+        self.await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        if self.inner.buffers().input().is_empty() && !self.inner.await_input(timeout)? {
+            return Ok(false);
+        }
+        let from = self.inner.buffers().input();
+        let to = self.input.input_append_buf();
+        let n = from.len().min(to.len());
+        to[..n].copy_from_slice(&from[..n]);
+        self.inner.buffers().input_consume(n);
+        self.input.input_appended(n);
+        Ok(n > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.pending == 0 && self.inner.buffers().input().is_empty() && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
 }
 
 /// ureq's rustls connector, told that every request uses the agent's TLS settings (ours do: a
@@ -349,6 +491,8 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     fn cfg(timeout_ms: u64) -> RealmConfig {
         RealmConfig::from_json(&serde_json::json!({
@@ -404,6 +548,81 @@ mod tests {
         let e = t.get(&url, MAX_BODY).unwrap_err();
         assert_eq!(e.code, Code::IdpTimeout, "{e}");
         drop(l);
+    }
+
+    /// The TCP step, counting the writes that reach it.
+    #[derive(Debug)]
+    struct CountWrites(TcpConnector, Arc<AtomicUsize>);
+
+    #[derive(Debug)]
+    struct Counted<T>(T, Arc<AtomicUsize>);
+
+    impl<In: UreqTransportLayer> Connector<In> for CountWrites {
+        type Out = Counted<<TcpConnector as Connector<In>>::Out>;
+        fn connect(&self, details: &ConnectionDetails, chained: Option<In>) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+            Ok(self.0.connect(details, chained)?.map(|t| Counted(t, self.1.clone())))
+        }
+    }
+
+    impl<T: UreqTransportLayer> UreqTransportLayer for Counted<T> {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            self.0.buffers()
+        }
+        fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> std::result::Result<(), ureq::Error> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.transmit_output(amount, timeout)
+        }
+        fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+            self.0.await_input(timeout)
+        }
+        fn is_open(&mut self) -> bool {
+            self.0.is_open()
+        }
+    }
+
+    #[test]
+    fn a_request_goes_out_in_one_write() {
+        let writes = Arc::new(AtomicUsize::new(0));
+        let c = cfg(2000);
+        let t = UreqTransport { agent: agent_over(CountWrites(TcpConnector::default(), writes.clone())), proxy: None, connect_timeout: c.connect_timeout, timeout: c.timeout };
+        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec();
+        let resp = t.post_form_encoded(&serve_once(reply.clone()), b"grant_type=authorization_code&code=c", MAX_BODY).unwrap();
+        assert_eq!((resp.status, resp.body.as_slice()), (200, &b"{}"[..]));
+        assert_eq!(writes.load(Ordering::SeqCst), 1, "head and body in one write");
+        // a body larger than a buffer still arrives whole, in pieces
+        let big = vec![b'a'; 300 * 1024];
+        let (url, got) = serve_once_reading(reply);
+        assert_eq!(t.post_form_encoded(&url, &big, MAX_BODY).unwrap().status, 200);
+        let got = got.join().unwrap();
+        assert!(got.ends_with(&big), "the whole body arrives ({} bytes read)", got.len());
+    }
+
+    /// Like `serve_once`, reading the whole request (head and Content-Length body) first.
+    fn serve_once_reading(reply: Vec<u8>) -> (String, std::thread::JoinHandle<Vec<u8>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 65536];
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len: usize = text.split("content-length: ").nth(1).and_then(|v| v.split("\r\n").next()).and_then(|v| v.parse().ok()).unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            s.write_all(&reply).unwrap();
+            got
+        });
+        (format!("http://{addr}/x"), server)
     }
 
     #[test]

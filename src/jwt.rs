@@ -25,13 +25,82 @@ pub fn b64url(data: &[u8]) -> String {
 
 /// Lenient for JOSE parts (a stray `=` pad is tolerated, as other JOSE libraries do).
 pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+    b64url_decode_canonical(s.trim_end_matches('='))
 }
 
 /// Only the canonical form: no padding, no non-zero trailing bits, so one byte string has
 /// exactly one text form (what single-use checks need).
 pub fn b64url_decode_canonical(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s).ok()
+    let mut out = vec![0u8; decoded_len(s.len())?];
+    b64url_decode_into(s.as_bytes(), &mut out)?;
+    Some(out)
+}
+
+/// Bytes that `len` characters of unpadded base64url decode to; `None` for a length no
+/// encoding has (4n + 1).
+fn decoded_len(len: usize) -> Option<usize> {
+    match len % 4 {
+        1 => None,
+        r => Some(len / 4 * 3 + r.saturating_sub(1)),
+    }
+}
+
+/// The value of each base64url character, 0xFF for any other byte.
+const B64URL_VALUES: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut i = 0;
+    while i < 64 {
+        t[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Canonical unpadded base64url into `out`, which is exactly [`decoded_len`] long: the same
+/// rules as the base64 crate's `URL_SAFE_NO_PAD` decoder (no padding, non-zero trailing bits
+/// refused), without its general engine, on the path every ID token takes (three parts).
+fn b64url_decode_into(text: &[u8], out: &mut [u8]) -> Option<()> {
+    let value = |c: u8| -> Option<u32> {
+        let v = B64URL_VALUES[c as usize];
+        (v != 0xFF).then_some(v as u32)
+    };
+    let (quads, rest) = text.split_at(text.len() / 4 * 4);
+    let (whole, tail) = out.split_at_mut(quads.len() / 4 * 3);
+    // Branch-free inside: a character outside the alphabet sets the high bit of `bad`.
+    let mut bad = 0u32;
+    for (q, o) in quads.chunks_exact(4).zip(whole.chunks_exact_mut(3)) {
+        let v = q.iter().map(|c| B64URL_VALUES[*c as usize] as u32);
+        let n = v.fold(0, |n, v| {
+            bad |= v;
+            n << 6 | v
+        });
+        o.copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    if bad & 0x80 != 0 {
+        return None;
+    }
+    match *rest {
+        [] => {}
+        [a, b] => {
+            let n = value(a)? << 6 | value(b)?;
+            // 12 bits for 1 byte: the low 4 must be zero
+            if n & 0xF != 0 {
+                return None;
+            }
+            tail[0] = (n >> 4) as u8;
+        }
+        [a, b, c] => {
+            let n = value(a)? << 12 | value(b)? << 6 | value(c)?;
+            // 18 bits for 2 bytes: the low 2 must be zero
+            if n & 0x3 != 0 {
+                return None;
+            }
+            tail.copy_from_slice(&((n >> 2) as u16).to_be_bytes());
+        }
+        _ => return None,
+    }
+    Some(())
 }
 
 /// SHA-256 (ring).
@@ -61,7 +130,7 @@ pub struct Jws<'a> {
     header: Vec<u8>,
     payload: Vec<u8>,
     signing_input: &'a str,
-    signature: [u8; MAX_SIGNATURE_LEN + 3],
+    signature: [u8; MAX_SIGNATURE_LEN],
     signature_len: usize,
 }
 
@@ -182,7 +251,8 @@ pub fn from_object<'de, T: Deserialize<'de>>(json: &'de [u8]) -> Option<T> {
     if *first != b'{' {
         return None;
     }
-    serde_json::from_slice(json).ok()
+    // JSON text is UTF-8: checked once here, so the parser need not check each string again.
+    serde_json::from_str(std::str::from_utf8(json).ok()?).ok()
 }
 
 impl<'a> Jws<'a> {
@@ -197,11 +267,12 @@ impl<'a> Jws<'a> {
         let (alg, kid) = (owned(fields.alg), owned(fields.kid));
         let payload = b64url_decode(p).ok_or_else(|| malformed("payload is not base64url"))?;
         // Decoded in place: an RSA signature is as long as the key's modulus, at most 8192 bits.
-        // (3 bytes of slack: the decoder wants room for its estimate, which rounds up.)
-        let mut signature = [0u8; MAX_SIGNATURE_LEN + 3];
-        let signature_len = URL_SAFE_NO_PAD
-            .decode_slice(s.trim_end_matches('='), &mut signature)
-            .map_err(|_| malformed("signature is not base64url of at most 8192 bits"))?;
+        let mut signature = [0u8; MAX_SIGNATURE_LEN];
+        let s = s.trim_end_matches('=');
+        let signature_len = decoded_len(s.len())
+            .filter(|n| *n <= MAX_SIGNATURE_LEN)
+            .and_then(|n| b64url_decode_into(s.as_bytes(), &mut signature[..n]).map(|_| n))
+            .ok_or_else(|| malformed("signature is not base64url of at most 8192 bits"))?;
         Ok(Jws { alg, kid, header, payload, signing_input: &token[..h.len() + 1 + p.len()], signature, signature_len })
     }
 
@@ -317,6 +388,34 @@ mod tests {
         assert!(b64url_decode_canonical("AQI=").is_none(), "padding is not canonical");
         assert!(b64url_decode_canonical("AQJ").is_none(), "non-zero trailing bits are not canonical");
         assert_eq!(b64url_decode("AQI=").unwrap(), vec![1, 2]);
+    }
+
+    #[test]
+    fn base64url_decoding_agrees_with_the_base64_crate() {
+        // Every length up to 3 quads, every character at each of the last positions (the ones
+        // with trailing bits), and text that is not base64url at all.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40usize {
+            let bytes: Vec<u8> = (0..len).map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            }).collect();
+            let text = b64url(&bytes);
+            assert_eq!(b64url_decode_canonical(&text).as_deref(), Some(bytes.as_slice()));
+            for pos in text.len().saturating_sub(2)..text.len() {
+                for c in (0u8..=127).map(char::from) {
+                    let mut t: Vec<char> = text.chars().collect();
+                    t[pos] = c;
+                    let t: String = t.into_iter().collect();
+                    assert_eq!(b64url_decode_canonical(&t), URL_SAFE_NO_PAD.decode(&t).ok(), "{t:?}");
+                }
+            }
+        }
+        for t in ["A", "AAAAA", "A=", "AA==", "AB", "ABC", "AB=C", "ÄAAA", "AA AA", "+/+/", "-_-_"] {
+            assert_eq!(b64url_decode_canonical(t), URL_SAFE_NO_PAD.decode(t).ok(), "{t:?}");
+        }
     }
 
     #[test]
