@@ -86,11 +86,29 @@ sub type {
     return 'entraid';
 }
 
+# Properties options() borrows from PVE's own realm types that older PVE lacks, with the
+# definition used where no type of this PVE declares them (the same semantics as upstream's).
+# Plugin->init() dies on an option no type declares (taking PVE::AccessControl and every daemon
+# with it) and on a property declared twice, so each one is declared here only where missing.
+my $borrowed_fallback = {
+    # openid's, since libpve-access-control 8.2.1
+    'groups-autocreate' => {
+        description => "Automatically create groups if they do not exist.",
+        type => 'boolean',
+        default => 0,
+        optional => 1,
+    },
+};
+# the fallbacks this PVE needs, set by register()
+my $fallback_properties = {};
+
 # Only properties no other realm type registers: client-id, client-key, autocreate,
 # username-claim, prompt, scopes, acr-values, groups-autocreate, default, comment and tfa
-# come from the openid/pve types, and registering one twice makes Plugin->init() die.
+# come from the openid/pve types, and registering one twice makes Plugin->init() die; the
+# ones an older PVE lacks come from $borrowed_fallback (see register).
 sub properties {
     return {
+        %$fallback_properties,
         'tenant-id' => {
             description => "Entra tenant: directory (tenant) GUID, a verified domain, or"
                 . " 'organizations'/'common' together with 'allowed-tenants'.",
@@ -193,16 +211,14 @@ sub properties {
     };
 }
 
-# Plugin->init() dies on an option no realm type declares, taking PVE::AccessControl and every
-# daemon with it: where this PVE's types lack one of the borrowed options (openid's
-# groups-autocreate came with libpve-access-control 8.2.1), the type is refused here instead,
-# which the auth-plugin hook turns into a warning.
 sub register {
     my ($class) = @_;
     my $declared = { %{ $class->properties() } };
     %$declared = (%$declared, %{ $_->properties() }) for values %{ $class->private()->{plugins} // {} };
     my @missing = grep { !$declared->{$_} } sort keys %{ $class->options() };
-    die "this Proxmox VE's realm types lack the properties @missing\n" if @missing;
+    my @unknown = grep { !$borrowed_fallback->{$_} } @missing;
+    die "this Proxmox VE's realm types lack the properties @unknown\n" if @unknown;
+    $fallback_properties = { map { $_ => $borrowed_fallback->{$_} } @missing };
     return $class->SUPER::register();
 }
 
@@ -549,8 +565,9 @@ sub library_config {
     assert_restrictions_valid($realm, $section);
 
     my $cfg = { %$section };
-    # the default PVE shows for this inherited openid property ('openid' is always added)
-    $cfg->{scopes} //= __PACKAGE__->get_property_schema('entraid', 'scopes')->{default};
+    # the default PVE shows for this inherited openid property ('openid' is always added); realm
+    # types share one property list (SectionConfig's get_property_schema came with pve-common 8.1)
+    $cfg->{scopes} //= __PACKAGE__->private()->{propertyList}->{scopes}->{default};
     $cfg->{http_proxy} = $http_proxy if defined($http_proxy) && $http_proxy ne '';
     $cfg->{authority} = $AUTHORITY_OVERRIDE if defined($AUTHORITY_OVERRIDE);
     $cfg->{graph_url} = $GRAPH_OVERRIDE if defined($GRAPH_OVERRIDE);

@@ -35,7 +35,7 @@ like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
     qr/\n        if \(\$type ne 'ldap' && \$type ne 'ad'\) \{\n            # pve-entraid hook begin\n.*\n            \$type eq 'entraid' or\n            # pve-entraid hook end\n            die "Cannot sync realm type /,
     'sync check: entraid passes upstream\'s die line, indented like it');
 like($applied->{'/usr/share/perl5/PVE/API2/Domains.pm'},
-    qr/\$delete_pw = 1 if \$opt eq 'password';\n                    # pve-entraid hook begin\n                    PVE::Auth::EntraID->delete_requested\(\$param, \$opt\) if \$type eq 'entraid';\n/,
+    qr/\$delete_pw = 1 if \$opt eq 'password';\n                    # pve-entraid hook begin\n                    PVE::Auth::EntraID->delete_requested\(\$param, \$opt\) if \$ids->\{\$realm\}->\{type\} eq 'entraid';\n/,
     'delete of an entraid credential is handed to the plugin, not marked as a deleted password');
 like($applied->{'/usr/share/perl5/PVE/API2/Jobs/RealmSync.pm'},
     qr/# pve-entraid hook begin\n.*\n                \$realm_type eq 'entraid' or\n                # pve-entraid hook end\n                raise_param_exc\(\{ realm => "Only LDAP\/AD realms can be synced\." \}\)\n                    if \$realm_type ne 'ldap'/,

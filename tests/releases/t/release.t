@@ -129,6 +129,16 @@ sub integrated {
     $res = $req->('PUT', '/access/domains/entra', { comment => 'edited' });
     is($res->{status}, 200, 'realm edited') or diag($res->{message});
     is($req->('GET', '/access/domains/entra')->{data}->{comment}, 'edited', 'read back');
+    # delete= goes through the realm-api hook in upstream's delete loop
+    $res = $req->('PUT', '/access/domains/entra', { delete => 'comment' });
+    is($res->{status}, 200, 'an option deleted') or diag($res->{message});
+    ok(!defined($req->('GET', '/access/domains/entra')->{data}->{comment}), 'it is gone');
+    $res = $req->('PUT', '/access/domains/entra', { delete => 'client-key' });
+    is($res->{status}, 200, 'the credential deleted') or diag($res->{message});
+    ok(!-e '/etc/pve/priv/entraid/entra.secret', 'the hook handed it to the plugin: the secret is gone');
+    $res = $req->('PUT', '/access/domains/entra', { 'client-key' => $SECRET });
+    is($res->{status}, 200, 'and set again') or diag($res->{message});
+    is(slurp('/etc/pve/priv/entraid/entra.secret'), $SECRET, 'in priv');
     $res = $req->('PUT', '/access/domains/entra', { 'tenant-id' => 'common' });
     isnt($res->{status}, 200, 'an update the realm check refuses (common without allowed-tenants)');
     $res = $req->('POST', '/access/domains', { realm => 'gone', type => 'entraid', 'tenant-id' => $TENANT,

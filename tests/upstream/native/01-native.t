@@ -53,9 +53,9 @@ ok(!eval { auth_handler('GET', '/access/entraid', undef, undef); 1 }, 'GET /acce
 my $hooked = '';
 for my $hook_file ("$TREE/$UpstreamTest::HOOK_SOURCES{'/usr/share/perl5/PVE/HTTPServer.pm'}") {
     my $tool = slurp($UpstreamTest::INTEGRATE);
-    my ($lines) = $tool =~ m/id => 'http-unauthenticated',.*?lines => \[\n(.*?)\n\s*\],/s;
-    $hooked = join(',', sort map { m{'/access/entraid/([^']+)' && \$method eq '(\w+)'} ? "$2 $1" : "?$_" }
-        split(/\n/, $lines));
+    my ($lines) = $tool =~ m/^sub anonymous_call_conditions \{\n\s*my \@calls = \(\n(.*?)\n\s*\);/ms;
+    $hooked = join(',', sort map { m{\['/access/entraid/([^']+)', '(\w+)'\],} ? "$2 $1" : "?$_" }
+        split(/\n/, $lines // ''));
 }
 is(join(',', sort map { "$_->[0] $_->[1]" } PVE::Auth::EntraID->unauthenticated_api_calls()->@*), $hooked,
     'unauthenticated_api_calls = the http-unauthenticated hook\'s calls');
