@@ -47,6 +47,17 @@ my $binding_key_schema = {
 };
 
 # The stable code of a failure (carried as data by the library's and our own errors).
+# what /access/ticket answers, and so login and the workload exchange (fresh hashes per call)
+my sub ticket_answer_properties {
+    return (
+        username => { type => 'string' },
+        ticket => { type => 'string' },
+        CSRFPreventionToken => { type => 'string' },
+        cap => { type => 'object', optional => 1 },
+        clustername => { type => 'string', optional => 1 },
+    );
+}
+
 my sub code_of {
     my ($err) = @_;
     my $lib = PVE::EntraID::Lib::error_of($err);
@@ -388,14 +399,7 @@ __PACKAGE__->register_method ({
         },
     },
     returns => {
-        properties => {
-            username => { type => 'string' },
-            ticket => { type => 'string' },
-            CSRFPreventionToken => { type => 'string' },
-            cap => { type => 'object', optional => 1 },
-            clustername => { type => 'string', optional => 1 },
-            NeedTFA => { type => 'boolean', optional => 1 },
-        },
+        properties => { ticket_answer_properties(), NeedTFA => { type => 'boolean', optional => 1 } },
     },
     permissions => { user => 'world' },
     code => sub {
@@ -518,15 +522,7 @@ __PACKAGE__->register_method ({
             },
         },
     },
-    returns => {
-        properties => {
-            username => { type => 'string' },
-            ticket => { type => 'string' },
-            CSRFPreventionToken => { type => 'string' },
-            cap => { type => 'object', optional => 1 },
-            clustername => { type => 'string', optional => 1 },
-        },
-    },
+    returns => { properties => { ticket_answer_properties() } },
     permissions => { user => 'world' },
     code => sub {
         my ($param) = @_;
