@@ -45,7 +45,7 @@ ok($plugin->isa('PVE::Auth::EntraID'), 'from the project\'s module');
 my $index = api_call('GET', '/access', {});
 ok((grep { $_->{subdir} eq 'entraid' } @$index), '/access lists entraid (api_subclass)');
 my $sub = api_call('GET', '/access/entraid', {});
-is_deeply([sort map { $_->{subdir} } @$sub], ['auth-url', 'login'], '/access/entraid mounted');
+is_deeply([sort map { $_->{subdir} } @$sub], ['auth-url', 'login', 'token'], '/access/entraid mounted');
 ok(eval { auth_handler('POST', '/access/entraid/login', undef, undef); 1 }, 'POST /access/entraid/login anonymous');
 ok(!eval { auth_handler('GET', '/access/entraid', undef, undef); 1 }, 'GET /access/entraid needs a ticket');
 
