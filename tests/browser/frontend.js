@@ -69,7 +69,7 @@ function build(ver) {
     const hookTool = path.join(repoDir, 'integrate', 'pve-entraid-integrate');
 
     const inputs = [
-        __filename, path.join(browserDir, 'render-index.pl'), hookTool,
+        __filename, path.join(browserDir, 'render-index.pl'), path.join(browserDir, 'hooked-template.pl'), hookTool,
         path.join(wtSrc, 'Makefile'), path.join(mgrSrc, 'Makefile'), path.join(mgrWww, 'index.html.tpl'),
     ];
     const stamp = path.join(out, '.stamp');
@@ -109,24 +109,15 @@ function build(ver) {
             `const proxmoxOnlineHelpInfo = ${JSON.stringify(helpInfo)};\n${managerJs}`,
     );
 
-    // index.html.tpl, hooked by the real integration tool in a fake root
-    const root = path.join(out, 'root');
-    const tplDir = path.join(root, 'usr', 'share', 'pve-manager');
-    fs.mkdirSync(tplDir, { recursive: true });
-    const tpl = path.join(tplDir, 'index.html.tpl');
-    fs.copyFileSync(path.join(mgrWww, 'index.html.tpl'), tpl);
-    let applyLog;
-    try {
-        applyLog = execFileSync('perl', [hookTool, 'apply', '--root', root, '--node', 'pve-test'], { encoding: 'utf8' });
-    } catch (err) {
-        // exit 2: the other hooked files (Perl modules, node directory) are not in this root
-        if (err.status !== 2) {
-            throw err;
-        }
-        applyLog = err.stdout;
-    }
+    // index.html.tpl as the real integration tool hooks it in a root with every file it hooks
+    const tpl = path.join(out, 'index.html.tpl');
+    fs.writeFileSync(
+        tpl,
+        execFileSync('perl', ['-T', `-I${path.join(repoDir, 'tests', 'upstream', 'lib')}`,
+            path.join(browserDir, 'hooked-template.pl')], { env: { ...process.env, PVE_ENTRAID_PVE: ver } }),
+    );
     if (!/<script [^>]*src="\/pve2\/js\/pve-entraid\.js/.test(fs.readFileSync(tpl, 'utf8'))) {
-        throw new Error(`web-ui hook not applied:\n${applyLog}`);
+        throw new Error('web-ui hook not applied');
     }
 
     // pveproxy's get_index() variables for a browser without cookies
