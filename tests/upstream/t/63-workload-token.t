@@ -150,6 +150,24 @@ isnt($res->{status}, 200, 'an empty token is refused by the schema');
     refused(exchange($user_token), 401, 'token.not_app_only', 'a delegated (user) token');
 }
 
+# an ID token of the realm's own app (a person's sign-in) passed as the access token: it has the
+# realm's client id as `aud`, `ver` 2.0 and no `scp`, but it is no service principal's token
+{
+    my $verifier = encode_base64url(join('', map { chr(int(rand(256))) } 1 .. 32));
+    my $authorize = "$emu/$TENANT/oauth2/v2.0/authorize?client_id=$CLIENT_ID&response_type=code"
+        . "&redirect_uri=https%3A%2F%2Fpve.example%3A8006&response_mode=query&state=s&nonce=n&scope=openid%20profile"
+        . "&code_challenge=" . encode_base64url(sha256($verifier)) . "&code_challenge_method=S256";
+    my ($code) = browser_authorize($authorize, 'alice@contoso.example');
+    my $r = HTTP::Tiny->new->post_form("$emu/$TENANT/oauth2/v2.0/token", {
+        grant_type => 'authorization_code', client_id => $CLIENT_ID, client_secret => $SECRET,
+        code => $code, redirect_uri => 'https://pve.example:8006', code_verifier => $verifier,
+        scope => 'openid profile',
+    });
+    my $id_token = JSON::decode_json($r->{content})->{id_token};
+    like($id_token, qr/^ey/, 'the emulator issued an ID token for the realm\'s app');
+    refused(exchange($id_token), 401, 'token.not_app_only', 'an ID token passed as the access token');
+}
+
 # another service principal holding the same role: the user is pinned to the first
 my $token2 = entra_token(client => $WORKLOAD2);
 refused(exchange($token2), 403, 'identity.pin_mismatch', 'another service principal (unpinned)');
