@@ -32,7 +32,7 @@ fn refused_until(exp: Option<i64>, now: u64) -> Option<u64> {
     (now < until && until <= now + MAX_REFUSED_SECS).then_some(until)
 }
 
-/// `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+/// `{"userid", "username", "pve_groups", "managed_groups", "identity": {"tid", "oid"}, "roles", "azp",
 /// "token_id", "refused_until"}`.
 pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<Value> {
     let caller = req.body.caller();
