@@ -199,20 +199,20 @@ my sub refused_entries {
     my @files = glob("$PVE::Auth::EntraID::CACHE_DIR/refused/*/*");
     return scalar(@files);
 }
-# Entra signs the tokens of every tenant with the same keys: anyone with a tenant (or an app) of
-# their own gets as many distinct tokens as they like, each verifies, and each refusal after the
-# signature (issuer, tenant, audience) is one more file in <cache_dir>/refused/, kept until the
-# token expires; only the per-address budget bounds the growth (refusals spend no realm budget),
-# so many addresses fill the file system's inodes.
+# Entra signs the tokens of every tenant, and for every app, with the same keys: anyone with a
+# tenant of their own gets as many distinct tokens as they like, and each verifies. Their refusals
+# (issuer, tenant, audience, version) are not remembered, else each call would add one more file
+# to <cache_dir>/refused/ that only the per-address budget bounds.
 my $before = refused_entries();
 for my $i (1 .. 3) {
     refused(exchange(entra_token(tenant => $FABRIKAM)), 401, 'token.issuer_mismatch', "foreign tenant token $i");
 }
-{
-    local $TODO = 'review4: tokens that can never be this realm\'s (another tenant) are recorded in'
-        . ' the refused store, whose size no per-realm budget bounds';
-    is(refused_entries(), $before, 'tokens of a tenant the realm does not accept add nothing to the refused store');
-}
+refused(exchange(entra_token(tenant => $FABRIKAM), realm => 'multi'), 401, 'token.tenant_not_allowed',
+    'a token of a tenant the multi-tenant realm does not allow');
+refused(exchange(entra_token(scope => "$WORKLOAD2/.default")), 401, 'token.audience_mismatch', 'a token for another app');
+is(refused_entries(), $before, 'tokens of another tenant or for another app add nothing to the refused store');
+refused(exchange(entra_token(client => $NOROLE)), 403, 'access.denied', 'a token of this app without the role');
+is(refused_entries(), $before + 1, 'which is remembered');
 # The store is the node's, not the realm's: a token sent to the wrong realm first (one where its
 # role is not mapped) stays refused in the realm that maps it.
 add_realm('narrow2', 'workload-map' => 'Other.Role=narrow2-ci');
