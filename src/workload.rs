@@ -60,7 +60,7 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     claims::verify_app_token_signature(&jws, &jwk)?;
 
     // Entra signed it: from here on, a refusal is remembered for this very token.
-    let id = state::token_fingerprint(jws.signing_input());
+    let id = state::token_fingerprint(&req.realm, jws.signing_input());
     let until = refused_until(claims::expiry_of(&jws), env.now);
     let cache_dir = req.cache_dir.as_deref();
     if let Some(u) = until {
