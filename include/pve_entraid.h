@@ -176,7 +176,7 @@ pve_entraid_result pve_entraid_sync_directory(const uint8_t *req, size_t req_len
 // `workload-map`, and the realm's budget last. The pin is compared by the caller.
 //
 // Request: `{"realm", "config", "cache_dir"?, "access_token", "run_dir"?, "client_address"?, "rate_limits"?}`.
-// Result: `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+// Result: `{"userid", "username", "pve_groups", "managed_groups", "identity": {"tid", "oid"}, "roles", "azp",
 // "token_id", "refused_until"}`.
 // Memory and ownership as for `pve_entraid_auth_url`.
 //

@@ -222,7 +222,7 @@ pub unsafe extern "C" fn pve_entraid_sync_directory(req: *const u8, req_len: usi
 /// `workload-map`, and the realm's budget last. The pin is compared by the caller.
 ///
 /// Request: `{"realm", "config", "cache_dir"?, "access_token", "run_dir"?, "client_address"?, "rate_limits"?}`.
-/// Result: `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+/// Result: `{"userid", "username", "pve_groups", "managed_groups", "identity": {"tid", "oid"}, "roles", "azp",
 /// "token_id", "refused_until"}`.
 /// Memory and ownership as for `pve_entraid_auth_url`.
 ///

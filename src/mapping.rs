@@ -117,11 +117,15 @@ pub fn map_workload(cfg: &RealmConfig, realm: &str, claims: &AppClaims) -> Resul
     }
     let userid = check_user_name(&target.user, realm)?;
     let groups: BTreeSet<&String> = matched.iter().flat_map(|(_, t)| &t.groups).collect();
+    // as logins' managed_groups: the groups the map gives this user for any role, which the
+    // user leaves when its token's roles no longer give them
+    let managed: BTreeSet<&String> = cfg.workload_map.values().filter(|t| t.user == target.user).flat_map(|t| &t.groups).collect();
     let roles: Vec<&String> = matched.iter().map(|(k, _)| *k).collect();
     Ok(json!({
         "userid": userid,
         "username": target.user,
         "pve_groups": groups,
+        "managed_groups": managed,
         "identity": {"tid": tid, "oid": oid},
         "roles": roles,
     }))
@@ -174,6 +178,9 @@ mod tests {
         let out = map_workload(&c, "entra", &token(&["Deploy.Pve", "Deploy.Read", "Other"])).unwrap();
         assert_eq!(out["userid"], "ci-deploy@entra");
         assert_eq!(out["pve_groups"], json!(["audit", "ci"]));
+        let c2 = cfg("Deploy.Pve=ci-deploy:ci;Admin.Pve=ci-deploy:ops;Backup=backup:bk");
+        let narrow = map_workload(&c2, "entra", &token(&["Deploy.Pve"])).unwrap();
+        assert_eq!((&narrow["pve_groups"], &narrow["managed_groups"]), (&json!(["ci"]), &json!(["ci", "ops"])), "another user's groups are not its");
         assert_eq!(out["identity"], json!({"tid": TID, "oid": SP}));
         assert_eq!(map_workload(&c, "entra", &token(&["Other"])).unwrap_err().code, Code::AccessDenied);
         assert_eq!(map_workload(&c, "entra", &token(&[])).unwrap_err().code, Code::AccessDenied);

@@ -32,7 +32,15 @@ fn refused_until(exp: Option<i64>, now: u64) -> Option<u64> {
     (now < until && until <= now + MAX_REFUSED_SECS).then_some(until)
 }
 
-/// `{"userid", "username", "pve_groups", "identity": {"tid", "oid"}, "roles", "azp",
+/// Whether a refusal is remembered: only one of a token that Entra issued in an accepted tenant
+/// for this realm's app. Entra signs the tokens of every tenant, and for every app, with the same
+/// keys: anyone with a tenant of their own gets as many distinct verifiable tokens as they like,
+/// and remembering those would let anyone grow the store by one file per call.
+fn remembered(e: &Error) -> bool {
+    !matches!(e.code, Code::TokenVersion | Code::TokenIssuerMismatch | Code::TokenTenantNotAllowed | Code::TokenAudienceMismatch)
+}
+
+/// `{"userid", "username", "pve_groups", "managed_groups", "identity": {"tid", "oid"}, "roles", "azp",
 /// "token_id", "refused_until"}`.
 pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<Value> {
     let caller = req.body.caller();
@@ -52,7 +60,7 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     claims::verify_app_token_signature(&jws, &jwk)?;
 
     // Entra signed it: from here on, a refusal is remembered for this very token.
-    let id = state::token_fingerprint(jws.signing_input());
+    let id = state::token_fingerprint(&req.realm, jws.signing_input());
     let until = refused_until(claims::expiry_of(&jws), env.now);
     let cache_dir = req.cache_dir.as_deref();
     if let Some(u) = until {
@@ -69,7 +77,7 @@ pub fn workload_token(req: &Request<WorkloadTokenMembers>, env: &Env) -> Result<
     let mut mapped = match mapped {
         Ok(m) => m,
         Err(e) => {
-            if let Some(until) = until {
+            if let (Some(until), true) = (until, remembered(&e)) {
                 state::refuse_token(cache_dir, &id, until, env.now)?;
             }
             return Err(e);
@@ -101,6 +109,16 @@ pub fn refuse_token(req: &Request<RefuseTokenMembers>, env: &Env) -> Result<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_tokens_anyone_can_mint_are_not_remembered() {
+        for code in [Code::TokenVersion, Code::TokenIssuerMismatch, Code::TokenTenantNotAllowed, Code::TokenAudienceMismatch] {
+            assert!(!remembered(&Error::new(code, "x")), "{code:?}");
+        }
+        for code in [Code::TokenNotAppOnly, Code::TokenExpired, Code::TokenMissingClaim, Code::AccessDenied] {
+            assert!(remembered(&Error::new(code, "x")), "{code:?}");
+        }
+    }
 
     #[test]
     fn a_refusal_is_remembered_until_the_token_expires() {

@@ -79,10 +79,12 @@ pub fn token_was_refused(cache_dir: Option<&Path>, id: &str, expires_at: u64, no
     }
 }
 
-/// The fingerprint of a token by what its signature covers (`header.payload`): one per token,
-/// whatever form its signature part takes.
-pub fn token_fingerprint(signing_input: &str) -> String {
-    fingerprint_of(signing_input.as_bytes())
+/// The fingerprint of a token in `realm` by what its signature covers (`header.payload`): one per
+/// token and realm, whatever form its signature part takes. Per realm: a refusal is the verdict of
+/// a realm's map and pins, and a token sent to the wrong realm first must not be refused by the
+/// realm that maps its role.
+pub fn token_fingerprint(realm: &str, signing_input: &str) -> String {
+    fingerprint_of(format!("{realm}\n{signing_input}").as_bytes())
 }
 
 fn fingerprint_of(bytes: &[u8]) -> String {
@@ -246,12 +248,13 @@ mod tests {
     #[test]
     fn refused_tokens_are_remembered_until_they_expire() {
         let dir = tmpdir("refused");
-        let id = token_fingerprint("h.p");
+        let id = token_fingerprint("entra", "h.p");
+        assert_ne!(id, token_fingerprint("other", "h.p"), "one per realm");
         assert!(!token_was_refused(Some(&dir), &id, 2000, 1000).unwrap());
         refuse_token(Some(&dir), &id, 2000, 1000).unwrap();
         refuse_token(Some(&dir), &id, 2000, 1001).unwrap();
         assert!(token_was_refused(Some(&dir), &id, 2000, 1001).unwrap());
-        assert!(!token_was_refused(Some(&dir), &token_fingerprint("h.q"), 2000, 1001).unwrap());
+        assert!(!token_was_refused(Some(&dir), &token_fingerprint("entra", "h.q"), 2000, 1001).unwrap());
         // a state of the same fingerprint is another store's
         consume(Some(&dir), "h.p", 2000, 1000).unwrap();
         refuse_token(None, &id, 2000, 1000).unwrap();

@@ -491,6 +491,15 @@ my sub apply_workload {
                 PVE::AccessControl::add_user_group($userid, $usercfg, $group);
                 $changed = 1;
             }
+            # as logins: the map's groups of this user that its token's roles no longer give
+            my %wanted = map { $_ => 1 } @{ $workload->{pve_groups} // [] };
+            for my $group (@{ $workload->{managed_groups} // [] }) {
+                my $g = $usercfg->{groups}->{$group};
+                next if $wanted{$group} || !$g || !$g->{users}->{$userid};
+                delete $g->{users}->{$userid};
+                delete $usercfg->{users}->{$userid}->{groups}->{$group};
+                $changed = 1;
+            }
             if ($new_pin) {
                 $pins->{$workload->{username}} = $new_pin;
                 PVE::Auth::EntraID::write_identity_pins($realm, $pins);
