@@ -253,6 +253,37 @@ my sub check_pin {
     return $pin;
 }
 
+# Puts the user into the mapped groups (made when the realm autocreates groups) and takes it out
+# of the `leave` groups (those the map manages) it is no longer mapped to; memberships an admin
+# gave by hand stay. Returns true when user.cfg changed.
+my sub apply_mapped_groups {
+    my ($usercfg, $section, $realm, $userid, $mapped, $leave) = @_;
+
+    my $changed = 0;
+    my %wanted = map { $_ => 1 } @{ $mapped // [] };
+    for my $group (sort keys %wanted) {
+        if (!$usercfg->{groups}->{$group}) {
+            if (!$section->{'groups-autocreate'}) {
+                syslog('warning', '%s', "entraid realm=$realm: mapped group '$group' does not"
+                    . " exist and groups-autocreate is off, not adding $userid");
+                next;
+            }
+            $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
+        }
+        next if $usercfg->{groups}->{$group}->{users}->{$userid};
+        PVE::AccessControl::add_user_group($userid, $usercfg, $group);
+        $changed = 1;
+    }
+    for my $group (@{ $leave // [] }) {
+        my $g = $usercfg->{groups}->{$group};
+        next if $wanted{$group} || !$g || !$g->{users}->{$userid};
+        delete $g->{users}->{$userid};
+        delete $usercfg->{users}->{$userid}->{groups}->{$group};
+        $changed = 1;
+    }
+    return $changed;
+}
+
 # Applies the library's mapping to user.cfg with PVE's own helpers; returns true when
 # something changed.
 my sub apply_user_mapping {
@@ -279,31 +310,8 @@ my sub apply_user_mapping {
     denied("user account disabled or expired")
         if !PVE::AccessControl::check_user_enabled($usercfg, $userid, 1);
 
-    my %wanted = map { $_ => 1 } @{ $login->{pve_groups} // [] };
-    for my $group (sort keys %wanted) {
-        if (!$usercfg->{groups}->{$group}) {
-            if (!$section->{'groups-autocreate'}) {
-                syslog('warning', '%s', "entraid realm=$realm: mapped group '$group' does not"
-                    . " exist and groups-autocreate is off, not adding $userid");
-                next;
-            }
-            $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
-        }
-        next if $usercfg->{groups}->{$group}->{users}->{$userid};
-        PVE::AccessControl::add_user_group($userid, $usercfg, $group);
-        $changed = 1;
-    }
-    if ($section->{'groups-sync'}) {
-        # only groups the map manages; memberships an admin gave by hand stay
-        for my $group (@{ $login->{managed_groups} // [] }) {
-            next if $wanted{$group};
-            my $g = $usercfg->{groups}->{$group} or next;
-            next if !$g->{users}->{$userid};
-            delete $g->{users}->{$userid};
-            delete $usercfg->{users}->{$userid}->{groups}->{$group};
-            $changed = 1;
-        }
-    }
+    $changed = 1 if apply_mapped_groups($usercfg, $section, $realm, $userid, $login->{pve_groups},
+        $section->{'groups-sync'} ? $login->{managed_groups} : []);
     return $changed;
 }
 
@@ -478,28 +486,9 @@ my sub apply_workload {
                 if !PVE::AccessControl::check_user_enabled($usercfg, $userid, 1);
             denied("'$userid' has second factors: a workload-map user must be a user of its own,"
                 . " not a person's") if grep { $_ eq $userid } cfs_read_file('priv/tfa.cfg')->users()->@*;
-            for my $group (@{ $workload->{pve_groups} // [] }) {
-                if (!$usercfg->{groups}->{$group}) {
-                    if (!$section->{'groups-autocreate'}) {
-                        syslog('warning', '%s', "entraid realm=$realm: mapped group '$group' does not"
-                            . " exist and groups-autocreate is off, not adding $userid");
-                        next;
-                    }
-                    $usercfg->{groups}->{$group} = { users => {}, comment => "Entra ID ($realm)" };
-                }
-                next if $usercfg->{groups}->{$group}->{users}->{$userid};
-                PVE::AccessControl::add_user_group($userid, $usercfg, $group);
-                $changed = 1;
-            }
-            # as logins: the map's groups of this user that its token's roles no longer give
-            my %wanted = map { $_ => 1 } @{ $workload->{pve_groups} // [] };
-            for my $group (@{ $workload->{managed_groups} // [] }) {
-                my $g = $usercfg->{groups}->{$group};
-                next if $wanted{$group} || !$g || !$g->{users}->{$userid};
-                delete $g->{users}->{$userid};
-                delete $usercfg->{users}->{$userid}->{groups}->{$group};
-                $changed = 1;
-            }
+            # as logins with groups-sync: the map's groups its token's roles no longer give are left
+            $changed = 1 if apply_mapped_groups($usercfg, $section, $realm, $userid,
+                $workload->{pve_groups}, $workload->{managed_groups});
             if ($new_pin) {
                 $pins->{$workload->{username}} = $new_pin;
                 PVE::Auth::EntraID::write_identity_pins($realm, $pins);
