@@ -253,6 +253,16 @@ my sub check_pin {
     return $pin;
 }
 
+# /access/ticket's 'clustername': only for users who may audit the cluster
+my sub add_clustername {
+    my ($res, $rpcenv, $userid) = @_;
+    my $clinfo = PVE::Cluster::get_clinfo();
+    if ($clinfo->{cluster}->{name} && $rpcenv->check($userid, '/', ['Sys.Audit'], 1)) {
+        $res->{clustername} = $clinfo->{cluster}->{name};
+    }
+    return $res;
+}
+
 # Puts the user into the mapped groups (made when the realm autocreates groups) and takes it out
 # of the `leave` groups (those the map manages) it is no longer mapped to; memberships an admin
 # gave by hand stay. Returns true when user.cfg changed.
@@ -442,11 +452,7 @@ __PACKAGE__->register_method ({
                 $res->{cap} = $rpcenv->compute_api_permission($userid);
             }
             $res->{CSRFPreventionToken} = PVE::AccessControl::assemble_csrf_prevention_token($userid);
-            my $clinfo = PVE::Cluster::get_clinfo();
-            if ($clinfo->{cluster}->{name} && $rpcenv->check($userid, '/', ['Sys.Audit'], 1)) {
-                $res->{clustername} = $clinfo->{cluster}->{name};
-            }
-            $res;
+            add_clustername($res, $rpcenv, $userid);
         };
         if (my $err = $@) {
             die anonymous_failure('login', $err, $ctx);
@@ -561,11 +567,7 @@ __PACKAGE__->register_method ({
                 CSRFPreventionToken => PVE::AccessControl::assemble_csrf_prevention_token($userid),
                 cap => $rpcenv->compute_api_permission($userid),
             };
-            my $clinfo = PVE::Cluster::get_clinfo();
-            if ($clinfo->{cluster}->{name} && $rpcenv->check($userid, '/', ['Sys.Audit'], 1)) {
-                $res->{clustername} = $clinfo->{cluster}->{name};
-            }
-            $res;
+            add_clustername($res, $rpcenv, $userid);
         };
         if (my $err = $@) {
             die anonymous_failure('token', $err, $ctx);
